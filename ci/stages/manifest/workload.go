@@ -1,0 +1,196 @@
+package manifest
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// podSpecPaths says where each workload kind keeps its pod spec.
+var podSpecPaths = map[string][]string{
+	"Pod":         {"spec"},
+	"Deployment":  {"spec", "template", "spec"},
+	"StatefulSet": {"spec", "template", "spec"},
+	"DaemonSet":   {"spec", "template", "spec"},
+	"ReplicaSet":  {"spec", "template", "spec"},
+	"Job":         {"spec", "template", "spec"},
+	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// containerImage is one container's image field in a workload document.
+type containerImage struct {
+	field string     // "Deployment/backend containers[backend].image"
+	node  *yaml.Node // the image scalar
+	ref   imageRef
+}
+
+// containerImages lists the container and init-container images of a workload document.
+func containerImages(doc *yaml.RNode) []containerImage {
+	kind := doc.GetKind()
+	specPath, ok := podSpecPaths[kind]
+	if !ok {
+		return nil
+	}
+	spec, err := doc.Pipe(yaml.Lookup(specPath...))
+	if err != nil || spec == nil {
+		return nil
+	}
+	var out []containerImage
+	for _, list := range []string{"initContainers", "containers"} {
+		seq, err := spec.Pipe(yaml.Lookup(list))
+		if err != nil || seq == nil || seq.YNode().Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, c := range seq.Content() {
+			cn := yaml.NewRNode(c)
+			img := cn.Field("image")
+			if img == nil || img.Value.YNode().Kind != yaml.ScalarNode {
+				continue
+			}
+			ref, err := parseImage(img.Value.YNode().Value)
+			if err != nil {
+				continue // a template placeholder or similar: not an image we can match
+			}
+			name := ""
+			if f := cn.Field("name"); f != nil {
+				name = f.Value.YNode().Value
+			}
+			out = append(out, containerImage{
+				field: fmt.Sprintf("%s/%s %s[%s].image", kind, doc.GetName(), list, name),
+				node:  img.Value.YNode(),
+				ref:   ref,
+			})
+		}
+	}
+	return out
+}
+
+// workloadDir edits the workloads of every YAML file below dir.
+func (e *editor) workloadDir(dir string, updates []Update) error {
+	var files []string
+	err := fs.WalkDir(e.fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no YAML files under %s", ErrNotFound, dir)
+	}
+	return e.workloadFiles(files, updates)
+}
+
+// workloadFiles sets the images of matching containers in the given files.
+func (e *editor) workloadFiles(files []string, updates []Update) error {
+	found := map[string]bool{}
+	for _, p := range files {
+		s, err := e.load(p)
+		if err != nil {
+			return err
+		}
+		docs, err := s.documents()
+		if err != nil {
+			return err
+		}
+		for _, doc := range docs {
+			for _, ci := range containerImages(doc) {
+				for _, u := range updates {
+					if !u.matches(ci.ref.Repo) {
+						continue
+					}
+					found[u.Name] = true
+					to := ci.ref
+					if u.NewName != "" {
+						to.Repo = u.NewName
+					}
+					to.Tag, to.Digest = u.Tag, u.Digest
+					edit := Edit{Image: u.Name, File: p, Field: ci.field, From: ci.node.Value, To: to.String()}
+					e.edits = append(e.edits, edit)
+					if edit.Changed() {
+						if err := s.setScalar(ci.node, edit.To); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, u := range updates {
+		if !found[u.Name] {
+			return e.notFound(u)
+		}
+	}
+	return nil
+}
+
+// usedImages collects the repositories of the workloads that a kustomization renders, following its
+// resources, bases and components within the repository (remote resources are not followed).
+func (e *editor) usedImages(kpath string, seen map[string]bool, into map[string]bool) error {
+	if seen[kpath] {
+		return nil
+	}
+	seen[kpath] = true
+	s, err := e.load(kpath)
+	if err != nil {
+		return err
+	}
+	docs, err := s.documents()
+	if err != nil || len(docs) == 0 {
+		return err
+	}
+	dir := path.Dir(kpath)
+	for _, key := range []string{"resources", "bases", "components"} {
+		seq, err := docs[0].Pipe(yaml.Lookup(key))
+		if err != nil || seq == nil {
+			continue
+		}
+		for _, item := range seq.Content() {
+			ref := item.Value
+			if item.Kind != yaml.ScalarNode || strings.Contains(ref, "://") || strings.HasPrefix(ref, "github.com/") {
+				continue
+			}
+			p := path.Join(dir, ref)
+			if !fs.ValidPath(p) {
+				return fmt.Errorf("%s: resource %q leaves the repository", kpath, ref)
+			}
+			st, err := fs.Stat(e.fsys, p)
+			if err != nil {
+				return fmt.Errorf("%s: resource %q: %w", kpath, ref, err)
+			}
+			if st.IsDir() {
+				if k := findKustomization(e.fsys, p); k != "" {
+					if err := e.usedImages(k, seen, into); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			rs, err := e.load(p)
+			if err != nil {
+				return err
+			}
+			rdocs, err := rs.documents()
+			if err != nil {
+				return err
+			}
+			for _, d := range rdocs {
+				for _, ci := range containerImages(d) {
+					into[ci.ref.Repo] = true
+				}
+			}
+		}
+	}
+	return nil
+}
