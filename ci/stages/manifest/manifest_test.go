@@ -235,7 +235,7 @@ func TestErrors(t *testing.T) {
 func TestAmbiguousShortName(t *testing.T) {
 	fsys := fstest.MapFS{
 		"k/kustomization.yaml": {Data: []byte("resources:\n- a.yaml\n")},
-		"k/a.yaml": {Data: []byte("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: one.example/x/api:1\n  - name: b\n    image: two.example/y/api:1\n")},
+		"k/a.yaml":             {Data: []byte("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: one.example/x/api:1\n  - name: b\n    image: two.example/y/api:1\n")},
 	}
 	_, err := Apply(fsys, Options{Path: "k", Updates: []Update{{Name: "api", Tag: "2"}}})
 	if err == nil || !strings.Contains(err.Error(), "ambiguous") || !strings.Contains(err.Error(), "one.example/x/api") {
@@ -291,10 +291,10 @@ data:
 
 func TestParseUpdate(t *testing.T) {
 	for in, want := range map[string]Update{
-		"backend=v1.2.3":                    {Name: "backend", Tag: "v1.2.3"},
-		"ghcr.io/a/b=" + digestA:            {Name: "ghcr.io/a/b", Digest: digestA},
-		"localhost:5000/b=v1@" + digestA:    {Name: "localhost:5000/b", Tag: "v1", Digest: digestA},
-		" backend = 1.0 ":                   {Name: "backend", Tag: "1.0"},
+		"backend=v1.2.3":                     {Name: "backend", Tag: "v1.2.3"},
+		"ghcr.io/a/b=" + digestA:             {Name: "ghcr.io/a/b", Digest: digestA},
+		"localhost:5000/b=v1@" + digestA:     {Name: "localhost:5000/b", Tag: "v1", Digest: digestA},
+		" backend = 1.0 ":                    {Name: "backend", Tag: "1.0"},
 		"registry:5000/team/api=_underscore": {Name: "registry:5000/team/api", Tag: "_underscore"},
 	} {
 		got, err := ParseUpdate(in)
