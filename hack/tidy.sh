@@ -14,4 +14,4 @@ trap restore EXIT
 if head -1 ci/dagger.gen.go 2>/dev/null | grep -q daggerstub; then
   mv ci/dagger.gen.go "$tmp/" && mv ci/internal/dagger "$tmp/"
 fi
-(cd ci && go mod tidy -e 2>&1 | grep -v 'internal/dagger' || true)
+(cd ci && go mod tidy -e 2>&1 | grep -v -e 'internal/dagger' -e 'wanderlust.dev/pipeline/ci imports' || true)

@@ -62,7 +62,7 @@ func (r *Result) Summary() string {
 	var lines []string
 	for _, e := range r.Edits {
 		if e.Changed() {
-			lines = append(lines, fmt.Sprintf("%s: %s → %s (%s)", e.Image, short(e.From), short(e.To), e.File))
+			lines = append(lines, fmt.Sprintf("%s: %s → %s (%s)", e.Image, ShortValue(e.From), ShortValue(e.To), e.File))
 		}
 	}
 	if len(lines) == 0 {
@@ -71,8 +71,8 @@ func (r *Result) Summary() string {
 	return strings.Join(lines, "\n")
 }
 
-// short abbreviates digests in a value for humans.
-func short(v string) string {
+// ShortValue abbreviates the digest in a value for humans: "sha256:" and 12 hex digits.
+func ShortValue(v string) string {
 	if v == "" {
 		return "(none)"
 	}

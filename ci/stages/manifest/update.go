@@ -74,13 +74,7 @@ func (u Update) String() string {
 
 // Ref is the tag/digest part of the update: "v1", "sha256:…" or "v1@sha256:…".
 func (u Update) Ref() string {
-	switch {
-	case u.Tag != "" && u.Digest != "":
-		return u.Tag + "@" + u.Digest
-	case u.Digest != "":
-		return u.Digest
-	}
-	return u.Tag
+	return imageRef{Tag: u.Tag, Digest: u.Digest}.version()
 }
 
 // matches reports whether repository repo (as written in a manifest) is selected by the update.
@@ -124,12 +118,21 @@ func parseImage(s string) (imageRef, error) {
 }
 
 func (r imageRef) String() string {
-	s := r.Repo
-	if r.Tag != "" {
-		s += ":" + r.Tag
+	if v := r.version(); v != "" && r.Tag == "" {
+		return r.Repo + "@" + r.Digest
+	} else if v != "" {
+		return r.Repo + ":" + v
 	}
-	if r.Digest != "" {
-		s += "@" + r.Digest
+	return r.Repo
+}
+
+// version is the tag/digest part: "v1", "sha256:…" or "v1@sha256:…".
+func (r imageRef) version() string {
+	switch {
+	case r.Tag != "" && r.Digest != "":
+		return r.Tag + "@" + r.Digest
+	case r.Digest != "":
+		return r.Digest
 	}
-	return s
+	return r.Tag
 }

@@ -116,10 +116,14 @@ func (e *editor) workloadFiles(files []string, updates []Update) error {
 						to.Repo = u.NewName
 					}
 					to.Tag, to.Digest = u.Tag, u.Digest
-					edit := Edit{Image: u.Name, File: p, Field: ci.field, From: ci.node.Value, To: to.String()}
+					// Values show the tag/digest part, or the whole reference when the repository changes.
+					edit := Edit{Image: u.Name, File: p, Field: ci.field, From: ci.ref.version(), To: to.version()}
+					if to.Repo != ci.ref.Repo {
+						edit.From, edit.To = ci.ref.String(), to.String()
+					}
 					e.edits = append(e.edits, edit)
-					if edit.Changed() {
-						if err := s.setScalar(ci.node, edit.To); err != nil {
+					if to.String() != ci.node.Value {
+						if err := s.setScalar(ci.node, to.String()); err != nil {
 							return err
 						}
 					}

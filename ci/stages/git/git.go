@@ -1,0 +1,436 @@
+// Package git commits an edit to one branch of a remote repository and pushes it, the GitOps write path.
+//
+// It clones the branch shallowly into memory (no checkout: the edit reads files straight from the
+// commit's tree), writes only the changed blobs and trees, and pushes exactly those objects with a
+// compare-and-swap on the branch: the push succeeds only if the branch still points at the commit we
+// built on. When another run moved the branch meanwhile it fetches the new head, re-applies the edit
+// there and retries with jittered backoff; it never forces. When the other run changed a value that
+// this edit also sets, it fails with a ConflictError instead of overwriting it.
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// Options say where to commit, as whom, and how hard to try.
+type Options struct {
+	// URL of the remote: https://…, http://…, file://…, ssh://… or user@host:path.
+	URL string
+	// Branch to commit to; default "main".
+	Branch string
+	// Auth for the remote; the zero value means none.
+	Auth Auth
+	// Author (and committer) of the commit; default "Wanderlust CI <ci@wanderlust.invalid>".
+	Author Signature
+	// MaxAttempts bounds both the pushes tried when the branch moved and the tries to reach the
+	// remote when it does not answer; default 10.
+	MaxAttempts int
+	// Backoff is the first retry delay, doubled per attempt up to MaxBackoff, each jittered; defaults
+	// 200ms and 5s.
+	Backoff, MaxBackoff time.Duration
+	// DryRun computes the commit and its diff but pushes nothing.
+	DryRun bool
+	// Log receives one line per step (clone, conflict, retry, push); nil discards them.
+	Log func(string)
+}
+
+// Signature names a commit's author.
+type Signature struct{ Name, Email string }
+
+// Change computes the edit on a branch head. It is called again on the new head after the branch
+// moved, so it must depend only on the tree it is given.
+type Change func(head fs.FS) (*Patch, error)
+
+// Patch is one computed edit.
+type Patch struct {
+	// Files are the new contents of the files that change, by slash path from the repository root.
+	Files map[string][]byte
+	// Values are the fields that the edit sets, changed or not: a field whose value another commit
+	// changed since our base, to something other than what we set, is a conflict.
+	Values []Value
+	// Message is the commit message.
+	Message string
+	// Detail is the Change's own account of the edit, handed back in Result.Detail.
+	Detail any
+}
+
+// Value is one field an edit sets.
+type Value struct {
+	Key      string // stable name of the field, e.g. "path/kustomization.yaml#images[api]"
+	From, To string
+}
+
+// Result says what happened.
+type Result struct {
+	// SHA is the pushed commit, or the branch head when nothing had to change (or, in a dry run,
+	// the commit that would have been pushed).
+	SHA string
+	// Base is the commit the edit was applied on.
+	Base string
+	// Changed reports whether a commit was made; Pushed whether it reached the remote.
+	Changed, Pushed bool
+	// Attempts is the number of pushes tried (1 when the first one landed).
+	Attempts int
+	// Diff is the commit's unified diff ("" when unchanged).
+	Diff string
+	// Message is the commit message.
+	Message string
+	// Detail is the Detail of the patch that was committed (or found already applied).
+	Detail any
+}
+
+// ConflictError reports a field that another commit changed since our base.
+type ConflictError struct {
+	Key            string
+	Base, Theirs   string // the value at our base, and the value that won
+	Ours           string // the value we wanted
+	Commit, Author string // the commit that set Theirs, and its author
+	Subject        string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("conflict on %s: commit %s (%s, %q) changed it from %q to %q after we read it; we wanted %q. Nothing was pushed; rerun to build on the new value",
+		e.Key, shortSHA(e.Commit), e.Author, e.Subject, e.Base, e.Theirs, e.Ours)
+}
+
+// ErrRemoteMoved is wrapped when the branch kept moving for every attempt.
+var ErrRemoteMoved = errors.New("the branch moved on every attempt")
+
+const (
+	defaultBranch      = "main"
+	defaultMaxAttempts = 10
+)
+
+// Commit applies change to the head of the branch, commits it and pushes it. No commit is made when
+// the change leaves every file as it is.
+func Commit(ctx context.Context, opts Options, change Change) (res *Result, err error) {
+	o, auth, err := opts.normalize()
+	if err != nil {
+		return nil, fmt.Errorf("git: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = redact(fmt.Errorf("git %s@%s: %w", o.URL, o.Branch, err), o.Auth)
+		}
+	}()
+	r := &run{o: o, auth: auth, ref: plumbing.NewBranchReferenceName(o.Branch)}
+	if err := r.clone(ctx); err != nil {
+		return nil, err
+	}
+
+	var base map[string]Value
+	for attempt := 1; ; attempt++ {
+		head, err := r.head()
+		if err != nil {
+			return nil, err
+		}
+		tree, err := newTreeFS(head)
+		if err != nil {
+			return nil, err
+		}
+		patch, err := change(tree)
+		if err != nil {
+			return nil, err
+		}
+		if base == nil {
+			base = map[string]Value{}
+			for _, v := range patch.Values {
+				base[v.Key] = v
+			}
+		} else if err := r.checkConflicts(ctx, base, patch, change); err != nil {
+			return nil, err
+		}
+
+		res := &Result{SHA: head.Hash.String(), Base: head.Hash.String(), Attempts: attempt - 1, Message: patch.Message, Detail: patch.Detail}
+		commit, objects, err := r.commit(head, patch)
+		if err != nil {
+			return nil, err
+		}
+		if commit == nil {
+			r.logf("unchanged: %s already holds every value", shortSHA(head.Hash.String()))
+			return res, nil
+		}
+		res.Changed, res.SHA = true, commit.Hash.String()
+		if res.Diff, err = diff(head, commit); err != nil {
+			return nil, err
+		}
+		if o.DryRun {
+			r.logf("dry run: commit %s on %s not pushed", shortSHA(res.SHA), shortSHA(res.Base))
+			return res, nil
+		}
+
+		res.Attempts = attempt
+		err = r.push(ctx, head.Hash, commit.Hash, objects)
+		if err == nil {
+			res.Pushed = true
+			r.logf("pushed %s to %s (attempt %d)", shortSHA(res.SHA), o.Branch, attempt)
+			return res, nil
+		}
+		var moved *movedError
+		if !errors.As(err, &moved) {
+			return nil, err
+		}
+		if attempt >= o.MaxAttempts {
+			return nil, fmt.Errorf("%w: gave up after %d attempts: %v", ErrRemoteMoved, attempt, err)
+		}
+		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, o.MaxAttempts)
+		r.sleep(ctx, attempt)
+		if err := r.fetch(ctx, 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (o Options) normalize() (Options, transport.AuthMethod, error) {
+	if o.Branch == "" {
+		o.Branch = defaultBranch
+	}
+	if err := plumbing.NewBranchReferenceName(o.Branch).Validate(); err != nil || strings.HasPrefix(o.Branch, "-") {
+		return o, nil, fmt.Errorf("branch %q is not a valid branch name", o.Branch)
+	}
+	if o.Author.Name == "" {
+		o.Author.Name = "Wanderlust CI"
+	}
+	if o.Author.Email == "" {
+		o.Author.Email = "ci@wanderlust.invalid"
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = defaultMaxAttempts
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	auth, err := o.Auth.method(o.URL)
+	return o, auth, err
+}
+
+// run is the state of one Commit call.
+type run struct {
+	o    Options
+	auth transport.AuthMethod
+	ref  plumbing.ReferenceName
+	repo *gogit.Repository
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.o.Log != nil {
+		r.o.Log(redact(fmt.Errorf(format, args...), r.o.Auth).Error())
+	}
+}
+
+func (r *run) remoteRef() plumbing.ReferenceName {
+	return plumbing.NewRemoteReferenceName("origin", r.o.Branch)
+}
+
+// clone fetches the branch head (depth 1) into memory, retrying while the remote does not answer.
+func (r *run) clone(ctx context.Context) error {
+	return r.retry(ctx, "clone", func() error {
+		repo, err := gogit.CloneContext(ctx, memory.NewStorage(), nil, &gogit.CloneOptions{
+			URL:           r.o.URL,
+			Auth:          r.auth,
+			ReferenceName: r.ref,
+			SingleBranch:  true,
+			Depth:         1,
+			NoCheckout:    true,
+			Tags:          gogit.NoTags,
+		})
+		if err != nil {
+			if errors.Is(err, plumbing.ErrReferenceNotFound) || strings.Contains(err.Error(), "couldn't find remote ref") {
+				return permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
+			}
+			return err
+		}
+		r.repo = repo
+		return nil
+	})
+}
+
+// fetch updates the remote-tracking ref to the branch's current head, with depth commits of history.
+func (r *run) fetch(ctx context.Context, depth int) error {
+	return r.retry(ctx, "fetch", func() error {
+		err := r.repo.FetchContext(ctx, &gogit.FetchOptions{
+			RemoteName: "origin",
+			RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.remoteRef()))},
+			Depth:      depth,
+			Auth:       r.auth,
+			Tags:       gogit.NoTags,
+		})
+		if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (r *run) head() (*object.Commit, error) {
+	ref, err := r.repo.Reference(r.remoteRef(), true)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.remoteRef(), err)
+	}
+	return r.repo.CommitObject(ref.Hash())
+}
+
+// commit writes the patch's files on top of head. It returns nil when no file changes.
+func (r *run) commit(head *object.Commit, p *Patch) (*object.Commit, []plumbing.Hash, error) {
+	if len(p.Files) == 0 {
+		return nil, nil, nil
+	}
+	tree, err := head.Tree()
+	if err != nil {
+		return nil, nil, err
+	}
+	s := r.repo.Storer
+	treeHash, objects, err := writeTree(s, tree, p.Files)
+	if err != nil {
+		return nil, nil, fmt.Errorf("write tree: %w", err)
+	}
+	if treeHash == head.TreeHash {
+		return nil, nil, nil
+	}
+	if strings.TrimSpace(p.Message) == "" {
+		return nil, nil, permanent(errors.New("empty commit message"))
+	}
+	now := time.Now()
+	sig := object.Signature{Name: r.o.Author.Name, Email: r.o.Author.Email, When: now}
+	c := &object.Commit{
+		Author:       sig,
+		Committer:    sig,
+		Message:      strings.TrimRight(p.Message, "\n") + "\n",
+		TreeHash:     treeHash,
+		ParentHashes: []plumbing.Hash{head.Hash},
+	}
+	obj := s.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return nil, nil, err
+	}
+	h, err := s.SetEncodedObject(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	commit, err := r.repo.CommitObject(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return commit, append(objects, h), nil
+}
+
+func diff(parent, c *object.Commit) (string, error) {
+	p, err := parent.Patch(c)
+	if err != nil {
+		return "", fmt.Errorf("diff: %w", err)
+	}
+	return p.String(), nil
+}
+
+// checkConflicts compares the values the patch sets on the new head with those at our base.
+func (r *run) checkConflicts(ctx context.Context, base map[string]Value, p *Patch, change Change) error {
+	for _, v := range p.Values {
+		b, ok := base[v.Key]
+		if !ok || v.From == b.From || v.From == b.To {
+			continue
+		}
+		ce := &ConflictError{Key: v.Key, Base: b.From, Theirs: v.From, Ours: b.To}
+		r.blame(ctx, ce, change)
+		return ce
+	}
+	return nil
+}
+
+// blame finds the newest commit that set the conflicting value, looking back a bounded distance.
+func (r *run) blame(ctx context.Context, ce *ConflictError, change Change) {
+	const depth = 50
+	_ = r.fetch(ctx, depth) // best effort: with less history we name the newest commit we have
+	c, err := r.head()
+	if err != nil {
+		return
+	}
+	valueAt := func(c *object.Commit) (string, bool) {
+		t, err := newTreeFS(c)
+		if err != nil {
+			return "", false
+		}
+		p, err := change(t)
+		if err != nil {
+			return "", false
+		}
+		for _, v := range p.Values {
+			if v.Key == ce.Key {
+				return v.From, true
+			}
+		}
+		return "", false
+	}
+	winner := c
+	for i := 0; i < depth && len(c.ParentHashes) > 0; i++ {
+		parent, err := r.repo.CommitObject(c.ParentHashes[0])
+		if err != nil {
+			break // the edge of our shallow history
+		}
+		if v, ok := valueAt(parent); !ok || v != ce.Theirs {
+			break
+		}
+		winner, c = parent, parent
+	}
+	ce.Commit = winner.Hash.String()
+	ce.Author = winner.Author.Name + " <" + winner.Author.Email + ">"
+	ce.Subject, _, _ = strings.Cut(winner.Message, "\n")
+}
+
+// sleep waits the jittered backoff for the given attempt, or until ctx ends.
+func (r *run) sleep(ctx context.Context, attempt int) {
+	d := r.o.Backoff << min(attempt-1, 16)
+	if d > r.o.MaxBackoff || d <= 0 {
+		d = r.o.MaxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// retry runs op until it succeeds, fails permanently, or MaxAttempts tries failed.
+func (r *run) retry(ctx context.Context, what string, op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		if isPermanent(err) {
+			return fmt.Errorf("%s: %w", what, describe(err))
+		}
+		if attempt >= r.o.MaxAttempts {
+			return fmt.Errorf("%s: remote unreachable after %d attempts: %w", what, attempt, err)
+		}
+		r.logf("%s failed (%v); retrying (attempt %d of %d)", what, err, attempt+1, r.o.MaxAttempts)
+		r.sleep(ctx, attempt)
+	}
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

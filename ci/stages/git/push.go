@@ -1,0 +1,106 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// movedError says the branch no longer points at the commit we built on.
+type movedError struct{ now string }
+
+func (e *movedError) Error() string {
+	if e.now == "" {
+		return "the remote rejected the update as stale"
+	}
+	return "the branch is now at " + shortSHA(e.now)
+}
+
+// push sends objects and moves the branch from old to new, only if the branch is still at old.
+func (r *run) push(ctx context.Context, old, new plumbing.Hash, objects []plumbing.Hash) error {
+	var sendErr error
+	err := r.retry(ctx, "push", func() error {
+		sendErr = r.send(ctx, old, new, objects)
+		var moved *movedError
+		if errors.As(sendErr, &moved) {
+			return nil // not a connection problem: the caller re-applies on the new head
+		}
+		return sendErr
+	})
+	if err != nil {
+		return err
+	}
+	return sendErr
+}
+
+func (r *run) send(ctx context.Context, old, new plumbing.Hash, objects []plumbing.Hash) error {
+	ep, err := transport.NewEndpoint(r.o.URL)
+	if err != nil {
+		return permanent(err)
+	}
+	cli, err := client.NewClient(ep)
+	if err != nil {
+		return permanent(err)
+	}
+	sess, err := cli.NewReceivePackSession(ep, r.auth)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return err
+	}
+	refs, err := adv.AllReferences()
+	if err != nil {
+		return err
+	}
+	cur, err := refs.Reference(r.ref)
+	if err != nil {
+		return permanent(fmt.Errorf("branch %q is gone from the remote", r.o.Branch))
+	}
+	if cur.Hash() != old {
+		return &movedError{now: cur.Hash().String()}
+	}
+
+	var pack bytes.Buffer
+	if _, err := packfile.NewEncoder(&pack, r.repo.Storer, false).Encode(objects, 10); err != nil {
+		return permanent(fmt.Errorf("encode pack: %w", err))
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)
+	req.Commands = []*packp.Command{{Name: r.ref, Old: old, New: new}}
+	req.Packfile = io.NopCloser(&pack)
+	status, err := sess.ReceivePack(ctx, req)
+	if err != nil {
+		return err
+	}
+	if status == nil {
+		return nil
+	}
+	if status.UnpackStatus != "ok" {
+		return fmt.Errorf("the remote could not unpack our objects: %s", status.UnpackStatus)
+	}
+	for _, cs := range status.CommandStatuses {
+		if cs.Status == "ok" {
+			continue
+		}
+		// Another push moved the branch between our read and our update.
+		for _, stale := range []string{"lock", "fetch first", "non-fast-forward", "stale", "failed to update ref", "old sha"} {
+			if strings.Contains(strings.ToLower(cs.Status), stale) {
+				return &movedError{}
+			}
+		}
+		return permanent(fmt.Errorf("the remote rejected the update of %s: %s", cs.ReferenceName, cs.Status))
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package git
+
+import (
+	"io"
+	"io/fs"
+	"path"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// treeFS is a read-only fs.FS over a commit's tree: edits read the few files they need straight from
+// the object store, with no checkout.
+type treeFS struct {
+	root *object.Tree
+	when time.Time
+}
+
+func newTreeFS(c *object.Commit) (*treeFS, error) {
+	t, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	return &treeFS{root: t, when: c.Committer.When}, nil
+}
+
+func (t *treeFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	if name == "." {
+		return &treeDir{info: t.info(".", filemode.Dir, 0), tree: t.root}, nil
+	}
+	entry, err := t.root.FindEntry(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	switch {
+	case entry.Mode == filemode.Dir:
+		sub, err := t.root.Tree(name)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return &treeDir{info: t.info(path.Base(name), entry.Mode, 0), tree: sub}, nil
+	case entry.Mode.IsFile():
+		f, err := t.root.TreeEntryFile(entry)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		r, err := f.Reader()
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return &treeFile{info: t.info(path.Base(name), entry.Mode, f.Size), ReadCloser: r}, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist} // submodules
+}
+
+func (t *treeFS) info(name string, mode filemode.FileMode, size int64) fileInfo {
+	return fileInfo{name: name, mode: mode, size: size, when: t.when}
+}
+
+type fileInfo struct {
+	name string
+	mode filemode.FileMode
+	size int64
+	when time.Time
+}
+
+func (i fileInfo) Name() string       { return i.name }
+func (i fileInfo) Size() int64        { return i.size }
+func (i fileInfo) ModTime() time.Time { return i.when }
+func (i fileInfo) IsDir() bool        { return i.mode == filemode.Dir }
+func (i fileInfo) Sys() any           { return nil }
+func (i fileInfo) Mode() fs.FileMode {
+	m, _ := i.mode.ToOSFileMode()
+	return m
+}
+func (i fileInfo) Type() fs.FileMode          { return i.Mode().Type() }
+func (i fileInfo) Info() (fs.FileInfo, error) { return i, nil }
+
+type treeFile struct {
+	info fileInfo
+	io.ReadCloser
+}
+
+func (f *treeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+
+type treeDir struct {
+	info fileInfo
+	tree *object.Tree
+	read int
+}
+
+func (d *treeDir) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *treeDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.info.name, Err: fs.ErrInvalid}
+}
+func (d *treeDir) Close() error { return nil }
+
+// ReadDir lists the directory in git's order, which for the names in a tree is sorted order.
+func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.tree.Entries[d.read:]
+	if n > 0 && len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > 0 && n < len(rest) {
+		rest = rest[:n]
+	}
+	out := make([]fs.DirEntry, 0, len(rest))
+	for _, e := range rest {
+		out = append(out, fileInfo{name: e.Name, mode: e.Mode, when: d.info.when})
+	}
+	d.read += len(rest)
+	return out, nil
+}
