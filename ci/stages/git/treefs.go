@@ -77,8 +77,25 @@ func (i fileInfo) Mode() fs.FileMode {
 	m, _ := i.mode.ToOSFileMode()
 	return m
 }
-func (i fileInfo) Type() fs.FileMode          { return i.Mode().Type() }
-func (i fileInfo) Info() (fs.FileInfo, error) { return i, nil }
+func (i fileInfo) Type() fs.FileMode { return i.Mode().Type() }
+
+// dirEntry is a directory listing's entry; Info looks up the blob's size only when asked.
+type dirEntry struct {
+	fileInfo
+	tree  *object.Tree
+	entry object.TreeEntry
+}
+
+func (d dirEntry) Info() (fs.FileInfo, error) {
+	if d.entry.Mode.IsFile() {
+		f, err := d.tree.TreeEntryFile(&d.entry)
+		if err != nil {
+			return nil, err
+		}
+		d.size = f.Size
+	}
+	return d.fileInfo, nil
+}
 
 type treeFile struct {
 	info fileInfo
@@ -110,7 +127,7 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	}
 	out := make([]fs.DirEntry, 0, len(rest))
 	for _, e := range rest {
-		out = append(out, fileInfo{name: e.Name, mode: e.Mode, when: d.info.when})
+		out = append(out, dirEntry{fileInfo: fileInfo{name: e.Name, mode: e.Mode, when: d.info.when}, tree: d.tree, entry: e})
 	}
 	d.read += len(rest)
 	return out, nil
