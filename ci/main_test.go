@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
+	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
+)
+
+const planted = "tok-planted-7c1d2e3f4a5b"
+
+func gitops(t *testing.T) *gitserver.Server {
+	t.Helper()
+	srv, err := gitserver.Start(t.TempDir(), "x-access-token", planted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	seed := t.TempDir()
+	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.CreateRepo("gitops", "main", os.DirFS(seed)); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// captureStderr returns what f printed on standard error.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	defer func() { os.Stderr = old }()
+	f()
+	w.Close()
+	return <-done
+}
+
+// TestBumpReadsTheTokenSecretThroughTheSession runs the module function as `dagger call bump` would,
+// with the token as a secret that only the (stand-in) engine session can resolve.
+func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
+	srv := gitops(t)
+	session := daggerfake.Start(t, func(q string) (any, error) {
+		if strings.Contains(q, "plaintext") {
+			return daggerfake.Nest("secret", "plaintext", planted), nil
+		}
+		return nil, nil
+	})
+	token := dagger.Connect().Secret("env://GIT_TOKEN")
+
+	var sha string
+	var err error
+	stderr := captureStderr(t, func() {
+		sha, err = (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
+			[]string{"wanderlust-backend=2.0.0,wanderlust-frontend=2.0.1"}, "staging", "", "main",
+			token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := srv.Head("gitops", "main"); sha != head {
+		t.Errorf("returned %q, remote head %s", sha, head)
+	}
+	if !strings.Contains(stderr, "wanderlust-frontend: 1.0.0 → 2.0.1") {
+		t.Errorf("stderr lacks the summary:\n%s", stderr)
+	}
+	for where, s := range map[string]string{"stderr": stderr, "engine queries": session.All(), "request URIs": strings.Join(srv.Seen(), "\n")} {
+		if strings.Contains(s, planted) {
+			t.Errorf("the token appears in %s", where)
+		}
+	}
+	t.Logf("engine queries: %s", session.All())
+	if !strings.Contains(session.All(), "env://GIT_TOKEN") {
+		t.Errorf("the secret was not read through the session: %q", session.All())
+	}
+
+	// Same again: nothing to do.
+	again, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
+		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", "main",
+		token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	if err != nil || again != "unchanged" {
+		t.Errorf("rerun = %q, %v; want unchanged", again, err)
+	}
+}
+
+func TestBumpDryRunPrintsTheDiff(t *testing.T) {
+	srv := gitops(t)
+	daggerfake.Start(t, func(string) (any, error) { return daggerfake.Nest("secret", "plaintext", planted), nil })
+	before, _ := srv.Head("gitops", "main")
+	out, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
+		[]string{"wanderlust-backend=3.0.0"}, "prod", "", "main",
+		dagger.Connect().Secret("env://GIT_TOKEN"), "x-access-token", nil, "", "Bot", "bot@example.test", "", "", true, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "+    newTag: \"3.0.0\"") || !strings.Contains(out, "kubernetes/overlays/prod/kustomization.yaml") {
+		t.Errorf("dry run output:\n%s", out)
+	}
+	if after, _ := srv.Head("gitops", "main"); after != before {
+		t.Error("a dry run pushed")
+	}
+}
+
+func TestBumpRejectsBadImagesBeforeAnything(t *testing.T) {
+	session := daggerfake.Start(t, func(string) (any, error) { return nil, nil })
+	_, err := (&Wanderlust{}).Bump(context.Background(), "https://example.invalid/x.git",
+		[]string{"wanderlust-backend=bad tag"}, "dev", "", "main",
+		dagger.Connect().Secret("env://GIT_TOKEN"), "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	if err == nil || !strings.Contains(err.Error(), "tag") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(session.Queries()); n != 0 {
+		t.Errorf("%d engine queries for an invalid argument", n)
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeavesRealGeneratedCodeAlone(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "go.mod"), "module example.test/mod\n\ngo 1.26.1\n")
+	real := realHeader + "\n\npackage dagger\n\n// real generated code\n"
+	write(t, filepath.Join(dir, "internal/dagger/dagger.gen.go"), real)
+	write(t, filepath.Join(dir, "go.stub.mod"), "stale")
+	if err := run(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "internal/dagger/dagger.gen.go"))
+	if string(got) != real {
+		t.Errorf("real generated code was overwritten:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dagger.gen.go")); !os.IsNotExist(err) {
+		t.Errorf("dagger.gen.go written beside real generated code: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.stub.mod")); !os.IsNotExist(err) {
+		t.Errorf("stale go.stub.mod kept: %v", err)
+	}
+}
+
+// TestStubCompilesAModule generates the stub for a small module that uses SDK types, a generic
+// helper and the global dag, builds and vets it with go.stub.mod, and checks go.mod is untouched.
+func TestStubCompilesAModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a module")
+	}
+	dir := t.TempDir()
+	gomod := "module example.test/mod\n\ngo 1.26.1\n"
+	write(t, filepath.Join(dir, "go.mod"), gomod)
+	write(t, filepath.Join(dir, "main.go"), `package main
+
+import (
+	"context"
+
+	"example.test/mod/internal/dagger"
+)
+
+// Mod is a module.
+type Mod struct{}
+
+// Build returns a container.
+func (m *Mod) Build(src *dagger.Directory, tok *dagger.Secret) *dagger.Container {
+	return dag.Container().From("alpine:3.20").
+		WithSecretVariable("TOKEN", tok).
+		WithMountedCache("/c", dag.CacheVolume("c"), dagger.ContainerWithMountedCacheOpts{Sharing: dagger.CacheSharingModeLocked}).
+		WithDirectory("/src", src)
+}
+
+// Load uses a generic wrapper.
+func (m *Mod) Load(ctx context.Context, id dagger.ID) (*dagger.Container, error) {
+	return dagger.Load[*dagger.Container](ctx, dag, id)
+}
+`)
+	// A file the stub wrote before is replaced without complaint.
+	write(t, filepath.Join(dir, "dagger.gen.go"), stubHeader+"\npackage main\n")
+	if err := run(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"build", "-modfile=go.stub.mod", "./..."}, {"vet", "-modfile=go.stub.mod", "./..."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "go.mod")); string(got) != gomod {
+		t.Errorf("go.mod changed:\n%s", got)
+	}
+	stub, _ := os.ReadFile(filepath.Join(dir, "go.stub.mod"))
+	if !strings.Contains(string(stub), "dagger.io/dagger v0.21.9") {
+		t.Errorf("go.stub.mod does not pin the SDK:\n%s", stub)
+	}
+}
