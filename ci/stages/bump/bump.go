@@ -98,7 +98,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return p, nil
 	}
-	gr, err := git.Commit(ctx, o.Git, change)
+	gopts := o.Git
+	if top, _, _ := strings.Cut(mopts.Path, "/"); len(gopts.Prefetch) == 0 {
+		gopts.Prefetch = []string{top} // an overlay's bases live under the same top directory
+	}
+	gr, err := git.Commit(ctx, gopts, change)
 	if err != nil {
 		return nil, fmt.Errorf("bump %s: %w", target, err)
 	}

@@ -24,13 +24,17 @@ const digest1 = "sha256:11111111111111111111111111111111111111111111111111111111
 
 // remote starts a real smart-HTTP remote holding this repository's kubernetes/ tree plus a "qa"
 // overlay (a copy of dev), so that four overlays × two images give eight independent fields.
-func remote(t *testing.T) *gitserver.Server {
+// The server offers partial clones, as GitHub and GitLab do; remoteWith(t, false) does not.
+func remote(t *testing.T) *gitserver.Server { return remoteWith(t, true) }
+
+func remoteWith(t *testing.T, partial bool) *gitserver.Server {
 	t.Helper()
 	srv, err := gitserver.Start(t.TempDir(), "ci-bot", token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	srv.NoPartialClone = !partial
 	seed := t.TempDir()
 	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../../../kubernetes")); err != nil {
 		t.Fatal(err)
@@ -103,7 +107,12 @@ func assertNoSecret(t *testing.T, where, s string) {
 }
 
 func TestHappyPath(t *testing.T) {
-	srv := remote(t)
+	for _, partial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partial=%v", partial), func(t *testing.T) { happyPath(t, remoteWith(t, partial)) })
+	}
+}
+
+func happyPath(t *testing.T, srv *gitserver.Server) {
 	l := &logs{}
 	seed := head(t, srv)
 	before := show(t, srv, seed, "kubernetes/overlays/dev/kustomization.yaml")
@@ -168,7 +177,12 @@ func TestHappyPath(t *testing.T) {
 }
 
 func TestConcurrentBumpsOfDifferentFieldsAllLand(t *testing.T) {
-	srv := remote(t)
+	for _, partial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partial=%v", partial), func(t *testing.T) { concurrentBumps(t, remoteWith(t, partial)) })
+	}
+}
+
+func concurrentBumps(t *testing.T, srv *gitserver.Server) {
 	l := &logs{}
 	type job struct{ env, image, tag string }
 	var jobs []job

@@ -17,11 +17,10 @@ import (
 	"strings"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -41,6 +40,10 @@ type Options struct {
 	// Backoff is the first retry delay, doubled per attempt up to MaxBackoff, each jittered; defaults
 	// 200ms and 5s.
 	Backoff, MaxBackoff time.Duration
+	// Prefetch lists the directories the edit reads (e.g. "kubernetes"). From a server that serves
+	// partial clones, only their blobs are fetched up front, in one request; other blobs the edit
+	// reads are fetched when read. Empty: blobs are fetched when read.
+	Prefetch []string
 	// DryRun computes the commit and its diff but pushes nothing.
 	DryRun bool
 	// Log receives one line per step (clone, conflict, retry, push); nil discards them.
@@ -117,27 +120,26 @@ const (
 // Commit applies change to the head of the branch, commits it and pushes it. No commit is made when
 // the change leaves every file as it is.
 func Commit(ctx context.Context, opts Options, change Change) (res *Result, err error) {
-	o, auth, err := opts.normalize()
+	r, err := newRun(opts)
 	if err != nil {
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			err = redact(fmt.Errorf("git %s@%s: %w", o.URL, o.Branch, err), o.Auth)
+			err = redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.o.Branch, err), r.o.Auth)
 		}
 	}()
-	r := &run{o: o, auth: auth, ref: plumbing.NewBranchReferenceName(o.Branch)}
-	if err := r.clone(ctx); err != nil {
+	if err := r.fetchHead(ctx, 1); err != nil {
 		return nil, err
 	}
 
 	var base map[string]Value
 	for attempt := 1; ; attempt++ {
-		head, err := r.head()
+		head, err := r.headCommit()
 		if err != nil {
 			return nil, err
 		}
-		tree, err := newTreeFS(head)
+		tree, err := newTreeFS(head, r.missing(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -164,10 +166,13 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return res, nil
 		}
 		res.Changed, res.SHA = true, commit.Hash.String()
+		if err := r.fetchOld(ctx, head, patch.Files); err != nil {
+			return nil, err
+		}
 		if res.Diff, err = diff(head, commit); err != nil {
 			return nil, err
 		}
-		if o.DryRun {
+		if r.o.DryRun {
 			r.logf("dry run: commit %s on %s not pushed", shortSHA(res.SHA), shortSHA(res.Base))
 			return res, nil
 		}
@@ -176,22 +181,39 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		err = r.push(ctx, head.Hash, commit.Hash, objects)
 		if err == nil {
 			res.Pushed = true
-			r.logf("pushed %s to %s (attempt %d)", shortSHA(res.SHA), o.Branch, attempt)
+			r.logf("pushed %s to %s (attempt %d)", shortSHA(res.SHA), r.o.Branch, attempt)
 			return res, nil
 		}
 		var moved *movedError
 		if !errors.As(err, &moved) {
 			return nil, err
 		}
-		if attempt >= o.MaxAttempts {
+		if attempt >= r.o.MaxAttempts {
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %v", ErrRemoteMoved, attempt, err)
 		}
-		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, o.MaxAttempts)
+		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, r.o.MaxAttempts)
 		r.sleep(ctx, attempt)
-		if err := r.fetch(ctx, 1); err != nil {
+		if err := r.fetchHead(ctx, 1); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// newRun validates the options, fills in defaults and prepares the transport.
+func newRun(o Options) (*run, error) {
+	o, auth, err := o.normalize()
+	if err != nil {
+		return nil, err
+	}
+	ep, err := transport.NewEndpoint(o.URL)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	cli, err := client.NewClient(ep)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	return &run{o: o, auth: auth, ep: ep, cli: cli, ref: plumbing.NewBranchReferenceName(o.Branch), st: memory.NewStorage()}, nil
 }
 
 func (o Options) normalize() (Options, transport.AuthMethod, error) {
@@ -220,12 +242,17 @@ func (o Options) normalize() (Options, transport.AuthMethod, error) {
 	return o, auth, err
 }
 
-// run is the state of one Commit call.
+// run is the state of one Commit call: an in-memory object store holding the branch head.
 type run struct {
-	o    Options
-	auth transport.AuthMethod
-	ref  plumbing.ReferenceName
-	repo *gogit.Repository
+	o       Options
+	auth    transport.AuthMethod
+	ep      *transport.Endpoint
+	cli     transport.Transport
+	ref     plumbing.ReferenceName
+	st      *memory.Storage
+	head    plumbing.Hash   // the branch head we build on
+	known   []plumbing.Hash // commits we hold, sent as "have"s
+	partial bool            // the server serves blob-less packs and single objects
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -234,56 +261,8 @@ func (r *run) logf(format string, args ...any) {
 	}
 }
 
-func (r *run) remoteRef() plumbing.ReferenceName {
-	return plumbing.NewRemoteReferenceName("origin", r.o.Branch)
-}
-
-// clone fetches the branch head (depth 1) into memory, retrying while the remote does not answer.
-func (r *run) clone(ctx context.Context) error {
-	return r.retry(ctx, "clone", func() error {
-		repo, err := gogit.CloneContext(ctx, memory.NewStorage(), nil, &gogit.CloneOptions{
-			URL:           r.o.URL,
-			Auth:          r.auth,
-			ReferenceName: r.ref,
-			SingleBranch:  true,
-			Depth:         1,
-			NoCheckout:    true,
-			Tags:          gogit.NoTags,
-		})
-		if err != nil {
-			if errors.Is(err, plumbing.ErrReferenceNotFound) || strings.Contains(err.Error(), "couldn't find remote ref") {
-				return permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
-			}
-			return err
-		}
-		r.repo = repo
-		return nil
-	})
-}
-
-// fetch updates the remote-tracking ref to the branch's current head, with depth commits of history.
-func (r *run) fetch(ctx context.Context, depth int) error {
-	return r.retry(ctx, "fetch", func() error {
-		err := r.repo.FetchContext(ctx, &gogit.FetchOptions{
-			RemoteName: "origin",
-			RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.remoteRef()))},
-			Depth:      depth,
-			Auth:       r.auth,
-			Tags:       gogit.NoTags,
-		})
-		if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-			return nil
-		}
-		return err
-	})
-}
-
-func (r *run) head() (*object.Commit, error) {
-	ref, err := r.repo.Reference(r.remoteRef(), true)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", r.remoteRef(), err)
-	}
-	return r.repo.CommitObject(ref.Hash())
+func (r *run) headCommit() (*object.Commit, error) {
+	return object.GetCommit(r.st, r.head)
 }
 
 // commit writes the patch's files on top of head. It returns nil when no file changes.
@@ -295,7 +274,7 @@ func (r *run) commit(head *object.Commit, p *Patch) (*object.Commit, []plumbing.
 	if err != nil {
 		return nil, nil, err
 	}
-	s := r.repo.Storer
+	s := r.st
 	treeHash, objects, err := writeTree(s, tree, p.Files)
 	if err != nil {
 		return nil, nil, fmt.Errorf("write tree: %w", err)
@@ -323,11 +302,30 @@ func (r *run) commit(head *object.Commit, p *Patch) (*object.Commit, []plumbing.
 	if err != nil {
 		return nil, nil, err
 	}
-	commit, err := r.repo.CommitObject(h)
+	commit, err := object.GetCommit(s, h)
 	if err != nil {
 		return nil, nil, err
 	}
 	return commit, append(objects, h), nil
+}
+
+// fetchOld makes sure the head's versions of the changed files are here for the diff (in a partial
+// clone an edit may replace a file without reading it).
+func (r *run) fetchOld(ctx context.Context, head *object.Commit, files map[string][]byte) error {
+	tree, err := head.Tree()
+	if err != nil {
+		return err
+	}
+	var want []plumbing.Hash
+	for p := range files {
+		if e, err := tree.FindEntry(p); err == nil && e.Mode.IsFile() && !r.has(e.Hash) {
+			want = append(want, e.Hash)
+		}
+	}
+	if len(want) == 0 || !r.partial {
+		return nil
+	}
+	return r.retry(ctx, "fetch objects", func() error { return r.fetchBlobs(ctx, want) })
 }
 
 func diff(parent, c *object.Commit) (string, error) {
@@ -355,13 +353,13 @@ func (r *run) checkConflicts(ctx context.Context, base map[string]Value, p *Patc
 // blame finds the newest commit that set the conflicting value, looking back a bounded distance.
 func (r *run) blame(ctx context.Context, ce *ConflictError, change Change) {
 	const depth = 50
-	_ = r.fetch(ctx, depth) // best effort: with less history we name the newest commit we have
-	c, err := r.head()
+	_ = r.fetchHead(ctx, depth) // best effort: with less history we name the newest commit we have
+	c, err := r.headCommit()
 	if err != nil {
 		return
 	}
 	valueAt := func(c *object.Commit) (string, bool) {
-		t, err := newTreeFS(c)
+		t, err := newTreeFS(c, r.missing(ctx))
 		if err != nil {
 			return "", false
 		}
@@ -378,7 +376,7 @@ func (r *run) blame(ctx context.Context, ce *ConflictError, change Change) {
 	}
 	winner := c
 	for i := 0; i < depth && len(c.ParentHashes) > 0; i++ {
-		parent, err := r.repo.CommitObject(c.ParentHashes[0])
+		parent, err := object.GetCommit(r.st, c.ParentHashes[0])
 		if err != nil {
 			break // the edge of our shallow history
 		}

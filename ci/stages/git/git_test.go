@@ -3,6 +3,7 @@ package git
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
@@ -36,15 +38,14 @@ func bareRepo(t *testing.T, files map[string]string) (dir, url string) {
 // cloned clones url's main branch as Commit does and returns the run and the head commit.
 func cloned(t *testing.T, url string) (*run, *object.Commit) {
 	t.Helper()
-	o, auth, err := Options{URL: url}.normalize()
+	r, err := newRun(Options{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &run{o: o, auth: auth, ref: "refs/heads/main"}
-	if err := r.clone(context.Background()); err != nil {
+	if err := r.fetchHead(context.Background(), 1); err != nil {
 		t.Fatal(err)
 	}
-	head, err := r.head()
+	head, err := r.headCommit()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestTreeMatchesGit(t *testing.T) {
 
 	r, head := cloned(t, "file://"+dir)
 	tree, _ := head.Tree()
-	got, created, err := writeTree(r.repo.Storer, tree, map[string][]byte{"x/a.yaml": []byte("A\n"), "x/new.yaml": []byte("n\n"), "x0/z": []byte("z\n")})
+	got, created, err := writeTree(r.st, tree, map[string][]byte{"x/a.yaml": []byte("A\n"), "x/new.yaml": []byte("n\n"), "x0/z": []byte("z\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +140,8 @@ func TestTreeMatchesGit(t *testing.T) {
 
 func TestTreeFSConformsToFS(t *testing.T) {
 	_, url := bareRepo(t, map[string]string{"k/base/a.yaml": "a: 1\n", "k/overlays/dev/kustomization.yaml": "images: []\n", "README.md": "r\n"})
-	_, head := cloned(t, url)
-	fsys, err := newTreeFS(head)
+	r, head := cloned(t, url)
+	fsys, err := newTreeFS(head, r.missing(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +259,65 @@ func TestRedact(t *testing.T) {
 	base := permanent(errors.New("tok-abcdef123"))
 	if !isPermanent(redact(base, a)) {
 		t.Error("redaction lost the error chain")
+	}
+}
+
+// countBlobs counts the blobs in the run's object store.
+func countBlobs(t *testing.T, r *run) int {
+	t.Helper()
+	iter, err := r.st.IterEncodedObjects(plumbing.BlobObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	_ = iter.ForEach(func(plumbing.EncodedObject) error { n++; return nil })
+	return n
+}
+
+// TestPartialCloneFetchesOnlyWhatTheEditReads serves the repository over smart HTTP like GitHub does
+// (filtered fetches allowed): only the prefetched directory's blobs come up front, a blob outside it
+// comes when it is read, and the push still lands.
+func TestPartialCloneFetchesOnlyWhatTheEditReads(t *testing.T) {
+	for _, partial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partial=%v", partial), func(t *testing.T) {
+			srv, err := gitserver.Start(t.TempDir(), "u", "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			srv.NoPartialClone = !partial
+			tree := fstest.MapFS{"k/a.yaml": {Data: []byte("a\n")}, "k/sub/b.yaml": {Data: []byte("b\n")}, "other/c.txt": {Data: []byte("c\n")}}
+			for i := 0; i < 50; i++ {
+				tree[fmt.Sprintf("src/f%02d.go", i)] = &fstest.MapFile{Data: []byte(fmt.Sprintf("package f%d\n", i))}
+			}
+			if err := srv.CreateRepo("r", "main", tree); err != nil {
+				t.Fatal(err)
+			}
+			r, err := newRun(Options{URL: srv.RepoURL("r"), Auth: Auth{Username: "u", Token: "p"}, Prefetch: []string{"k"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.fetchHead(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+			if r.partial != partial {
+				t.Fatalf("partial = %v, want %v", r.partial, partial)
+			}
+			want := 53
+			if partial {
+				want = 2 // k/a.yaml and k/sub/b.yaml
+			}
+			if n := countBlobs(t, r); n != want {
+				t.Errorf("%d blobs after the fetch, want %d", n, want)
+			}
+			head, _ := r.headCommit()
+			fsys, _ := newTreeFS(head, r.missing(context.Background()))
+			if b, err := fs.ReadFile(fsys, "other/c.txt"); err != nil || string(b) != "c\n" {
+				t.Fatalf("read outside the prefetch: %q, %v", b, err)
+			}
+			if partial && countBlobs(t, r) != 3 {
+				t.Errorf("%d blobs after a lazy read, want 3", countBlobs(t, r))
+			}
+		})
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // movedError says the branch no longer points at the commit we built on.
@@ -43,15 +41,7 @@ func (r *run) push(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 }
 
 func (r *run) send(ctx context.Context, old, new plumbing.Hash, objects []plumbing.Hash) error {
-	ep, err := transport.NewEndpoint(r.o.URL)
-	if err != nil {
-		return permanent(err)
-	}
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return permanent(err)
-	}
-	sess, err := cli.NewReceivePackSession(ep, r.auth)
+	sess, err := r.cli.NewReceivePackSession(r.ep, r.auth)
 	if err != nil {
 		return err
 	}
@@ -74,7 +64,7 @@ func (r *run) send(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 	}
 
 	var pack bytes.Buffer
-	if _, err := packfile.NewEncoder(&pack, r.repo.Storer, false).Encode(objects, 10); err != nil {
+	if _, err := packfile.NewEncoder(&pack, r.st, false).Encode(objects, 10); err != nil {
 		return permanent(fmt.Errorf("encode pack: %w", err))
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)

@@ -1,28 +1,44 @@
 package git
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"path"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // treeFS is a read-only fs.FS over a commit's tree: edits read the few files they need straight from
 // the object store, with no checkout.
+// In a partial clone a blob may be missing: missing is asked to fetch it, once, before it is read.
 type treeFS struct {
-	root *object.Tree
-	when time.Time
+	root    *object.Tree
+	when    time.Time
+	missing func(plumbing.Hash) error
 }
 
-func newTreeFS(c *object.Commit) (*treeFS, error) {
+func newTreeFS(c *object.Commit, missing func(plumbing.Hash) error) (*treeFS, error) {
 	t, err := c.Tree()
 	if err != nil {
 		return nil, err
 	}
-	return &treeFS{root: t, when: c.Committer.When}, nil
+	return &treeFS{root: t, when: c.Committer.When, missing: missing}, nil
+}
+
+// file returns the blob of a tree entry, fetching it first if it is missing.
+func (t *treeFS) file(tree *object.Tree, e *object.TreeEntry) (*object.File, error) {
+	f, err := tree.TreeEntryFile(e)
+	if errors.Is(err, plumbing.ErrObjectNotFound) && t.missing != nil {
+		if ferr := t.missing(e.Hash); ferr != nil {
+			return nil, ferr
+		}
+		f, err = tree.TreeEntryFile(e)
+	}
+	return f, err
 }
 
 func (t *treeFS) Open(name string) (fs.File, error) {
@@ -30,7 +46,7 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	if name == "." {
-		return &treeDir{info: t.info(".", filemode.Dir, 0), tree: t.root}, nil
+		return &treeDir{info: t.info(".", filemode.Dir, 0), tree: t.root, fs: t}, nil
 	}
 	entry, err := t.root.FindEntry(name)
 	if err != nil {
@@ -42,9 +58,9 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		return &treeDir{info: t.info(path.Base(name), entry.Mode, 0), tree: sub}, nil
+		return &treeDir{info: t.info(path.Base(name), entry.Mode, 0), tree: sub, fs: t}, nil
 	case entry.Mode.IsFile():
-		f, err := t.root.TreeEntryFile(entry)
+		f, err := t.file(t.root, entry)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
@@ -82,13 +98,13 @@ func (i fileInfo) Type() fs.FileMode { return i.Mode().Type() }
 // dirEntry is a directory listing's entry; Info looks up the blob's size only when asked.
 type dirEntry struct {
 	fileInfo
-	tree  *object.Tree
+	dir   *treeDir
 	entry object.TreeEntry
 }
 
 func (d dirEntry) Info() (fs.FileInfo, error) {
 	if d.entry.Mode.IsFile() {
-		f, err := d.tree.TreeEntryFile(&d.entry)
+		f, err := d.dir.fs.file(d.dir.tree, &d.entry)
 		if err != nil {
 			return nil, err
 		}
@@ -107,6 +123,7 @@ func (f *treeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 type treeDir struct {
 	info fileInfo
 	tree *object.Tree
+	fs   *treeFS
 	read int
 }
 
@@ -127,7 +144,7 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	}
 	out := make([]fs.DirEntry, 0, len(rest))
 	for _, e := range rest {
-		out = append(out, dirEntry{fileInfo: fileInfo{name: e.Name, mode: e.Mode, when: d.info.when}, tree: d.tree, entry: e})
+		out = append(out, dirEntry{fileInfo: fileInfo{name: e.Name, mode: e.Mode, when: d.info.when}, dir: d, entry: e})
 	}
 	d.read += len(rest)
 	return out, nil

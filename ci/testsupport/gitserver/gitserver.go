@@ -28,6 +28,9 @@ type Server struct {
 	Root string
 	// User and Password are the basic-auth credentials the server accepts.
 	User, Password string
+	// NoPartialClone turns off, for repositories created afterwards, what GitHub and GitLab offer:
+	// blob-less (filtered) fetches and fetching any reachable object by hash.
+	NoPartialClone bool
 
 	srv      *httptest.Server
 	hook     atomic.Pointer[func(*http.Request)]
@@ -102,14 +105,26 @@ func (s *Server) RepoURL(name string) string { return s.URL + "/" + name + ".git
 // GitDir is the bare repository's directory.
 func (s *Server) GitDir(name string) string { return filepath.Join(s.Root, name+".git") }
 
+// InitBare makes an empty bare repository that accepts pushes over HTTP and returns its directory.
+func (s *Server) InitBare(name, branch string) (string, error) {
+	dir := s.GitDir(name)
+	if err := Git("", "init", "-q", "--bare", "-b", branch, dir); err != nil {
+		return "", err
+	}
+	partial := fmt.Sprint(!s.NoPartialClone)
+	for _, kv := range [][2]string{{"http.receivepack", "true"}, {"uploadpack.allowFilter", partial}, {"uploadpack.allowAnySHA1InWant", partial}} {
+		if err := Git(dir, "config", kv[0], kv[1]); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
 // CreateRepo makes a bare repository whose branch holds one commit with the files of tree
 // (every regular file, at its path in tree).
 func (s *Server) CreateRepo(name, branch string, tree fs.FS) error {
-	dir := s.GitDir(name)
-	if err := Git("", "init", "-q", "--bare", "-b", branch, dir); err != nil {
-		return err
-	}
-	if err := Git(dir, "config", "http.receivepack", "true"); err != nil {
+	dir, err := s.InitBare(name, branch)
+	if err != nil {
 		return err
 	}
 	work, err := os.MkdirTemp("", "gitserver-seed-")
