@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -17,13 +18,15 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
-// The fetches speak upload-pack directly (go-git's Fetch cannot ask for a partial pack). When the
-// server offers it (filter + allow-reachable-sha1-in-want, as GitHub, GitLab and git with
-// uploadpack.allowFilter/allowAnySHA1InWant do), the head is fetched without blobs and only the blobs
-// under Options.Prefetch are fetched next, in one request; any other blob the edit reads is fetched
-// when it is read. Otherwise the head is fetched whole, at depth 1.
+// The fetches speak upload-pack directly: go-git's Fetch cannot ask for a partial pack.
+//
+// When the server serves partial clones (it offers "filter" and "allow-reachable-sha1-in-want", as
+// GitHub, GitLab and git with uploadpack.allowFilter + allowAnySHA1InWant do), only what the edit needs
+// is fetched: the head commit alone, then its root tree, then each Options.Prefetch directory whole.
+// Anything else the edit reads (a tree or a blob) is fetched when read. The cost of a bump is then the
+// size of the manifests, not of the repository. Otherwise the head is fetched whole, at depth 1.
 
-// fetchHead fetches the branch head with depth commits of history and makes it r.head.
+// fetchHead reads the branch's head from the remote and fetches it (with depth commits of history).
 func (r *run) fetchHead(ctx context.Context, depth int) error {
 	return r.retry(ctx, "fetch", func() error {
 		sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
@@ -43,118 +46,142 @@ func (r *run) fetchHead(ctx context.Context, depth int) error {
 		if err != nil {
 			return permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
 		}
+		r.caps = adv.Capabilities
 		r.partial = adv.Capabilities.Supports(capability.Filter) && adv.Capabilities.Supports(capability.AllowReachableSHA1InWant)
-
-		head := ref.Hash()
-		if depth <= 1 && r.has(head) {
-			r.head = head
-			return nil
-		}
-		req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
-		req.Wants = []plumbing.Hash{head}
-		req.Depth = packp.DepthCommits(depth)
-		req.Capabilities.Set(capability.Shallow)
-		if req.Shallows, err = r.st.Shallow(); err != nil {
-			return err
-		}
-		req.Haves = r.known
-		if r.partial {
-			req.Filter = packp.FilterBlobNone()
-			req.Capabilities.Set(capability.Filter)
-		}
-		resp, err := sess.UploadPack(ctx, req)
-		if err != nil && !errors.Is(err, transport.ErrEmptyUploadPackRequest) {
-			return err
-		}
-		if resp != nil {
-			if err := r.store(req, resp); err != nil {
-				return err
-			}
-			shallows := append(req.Shallows, resp.Shallows...)
-			if err := r.st.SetShallow(shallows); err != nil {
-				return err
-			}
-		}
-		if !r.has(head) {
-			return permanent(fmt.Errorf("the remote did not send commit %s", shortSHA(head.String())))
-		}
-		r.head = head
-		r.known = append(r.known, head)
-		return r.prefetch(ctx, head)
+		return r.fetchCommit(ctx, sess, ref.Hash(), depth)
 	})
 }
 
-// prefetch fetches, in one request, the missing blobs under the Prefetch paths of the head's tree.
-func (r *run) prefetch(ctx context.Context, head plumbing.Hash) error {
-	if !r.partial || len(r.o.Prefetch) == 0 {
-		return nil
-	}
-	c, err := object.GetCommit(r.st, head)
-	if err != nil {
-		return err
-	}
-	root, err := c.Tree()
-	if err != nil {
-		return err
-	}
-	var want []plumbing.Hash
-	for _, p := range r.o.Prefetch {
-		t := root
-		if p = strings.Trim(p, "/"); p != "" && p != "." {
-			if t, err = root.Tree(p); err != nil {
-				continue // not a directory of this commit: nothing to prefetch
-			}
+// fetchAt fetches a head we already know the hash of (from a push's ref advertisement), sparing a
+// round trip; the capabilities are those of the first fetch.
+func (r *run) fetchAt(ctx context.Context, head plumbing.Hash) error {
+	return r.retry(ctx, "fetch", func() error {
+		sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
+		if err != nil {
+			return err
 		}
-		walker := object.NewTreeWalker(t, true, nil)
-		for {
-			_, e, err := walker.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				walker.Close()
-				return err
-			}
-			if e.Mode.IsFile() && e.Mode != filemode.Submodule && !r.has(e.Hash) {
-				want = append(want, e.Hash)
-			}
-		}
-		walker.Close()
-	}
-	return r.fetchBlobs(ctx, want)
+		defer sess.Close()
+		return r.fetchCommit(ctx, sess, head, 1)
+	})
 }
 
-// fetchBlobs fetches the given objects (by hash) from a server that allows wanting any reachable object.
-func (r *run) fetchBlobs(ctx context.Context, want []plumbing.Hash) error {
-	if len(want) == 0 {
+// fetchCommit fetches commit head, depth commits deep (in a partial clone, the commits alone), and
+// makes it r.head.
+func (r *run) fetchCommit(ctx context.Context, sess transport.UploadPackSession, head plumbing.Hash, depth int) error {
+	if depth <= 1 && r.has(head) {
+		r.head = head
 		return nil
 	}
-	sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
+	req := r.request()
+	req.Wants = []plumbing.Hash{head}
+	req.Depth = packp.DepthCommits(depth)
+	req.Capabilities.Set(capability.Shallow)
+	shallows, err := r.st.Shallow()
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return err
+	req.Shallows = shallows
+	req.Haves = r.known
+	if r.partial {
+		req.Filter = packp.FilterTreeDepth(0) // the commits alone
+		req.Capabilities.Set(capability.Filter)
 	}
-	req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
-	req.Wants = want
 	resp, err := sess.UploadPack(ctx, req)
-	if err != nil {
-		return fmt.Errorf("fetch %d objects: %w", len(want), err)
+	if err != nil && !errors.Is(err, transport.ErrEmptyUploadPackRequest) {
+		return err
 	}
-	return r.store(req, resp)
+	if resp != nil {
+		if err := r.store(req, resp); err != nil {
+			return err
+		}
+		if err := r.st.SetShallow(append(shallows, resp.Shallows...)); err != nil {
+			return err
+		}
+	}
+	if !r.has(head) {
+		return permanent(fmt.Errorf("the remote did not send commit %s", shortSHA(head.String())))
+	}
+	r.head = head
+	r.known = append(r.known, head)
+	return nil
 }
 
-// missing fetches one object the edit tried to read (used by the tree view of a partial clone).
-func (r *run) missing(ctx context.Context) func(plumbing.Hash) error {
-	return func(h plumbing.Hash) error {
-		if !r.partial {
-			return plumbing.ErrObjectNotFound
-		}
-		return r.retry(ctx, "fetch object", func() error { return r.fetchBlobs(ctx, []plumbing.Hash{h}) })
+// prefetch brings the Prefetch directories of commit c here whole.
+//
+// The first time, that is one request for the root tree and one per directory. For a head whose
+// parent we prefetched before (the usual case after another run moved the branch) it is one request
+// for c against that parent as a "have": the server sends exactly what c changed, so the directories
+// are whole again (should anything be missing after all, it is fetched when read).
+func (r *run) prefetch(ctx context.Context, c *object.Commit) error {
+	if !r.partial {
+		return nil
 	}
+	objs := r.objects(ctx)
+	defer func() { r.prefetched = append(r.prefetched, c.Hash) }()
+	if len(c.ParentHashes) == 1 && slices.Contains(r.prefetched, c.ParentHashes[0]) && !r.has(c.TreeHash) {
+		if err := r.fetchObjects(ctx, []plumbing.Hash{c.Hash}, "", c.ParentHashes[0]); err != nil {
+			return err
+		}
+		for _, h := range r.prefetchTrees(objs, c) {
+			r.complete[h] = true
+		}
+		return nil
+	}
+	for _, h := range r.prefetchTrees(objs, c) {
+		if r.complete[h] {
+			continue
+		}
+		if err := r.fetchObjects(ctx, []plumbing.Hash{h}, ""); err != nil {
+			return err
+		}
+		r.complete[h] = true
+	}
+	return nil
+}
+
+// prefetchTrees resolves the Prefetch directories of commit c to their trees' hashes.
+func (r *run) prefetchTrees(objs *objects, c *object.Commit) []plumbing.Hash {
+	var out []plumbing.Hash
+	for _, p := range r.o.Prefetch {
+		p = strings.Trim(p, "/")
+		if p == "" || p == "." {
+			out = append(out, c.TreeHash)
+			continue
+		}
+		if e, err := objs.entry(c.TreeHash, p); err == nil && e.Mode == filemode.Dir {
+			out = append(out, e.Hash)
+		} // else not a directory of this commit: nothing to prefetch
+	}
+	return out
+}
+
+// request starts an upload-pack request with the capabilities the server advertised.
+func (r *run) request() *packp.UploadPackRequest {
+	return packp.NewUploadPackRequestFromCapabilities(r.caps)
+}
+
+// fetchObjects fetches objects by hash (and what they reach, less what filter omits and what the
+// haves reach) in one request.
+func (r *run) fetchObjects(ctx context.Context, want []plumbing.Hash, filter packp.Filter, haves ...plumbing.Hash) error {
+	return r.retry(ctx, "fetch objects", func() error {
+		sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		req := r.request()
+		req.Wants = want
+		req.Haves = haves
+		if filter != "" {
+			req.Filter = filter
+			req.Capabilities.Set(capability.Filter)
+		}
+		resp, err := sess.UploadPack(ctx, req)
+		if err != nil {
+			return err
+		}
+		return r.store(req, resp)
+	})
 }
 
 func (r *run) store(req *packp.UploadPackRequest, resp *packp.UploadPackResponse) error {
@@ -174,4 +201,69 @@ func (r *run) store(req *packp.UploadPackRequest, resp *packp.UploadPackResponse
 
 func (r *run) has(h plumbing.Hash) bool {
 	return r.st.HasEncodedObject(h) == nil
+}
+
+// objects gives access to trees and blobs, fetching those a partial clone lacks.
+func (r *run) objects(ctx context.Context) *objects {
+	return &objects{r: r, ctx: ctx}
+}
+
+type objects struct {
+	r   *run
+	ctx context.Context
+}
+
+// tree returns a tree, fetching that one tree (not what is below it) if it is missing.
+func (o *objects) tree(h plumbing.Hash) (*object.Tree, error) {
+	t, err := object.GetTree(o.r.st, h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) && o.r.partial {
+		if err := o.r.fetchObjects(o.ctx, []plumbing.Hash{h}, packp.FilterTreeDepth(0)); err != nil {
+			return nil, err
+		}
+		t, err = object.GetTree(o.r.st, h)
+	}
+	return t, err
+}
+
+// blob returns a blob, fetching it if it is missing.
+func (o *objects) blob(h plumbing.Hash) (*object.Blob, error) {
+	b, err := object.GetBlob(o.r.st, h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) && o.r.partial {
+		if err := o.r.fetchObjects(o.ctx, []plumbing.Hash{h}, ""); err != nil {
+			return nil, err
+		}
+		b, err = object.GetBlob(o.r.st, h)
+	}
+	return b, err
+}
+
+// entry finds the entry at slash path p below the tree root.
+func (o *objects) entry(root plumbing.Hash, p string) (*object.TreeEntry, error) {
+	t, err := o.tree(root)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(p, "/")
+	for i, name := range parts {
+		var found *object.TreeEntry
+		for j := range t.Entries {
+			if t.Entries[j].Name == name {
+				found = &t.Entries[j]
+				break
+			}
+		}
+		if found == nil {
+			return nil, object.ErrEntryNotFound
+		}
+		if i == len(parts)-1 {
+			return found, nil
+		}
+		if found.Mode != filemode.Dir {
+			return nil, object.ErrEntryNotFound
+		}
+		if t, err = o.tree(found.Hash); err != nil {
+			return nil, err
+		}
+	}
+	return nil, object.ErrEntryNotFound
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -37,8 +38,10 @@ type Options struct {
 	// MaxAttempts bounds both the pushes tried when the branch moved and the tries to reach the
 	// remote when it does not answer; default 10.
 	MaxAttempts int
-	// Backoff is the first retry delay, doubled per attempt up to MaxBackoff, each jittered; defaults
-	// 200ms and 5s.
+	// Backoff sets the retry delays, each drawn at random to spread concurrent runs apart: after the
+	// branch moved, up to Backoff × attempt (the run that moved it is done, so the next try can
+	// follow soon); after a failure to reach the remote, Backoff doubled per attempt. Both are capped
+	// by MaxBackoff. Defaults 50ms and 2s.
 	Backoff, MaxBackoff time.Duration
 	// Prefetch lists the directories the edit reads (e.g. "kubernetes"). From a server that serves
 	// partial clones, only their blobs are fetched up front, in one request; other blobs the edit
@@ -139,7 +142,11 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		if err != nil {
 			return nil, err
 		}
-		tree, err := newTreeFS(head, r.missing(ctx))
+		if err := r.prefetch(ctx, head); err != nil {
+			return nil, err
+		}
+		objs := r.objects(ctx)
+		tree, err := newTreeFS(head, objs)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +164,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		}
 
 		res := &Result{SHA: head.Hash.String(), Base: head.Hash.String(), Attempts: attempt - 1, Message: patch.Message, Detail: patch.Detail}
-		commit, objects, err := r.commit(head, patch)
+		commit, objects, err := r.commit(objs, head, patch)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +173,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return res, nil
 		}
 		res.Changed, res.SHA = true, commit.Hash.String()
-		if err := r.fetchOld(ctx, head, patch.Files); err != nil {
+		if err := r.fetchOld(objs, head, patch.Files); err != nil {
 			return nil, err
 		}
 		if res.Diff, err = diff(head, commit); err != nil {
@@ -192,8 +199,13 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %v", ErrRemoteMoved, attempt, err)
 		}
 		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, r.o.MaxAttempts)
-		r.sleep(ctx, attempt)
-		if err := r.fetchHead(ctx, 1); err != nil {
+		r.sleep(ctx, contention, attempt)
+		if moved.now != "" {
+			err = r.fetchAt(ctx, plumbing.NewHash(moved.now))
+		} else {
+			err = r.fetchHead(ctx, 1)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -213,7 +225,7 @@ func newRun(o Options) (*run, error) {
 	if err != nil {
 		return nil, permanent(err)
 	}
-	return &run{o: o, auth: auth, ep: ep, cli: cli, ref: plumbing.NewBranchReferenceName(o.Branch), st: memory.NewStorage()}, nil
+	return &run{o: o, auth: auth, ep: ep, cli: cli, ref: plumbing.NewBranchReferenceName(o.Branch), st: memory.NewStorage(), complete: map[plumbing.Hash]bool{}}, nil
 }
 
 func (o Options) normalize() (Options, transport.AuthMethod, error) {
@@ -233,10 +245,10 @@ func (o Options) normalize() (Options, transport.AuthMethod, error) {
 		o.MaxAttempts = defaultMaxAttempts
 	}
 	if o.Backoff <= 0 {
-		o.Backoff = 200 * time.Millisecond
+		o.Backoff = 50 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
+		o.MaxBackoff = 2 * time.Second
 	}
 	auth, err := o.Auth.method(o.URL)
 	return o, auth, err
@@ -250,9 +262,14 @@ type run struct {
 	cli     transport.Transport
 	ref     plumbing.ReferenceName
 	st      *memory.Storage
-	head    plumbing.Hash   // the branch head we build on
-	known   []plumbing.Hash // commits we hold, sent as "have"s
-	partial bool            // the server serves blob-less packs and single objects
+	head     plumbing.Hash   // the branch head we build on
+	known    []plumbing.Hash // commits we hold, sent as "have"s
+	caps     *capability.List
+	partial  bool                   // the server serves filtered packs and objects by hash
+	complete map[plumbing.Hash]bool // trees fetched whole, blobs included
+	// prefetched are the commits whose Prefetch directories are here whole: the "have"s that let a
+	// later head's prefetch bring only what changed.
+	prefetched []plumbing.Hash
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -266,16 +283,16 @@ func (r *run) headCommit() (*object.Commit, error) {
 }
 
 // commit writes the patch's files on top of head. It returns nil when no file changes.
-func (r *run) commit(head *object.Commit, p *Patch) (*object.Commit, []plumbing.Hash, error) {
+func (r *run) commit(objs *objects, head *object.Commit, p *Patch) (*object.Commit, []plumbing.Hash, error) {
 	if len(p.Files) == 0 {
 		return nil, nil, nil
 	}
-	tree, err := head.Tree()
+	tree, err := objs.tree(head.TreeHash)
 	if err != nil {
 		return nil, nil, err
 	}
 	s := r.st
-	treeHash, objects, err := writeTree(s, tree, p.Files)
+	treeHash, objects, err := writeTree(s, objs, tree, p.Files)
 	if err != nil {
 		return nil, nil, fmt.Errorf("write tree: %w", err)
 	}
@@ -311,21 +328,17 @@ func (r *run) commit(head *object.Commit, p *Patch) (*object.Commit, []plumbing.
 
 // fetchOld makes sure the head's versions of the changed files are here for the diff (in a partial
 // clone an edit may replace a file without reading it).
-func (r *run) fetchOld(ctx context.Context, head *object.Commit, files map[string][]byte) error {
-	tree, err := head.Tree()
-	if err != nil {
-		return err
-	}
+func (r *run) fetchOld(objs *objects, head *object.Commit, files map[string][]byte) error {
 	var want []plumbing.Hash
 	for p := range files {
-		if e, err := tree.FindEntry(p); err == nil && e.Mode.IsFile() && !r.has(e.Hash) {
+		if e, err := objs.entry(head.TreeHash, p); err == nil && e.Mode.IsFile() && !r.has(e.Hash) {
 			want = append(want, e.Hash)
 		}
 	}
 	if len(want) == 0 || !r.partial {
 		return nil
 	}
-	return r.retry(ctx, "fetch objects", func() error { return r.fetchBlobs(ctx, want) })
+	return r.fetchObjects(objs.ctx, want, "")
 }
 
 func diff(parent, c *object.Commit) (string, error) {
@@ -359,7 +372,7 @@ func (r *run) blame(ctx context.Context, ce *ConflictError, change Change) {
 		return
 	}
 	valueAt := func(c *object.Commit) (string, bool) {
-		t, err := newTreeFS(c, r.missing(ctx))
+		t, err := newTreeFS(c, r.objects(ctx))
 		if err != nil {
 			return "", false
 		}
@@ -390,13 +403,22 @@ func (r *run) blame(ctx context.Context, ce *ConflictError, change Change) {
 	ce.Subject, _, _ = strings.Cut(winner.Message, "\n")
 }
 
-// sleep waits the jittered backoff for the given attempt, or until ctx ends.
-func (r *run) sleep(ctx context.Context, attempt int) {
-	d := r.o.Backoff << min(attempt-1, 16)
-	if d > r.o.MaxBackoff || d <= 0 {
-		d = r.o.MaxBackoff
+// Why a retry waits: another writer won the race, or the remote did not answer.
+const (
+	contention = iota
+	unreachable
+)
+
+// sleep waits the jittered delay before retry number attempt, or until ctx ends.
+func (r *run) sleep(ctx context.Context, why, attempt int) {
+	var d time.Duration
+	if why == contention {
+		d = min(r.o.Backoff*time.Duration(attempt), r.o.MaxBackoff)
+		d = rand.N(d + 1) // full jitter: the losers of a race spread out
+	} else {
+		d = min(r.o.Backoff<<min(attempt-1, 16), r.o.MaxBackoff)
+		d = d/2 + rand.N(d/2+1)
 	}
-	d = d/2 + rand.N(d/2+1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -422,7 +444,7 @@ func (r *run) retry(ctx context.Context, what string, op func() error) error {
 			return fmt.Errorf("%s: remote unreachable after %d attempts: %w", what, attempt, err)
 		}
 		r.logf("%s failed (%v); retrying (attempt %d of %d)", what, err, attempt+1, r.o.MaxAttempts)
-		r.sleep(ctx, attempt)
+		r.sleep(ctx, unreachable, attempt)
 	}
 }
 

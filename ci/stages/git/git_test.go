@@ -124,8 +124,11 @@ func TestTreeMatchesGit(t *testing.T) {
 	}
 
 	r, head := cloned(t, "file://"+dir)
-	tree, _ := head.Tree()
-	got, created, err := writeTree(r.st, tree, map[string][]byte{"x/a.yaml": []byte("A\n"), "x/new.yaml": []byte("n\n"), "x0/z": []byte("z\n")})
+	tree, err := r.objects(context.Background()).tree(head.TreeHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, created, err := writeTree(r.st, r.objects(context.Background()), tree, map[string][]byte{"x/a.yaml": []byte("A\n"), "x/new.yaml": []byte("n\n"), "x0/z": []byte("z\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +144,7 @@ func TestTreeMatchesGit(t *testing.T) {
 func TestTreeFSConformsToFS(t *testing.T) {
 	_, url := bareRepo(t, map[string]string{"k/base/a.yaml": "a: 1\n", "k/overlays/dev/kustomization.yaml": "images: []\n", "README.md": "r\n"})
 	r, head := cloned(t, url)
-	fsys, err := newTreeFS(head, r.missing(context.Background()))
+	fsys, err := newTreeFS(head, r.objects(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +266,11 @@ func TestRedact(t *testing.T) {
 }
 
 // countBlobs counts the blobs in the run's object store.
-func countBlobs(t *testing.T, r *run) int {
+func countBlobs(t *testing.T, r *run) int { return count(t, r, plumbing.BlobObject) }
+
+func count(t *testing.T, r *run, typ plumbing.ObjectType) int {
 	t.Helper()
-	iter, err := r.st.IterEncodedObjects(plumbing.BlobObject)
+	iter, err := r.st.IterEncodedObjects(typ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,15 +308,21 @@ func TestPartialCloneFetchesOnlyWhatTheEditReads(t *testing.T) {
 			if r.partial != partial {
 				t.Fatalf("partial = %v, want %v", r.partial, partial)
 			}
-			want := 53
-			if partial {
-				want = 2 // k/a.yaml and k/sub/b.yaml
-			}
-			if n := countBlobs(t, r); n != want {
-				t.Errorf("%d blobs after the fetch, want %d", n, want)
-			}
 			head, _ := r.headCommit()
-			fsys, _ := newTreeFS(head, r.missing(context.Background()))
+			if err := r.prefetch(context.Background(), head); err != nil {
+				t.Fatal(err)
+			}
+			blobs, trees := 53, 5
+			if partial {
+				blobs, trees = 2, 3 // k/a.yaml, k/sub/b.yaml; the root, k and k/sub
+			}
+			if n := countBlobs(t, r); n != blobs {
+				t.Errorf("%d blobs after the fetch, want %d", n, blobs)
+			}
+			if n := count(t, r, plumbing.TreeObject); n != trees {
+				t.Errorf("%d trees after the fetch, want %d", n, trees)
+			}
+			fsys, _ := newTreeFS(head, r.objects(context.Background()))
 			if b, err := fs.ReadFile(fsys, "other/c.txt"); err != nil || string(b) != "c\n" {
 				t.Fatalf("read outside the prefetch: %q, %v", b, err)
 			}

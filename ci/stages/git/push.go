@@ -71,26 +71,29 @@ func (r *run) send(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 	req.Commands = []*packp.Command{{Name: r.ref, Old: old, New: new}}
 	req.Packfile = io.NopCloser(&pack)
 	status, err := sess.ReceivePack(ctx, req)
-	if err != nil {
-		return err
-	}
-	if status == nil {
-		return nil
-	}
-	if status.UnpackStatus != "ok" {
+	if status != nil && status.UnpackStatus != "" && status.UnpackStatus != "ok" {
 		return fmt.Errorf("the remote could not unpack our objects: %s", status.UnpackStatus)
 	}
-	for _, cs := range status.CommandStatuses {
-		if cs.Status == "ok" {
-			continue
-		}
-		// Another push moved the branch between our read and our update.
-		for _, stale := range []string{"lock", "fetch first", "non-fast-forward", "stale", "failed to update ref", "old sha"} {
-			if strings.Contains(strings.ToLower(cs.Status), stale) {
-				return &movedError{}
+	if status != nil {
+		for _, cs := range status.CommandStatuses {
+			if cs.Status != "ok" {
+				return refused(fmt.Sprintf("the remote refused the update of %s: %s", cs.ReferenceName, cs.Status))
 			}
 		}
-		return permanent(fmt.Errorf("the remote rejected the update of %s: %s", cs.ReferenceName, cs.Status))
 	}
-	return nil
+	if err != nil && strings.Contains(err.Error(), "command error on") {
+		return refused(err.Error()) // go-git reports a refused ref update as an error
+	}
+	return err
+}
+
+// refused classifies the remote's refusal of our ref update: another push that moved the branch
+// between our read and our update (we rebase and retry), or a rule of the remote (we stop).
+func refused(msg string) error {
+	for _, stale := range []string{"lock", "fetch first", "non-fast-forward", "stale", "failed to update ref", "old sha"} {
+		if strings.Contains(strings.ToLower(msg), stale) {
+			return &movedError{}
+		}
+	}
+	return permanent(errors.New(msg))
 }

@@ -14,13 +14,13 @@ import (
 // writeTree stores a copy of tree with files replaced or added (slash paths relative to the tree) and
 // returns its hash together with every object it had to create (the new trees and blobs), which is
 // exactly what a push has to send.
-func writeTree(s storer.EncodedObjectStorer, tree *object.Tree, files map[string][]byte) (plumbing.Hash, []plumbing.Hash, error) {
+func writeTree(s storer.EncodedObjectStorer, objs *objects, tree *object.Tree, files map[string][]byte) (plumbing.Hash, []plumbing.Hash, error) {
 	var created []plumbing.Hash
-	h, err := writeSubtree(s, tree, files, &created)
+	h, err := writeSubtree(s, objs, tree, files, &created)
 	return h, created, err
 }
 
-func writeSubtree(s storer.EncodedObjectStorer, tree *object.Tree, files map[string][]byte, created *[]plumbing.Hash) (plumbing.Hash, error) {
+func writeSubtree(s storer.EncodedObjectStorer, objs *objects, tree *object.Tree, files map[string][]byte, created *[]plumbing.Hash) (plumbing.Hash, error) {
 	// Split the changes into this level's files and the subdirectories' changes.
 	here := map[string][]byte{}
 	below := map[string]map[string][]byte{}
@@ -74,13 +74,13 @@ func writeSubtree(s storer.EncodedObjectStorer, tree *object.Tree, files map[str
 			if entries[i].Mode != filemode.Dir {
 				return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", dir)
 			}
-			t, err := object.GetTree(s, entries[i].Hash)
+			t, err := objs.tree(entries[i].Hash)
 			if err != nil {
 				return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", dir, err)
 			}
 			subtree = t
 		}
-		h, err := writeSubtree(s, subtree, sub, created)
+		h, err := writeSubtree(s, objs, subtree, sub, created)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("%s/%w", dir, err)
 		}

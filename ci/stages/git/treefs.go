@@ -1,44 +1,33 @@
 package git
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
 	"path"
+	"sort"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // treeFS is a read-only fs.FS over a commit's tree: edits read the few files they need straight from
-// the object store, with no checkout.
-// In a partial clone a blob may be missing: missing is asked to fetch it, once, before it is read.
+// the object store, with no checkout. In a partial clone, the trees and blobs it reads are fetched
+// as they are read.
 type treeFS struct {
-	root    *object.Tree
-	when    time.Time
-	missing func(plumbing.Hash) error
+	objs *objects
+	root *object.Tree
+	when time.Time
 }
 
-func newTreeFS(c *object.Commit, missing func(plumbing.Hash) error) (*treeFS, error) {
-	t, err := c.Tree()
+func newTreeFS(c *object.Commit, objs *objects) (*treeFS, error) {
+	t, err := objs.tree(c.TreeHash)
 	if err != nil {
 		return nil, err
 	}
-	return &treeFS{root: t, when: c.Committer.When, missing: missing}, nil
-}
-
-// file returns the blob of a tree entry, fetching it first if it is missing.
-func (t *treeFS) file(tree *object.Tree, e *object.TreeEntry) (*object.File, error) {
-	f, err := tree.TreeEntryFile(e)
-	if errors.Is(err, plumbing.ErrObjectNotFound) && t.missing != nil {
-		if ferr := t.missing(e.Hash); ferr != nil {
-			return nil, ferr
-		}
-		f, err = tree.TreeEntryFile(e)
-	}
-	return f, err
+	return &treeFS{objs: objs, root: t, when: c.Committer.When}, nil
 }
 
 func (t *treeFS) Open(name string) (fs.File, error) {
@@ -48,27 +37,35 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	if name == "." {
 		return &treeDir{info: t.info(".", filemode.Dir, 0), tree: t.root, fs: t}, nil
 	}
-	entry, err := t.root.FindEntry(name)
+	e, err := t.objs.entry(t.root.Hash, name)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		if errors.Is(err, object.ErrEntryNotFound) {
+			err = fs.ErrNotExist
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	switch {
-	case entry.Mode == filemode.Dir:
-		sub, err := t.root.Tree(name)
+	case e.Mode == filemode.Dir:
+		sub, err := t.objs.tree(e.Hash)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		return &treeDir{info: t.info(path.Base(name), entry.Mode, 0), tree: sub, fs: t}, nil
-	case entry.Mode.IsFile():
-		f, err := t.file(t.root, entry)
+		return &treeDir{info: t.info(path.Base(name), e.Mode, 0), tree: sub, fs: t}, nil
+	case e.Mode.IsFile():
+		b, err := t.objs.blob(e.Hash)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		r, err := f.Reader()
+		r, err := b.Reader()
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		return &treeFile{info: t.info(path.Base(name), entry.Mode, f.Size), ReadCloser: r}, nil
+		defer r.Close()
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+		return &treeFile{info: t.info(path.Base(name), e.Mode, b.Size), Reader: bytes.NewReader(data)}, nil
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist} // submodules
 }
@@ -98,33 +95,36 @@ func (i fileInfo) Type() fs.FileMode { return i.Mode().Type() }
 // dirEntry is a directory listing's entry; Info looks up the blob's size only when asked.
 type dirEntry struct {
 	fileInfo
-	dir   *treeDir
+	fs    *treeFS
 	entry object.TreeEntry
 }
 
 func (d dirEntry) Info() (fs.FileInfo, error) {
 	if d.entry.Mode.IsFile() {
-		f, err := d.dir.fs.file(d.dir.tree, &d.entry)
+		b, err := d.fs.objs.blob(d.entry.Hash)
 		if err != nil {
 			return nil, err
 		}
-		d.size = f.Size
+		d.size = b.Size
 	}
 	return d.fileInfo, nil
 }
 
 type treeFile struct {
 	info fileInfo
-	io.ReadCloser
+	*bytes.Reader
 }
 
 func (f *treeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *treeFile) Close() error               { return nil }
 
 type treeDir struct {
 	info fileInfo
 	tree *object.Tree
 	fs   *treeFS
 	read int
+	// sorted holds the entries in name order once listing starts.
+	sorted []object.TreeEntry
 }
 
 func (d *treeDir) Stat() (fs.FileInfo, error) { return d.info, nil }
@@ -133,9 +133,13 @@ func (d *treeDir) Read([]byte) (int, error) {
 }
 func (d *treeDir) Close() error { return nil }
 
-// ReadDir lists the directory in git's order, which for the names in a tree is sorted order.
+// ReadDir lists the directory sorted by name (git orders a directory "a" as "a/").
 func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
-	rest := d.tree.Entries[d.read:]
+	if d.read == 0 {
+		d.sorted = append([]object.TreeEntry(nil), d.tree.Entries...)
+		sort.Slice(d.sorted, func(i, j int) bool { return d.sorted[i].Name < d.sorted[j].Name })
+	}
+	rest := d.sorted[d.read:]
 	if n > 0 && len(rest) == 0 {
 		return nil, io.EOF
 	}
@@ -144,7 +148,7 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	}
 	out := make([]fs.DirEntry, 0, len(rest))
 	for _, e := range rest {
-		out = append(out, dirEntry{fileInfo: fileInfo{name: e.Name, mode: e.Mode, when: d.info.when}, dir: d, entry: e})
+		out = append(out, dirEntry{fileInfo: fileInfo{name: e.Name, mode: e.Mode, when: d.info.when}, fs: d.fs, entry: e})
 	}
 	d.read += len(rest)
 	return out, nil
