@@ -256,12 +256,12 @@ func (o Options) normalize() (Options, transport.AuthMethod, error) {
 
 // run is the state of one Commit call: an in-memory object store holding the branch head.
 type run struct {
-	o       Options
-	auth    transport.AuthMethod
-	ep      *transport.Endpoint
-	cli     transport.Transport
-	ref     plumbing.ReferenceName
-	st      *memory.Storage
+	o        Options
+	auth     transport.AuthMethod
+	ep       *transport.Endpoint
+	cli      transport.Transport
+	ref      plumbing.ReferenceName
+	st       *memory.Storage
 	head     plumbing.Hash   // the branch head we build on
 	known    []plumbing.Hash // commits we hold, sent as "have"s
 	caps     *capability.List
