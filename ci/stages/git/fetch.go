@@ -65,8 +65,17 @@ func (r *run) fetchAt(ctx context.Context, head plumbing.Hash) error {
 	})
 }
 
-// fetchCommit fetches commit head, depth commits deep (in a partial clone, the commits alone), and
-// makes it r.head.
+// maxCatchUp bounds how many commits a fetch of a new head may walk back to reach one we hold.
+const maxCatchUp = 50
+
+// fetchCommit fetches commit head and makes it r.head.
+//
+// The first fetch brings the head at depth (in a partial clone, the commits alone: prefetch follows).
+// A later head (another run moved the branch) is fetched against the heads we already hold whole as
+// "have"s, walking back at most maxCatchUp commits: one request brings exactly what changed since,
+// and the new head's Prefetch directories are then whole too. Should the branch have been rewritten
+// so that it no longer reaches our heads, prefetch fetches what is missing as the first time (and
+// whatever else is missing is fetched when read).
 func (r *run) fetchCommit(ctx context.Context, sess transport.UploadPackSession, head plumbing.Hash, depth int) error {
 	if depth <= 1 && r.has(head) {
 		r.head = head
@@ -74,17 +83,23 @@ func (r *run) fetchCommit(ctx context.Context, sess transport.UploadPackSession,
 	}
 	req := r.request()
 	req.Wants = []plumbing.Hash{head}
-	req.Depth = packp.DepthCommits(depth)
 	req.Capabilities.Set(capability.Shallow)
 	shallows, err := r.st.Shallow()
 	if err != nil {
 		return err
 	}
 	req.Shallows = shallows
-	req.Haves = r.known
-	if r.partial {
-		req.Filter = packp.FilterTreeDepth(0) // the commits alone
-		req.Capabilities.Set(capability.Filter)
+	catchUp := depth <= 1 && len(r.prefetched) > 0
+	if catchUp {
+		req.Haves = r.prefetched
+		req.Depth = packp.DepthCommits(maxCatchUp)
+	} else {
+		req.Haves = r.known
+		req.Depth = packp.DepthCommits(depth)
+		if r.partial {
+			req.Filter = packp.FilterTreeDepth(0) // the commits alone
+			req.Capabilities.Set(capability.Filter)
+		}
 	}
 	resp, err := sess.UploadPack(ctx, req)
 	if err != nil && !errors.Is(err, transport.ErrEmptyUploadPackRequest) {
@@ -103,31 +118,46 @@ func (r *run) fetchCommit(ctx context.Context, sess transport.UploadPackSession,
 	}
 	r.head = head
 	r.known = append(r.known, head)
+	if catchUp && r.reaches(head, r.prefetched) {
+		c, err := object.GetCommit(r.st, head)
+		if err != nil {
+			return err
+		}
+		for _, h := range r.prefetchTrees(r.objects(ctx), c) {
+			r.complete[h] = true
+		}
+	}
 	return nil
 }
 
-// prefetch brings the Prefetch directories of commit c here whole.
-//
-// The first time, that is one request for the root tree and one per directory. For a head whose
-// parent we prefetched before (the usual case after another run moved the branch) it is one request
-// for c against that parent as a "have": the server sends exactly what c changed, so the directories
-// are whole again (should anything be missing after all, it is fetched when read).
+// reaches reports whether one of targets is among the first maxCatchUp ancestors of c that we hold.
+func (r *run) reaches(c plumbing.Hash, targets []plumbing.Hash) bool {
+	queue, seen := []plumbing.Hash{c}, map[plumbing.Hash]bool{}
+	for len(queue) > 0 && len(seen) <= maxCatchUp {
+		h := queue[0]
+		queue = queue[1:]
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		if slices.Contains(targets, h) {
+			return true
+		}
+		if commit, err := object.GetCommit(r.st, h); err == nil {
+			queue = append(queue, commit.ParentHashes...)
+		}
+	}
+	return false
+}
+
+// prefetch brings the Prefetch directories of commit c here whole: one request for the root tree
+// and one per directory not yet here.
 func (r *run) prefetch(ctx context.Context, c *object.Commit) error {
+	defer func() { r.prefetched = append(r.prefetched, c.Hash) }()
 	if !r.partial {
 		return nil
 	}
-	objs := r.objects(ctx)
-	defer func() { r.prefetched = append(r.prefetched, c.Hash) }()
-	if len(c.ParentHashes) == 1 && slices.Contains(r.prefetched, c.ParentHashes[0]) && !r.has(c.TreeHash) {
-		if err := r.fetchObjects(ctx, []plumbing.Hash{c.Hash}, "", c.ParentHashes[0]); err != nil {
-			return err
-		}
-		for _, h := range r.prefetchTrees(objs, c) {
-			r.complete[h] = true
-		}
-		return nil
-	}
-	for _, h := range r.prefetchTrees(objs, c) {
+	for _, h := range r.prefetchTrees(r.objects(ctx), c) {
 		if r.complete[h] {
 			continue
 		}
