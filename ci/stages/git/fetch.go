@@ -34,22 +34,31 @@ func (r *run) fetchHead(ctx context.Context, depth int) error {
 			return err
 		}
 		defer sess.Close()
-		adv, err := sess.AdvertisedReferencesContext(ctx)
+		adv, head, err := r.advertisedHead(ctx, sess)
 		if err != nil {
 			return err
-		}
-		refs, err := adv.AllReferences()
-		if err != nil {
-			return err
-		}
-		ref, err := refs.Reference(r.ref)
-		if err != nil {
-			return permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
 		}
 		r.caps = adv.Capabilities
 		r.partial = adv.Capabilities.Supports(capability.Filter) && adv.Capabilities.Supports(capability.AllowReachableSHA1InWant)
-		return r.fetchCommit(ctx, sess, ref.Hash(), depth)
+		return r.fetchCommit(ctx, sess, head, depth)
 	})
+}
+
+// advertisedHead reads the session's ref advertisement and the branch's head in it.
+func (r *run) advertisedHead(ctx context.Context, sess transport.Session) (*packp.AdvRefs, plumbing.Hash, error) {
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	refs, err := adv.AllReferences()
+	if err != nil {
+		return nil, plumbing.ZeroHash, err
+	}
+	ref, err := refs.Reference(r.ref)
+	if err != nil {
+		return nil, plumbing.ZeroHash, permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
+	}
+	return adv, ref.Hash(), nil
 }
 
 // fetchAt fetches a head we already know the hash of (from a push's ref advertisement), sparing a

@@ -125,7 +125,7 @@ const (
 func Commit(ctx context.Context, opts Options, change Change) (res *Result, err error) {
 	r, err := newRun(opts)
 	if err != nil {
-		return nil, fmt.Errorf("git: %w", err)
+		return nil, redact(fmt.Errorf("git: %w", err), opts.Auth)
 	}
 	defer func() {
 		if err != nil {

@@ -47,20 +47,12 @@ func (r *run) send(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 	}
 	defer sess.Close()
 
-	adv, err := sess.AdvertisedReferencesContext(ctx)
+	adv, cur, err := r.advertisedHead(ctx, sess)
 	if err != nil {
 		return err
 	}
-	refs, err := adv.AllReferences()
-	if err != nil {
-		return err
-	}
-	cur, err := refs.Reference(r.ref)
-	if err != nil {
-		return permanent(fmt.Errorf("branch %q is gone from the remote", r.o.Branch))
-	}
-	if cur.Hash() != old {
-		return &movedError{now: cur.Hash().String()}
+	if cur != old {
+		return &movedError{now: cur.String()}
 	}
 
 	var pack bytes.Buffer
