@@ -7,7 +7,22 @@ import (
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 )
+
+// scanPolicy builds the gate policy from the scan flags.
+func scanPolicy(failOn string, maxCVSS float64, allow []string) (*findings.Policy, error) {
+	p := findings.DefaultPolicy()
+	sev, err := findings.ParseSeverity(failOn)
+	if err != nil {
+		return nil, fmt.Errorf("--fail-on: %w", err)
+	}
+	if maxCVSS < 0 || maxCVSS > 10 {
+		return nil, fmt.Errorf("--max-cvss %v: want a CVSS score from 0 to 10", maxCVSS)
+	}
+	p.FailOn, p.MaxCVSS, p.Allow = sev, maxCVSS, allow
+	return &p, nil
+}
 
 // parseUpdates reads name=ref arguments; each may hold several, comma-separated.
 func parseUpdates(args []string) ([]manifest.Update, error) {

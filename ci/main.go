@@ -6,16 +6,244 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/publish"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/scan"
 )
 
 // Wanderlust is the pipeline of the Wanderlust travel blog (Vite/React frontend, Node/Express backend).
 type Wanderlust struct{}
+
+// TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
+// and Redis services bound): `dagger call test-backend --source . terminal` to debug it.
+func (m *Wanderlust) TestBackend(
+	// Application source with backend/ and frontend/ (a path, or a git URL).
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+) *dagger.Container {
+	return build.Test(dag, source, build.Backend, build.Options{})
+}
+
+// TestFrontend returns the container in which the frontend's tests ran.
+func (m *Wanderlust) TestFrontend(
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+) *dagger.Container {
+	return build.Test(dag, source, build.Frontend, build.Options{})
+}
+
+// BuildBackend runs the backend's tests, then builds its image (its Dockerfile, or a Node recipe).
+func (m *Wanderlust) BuildBackend(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Build without running the tests.
+	// +optional
+	skipTests bool,
+) (*dagger.Container, error) {
+	return build.One(ctx, dag, source, build.Backend, build.Options{SkipTests: skipTests})
+}
+
+// BuildFrontend runs the frontend's tests, then builds its image (its Dockerfile, or Vite + nginx).
+func (m *Wanderlust) BuildFrontend(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Build without running the tests.
+	// +optional
+	skipTests bool,
+) (*dagger.Container, error) {
+	return build.One(ctx, dag, source, build.Frontend, build.Options{SkipTests: skipTests})
+}
+
+// Images are the two built images.
+type Images struct {
+	// The backend image.
+	Backend *dagger.Container
+	// The frontend image.
+	Frontend *dagger.Container
+}
+
+// Build tests and builds the backend and frontend concurrently.
+func (m *Wanderlust) Build(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Build without running the tests.
+	// +optional
+	skipTests bool,
+) (*Images, error) {
+	res, err := build.Both(ctx, dag, source, build.Options{SkipTests: skipTests})
+	if err != nil {
+		return nil, err
+	}
+	return &Images{Backend: res.Backend, Frontend: res.Frontend}, nil
+}
+
+// ScanReport is the outcome of Scan: the reports, whether the gate passed, and why not.
+type ScanReport struct {
+	// Raw reports of each scanner, merged.sarif (for code scanning), summary.md, verdict.json.
+	Reports *dagger.Directory
+	// Whether the gate passed.
+	Passed bool
+	// Markdown summary (for $GITHUB_STEP_SUMMARY).
+	Summary string
+	// Why the gate failed ("" when it passed).
+	Reason string
+}
+
+// Gate fails when the scan's gate failed, naming the findings that broke it: chain it after
+// exporting the reports to make CI fail (`dagger call scan … gate`).
+func (r *ScanReport) Gate() (string, error) {
+	if !r.Passed {
+		return "", errors.New(r.Reason)
+	}
+	return "scan gate passed", nil
+}
+
+// Scan runs Trivy (source and, with --images, the built images), OWASP Dependency-Check (with an NVD
+// API key) and SonarQube (with a server), gates on the findings and returns every report. The
+// reports are returned even when the gate fails: export them, then call gate.
+func (m *Wanderlust) Scan(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Also build both images and scan them.
+	// +optional
+	images bool,
+	// Fail on findings at or above this severity: LOW, MEDIUM, HIGH, CRITICAL (or NONE).
+	// +default="HIGH"
+	failOn string,
+	// Fail on Dependency-Check findings with a CVSS score at or above this (0 disables).
+	// +default=7
+	maxCvss float64,
+	// Finding IDs (CVE-…, DS-…, secret rule IDs) that never fail the gate.
+	// +optional
+	allow []string,
+	// NVD API key: enables OWASP Dependency-Check.
+	// +optional
+	nvdApiKey *dagger.Secret,
+	// SonarQube server URL: enables the SonarQube analysis and quality gate.
+	// +optional
+	sonarUrl string,
+	// SonarQube token.
+	// +optional
+	sonarToken *dagger.Secret,
+	// SonarQube project key.
+	// +default="wanderlust"
+	sonarProjectKey string,
+	// Mirror of Trivy's vulnerability DB (e.g. a registry you control), instead of ghcr.io.
+	// +optional
+	trivyDbRepository string,
+) (*ScanReport, error) {
+	policy, err := scanPolicy(failOn, maxCvss, allow)
+	if err != nil {
+		return nil, err
+	}
+	o := scan.Options{Policy: policy, NVDAPIKey: nvdApiKey, SonarURL: sonarUrl, SonarToken: sonarToken,
+		SonarProjectKey: sonarProjectKey, TrivyDBRepository: trivyDbRepository}
+	if images {
+		built, err := build.Both(ctx, dag, source, build.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Images = map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}
+	}
+	res, err := scan.Run(ctx, dag, source, o)
+	if err != nil {
+		return nil, err
+	}
+	return &ScanReport{Reports: res.Reports, Passed: res.Verdict.Pass, Summary: res.Markdown, Reason: res.Verdict.Reason()}, nil
+}
+
+// Publish tests and builds both images and pushes them as <registry>/wanderlust-{backend,frontend}
+// under the version and the source commit's short SHA. Prints one digest-pinned reference per image.
+func (m *Wanderlust) Publish(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Repository prefix, e.g. ghcr.io/wanderlust-app.
+	registry string,
+	// Release version, the image tag (e.g. 1.4.0).
+	version string,
+	// Registry user.
+	// +optional
+	username string,
+	// Registry password or token.
+	// +optional
+	password *dagger.Secret,
+	// Application commit SHA: also tags the images with its first 12 digits.
+	// +optional
+	sourceCommit string,
+	// Build without running the tests.
+	// +optional
+	skipTests bool,
+) (string, error) {
+	built, err := build.Both(ctx, dag, source, build.Options{SkipTests: skipTests})
+	if err != nil {
+		return "", err
+	}
+	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+		publish.Options{Registry: registry, Username: username, Password: password, Version: version, SourceCommit: sourceCommit})
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for _, p := range pub {
+		lines = append(lines, p.Name+" "+p.Ref)
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// VerifyImages checks that every image tag exists in its registry and prints it digest-pinned
+// (repo:tag@sha256:…), so that nothing unpushed is ever deployed and bump can pin digests.
+func (m *Wanderlust) VerifyImages(
+	ctx context.Context,
+	// Image references to check, e.g. ghcr.io/wanderlust-app/wanderlust-backend:1.4.0.
+	image []string,
+	// Registry user.
+	// +optional
+	username string,
+	// Registry password or token.
+	// +optional
+	password *dagger.Secret,
+) (string, error) {
+	pass, err := plaintext(ctx, password)
+	if err != nil {
+		return "", err
+	}
+	imgs, err := registry.Resolve(ctx, image, registry.Auth{Username: username, Password: pass})
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for _, i := range imgs {
+		lines = append(lines, i.Pinned())
+	}
+	return strings.Join(lines, "\n"), nil
+}
 
 // Bump sets image tags and/or digests in an environment's manifests (a kustomization's images:, or
 // plain Deployments) and commits and pushes the change to the GitOps repository.

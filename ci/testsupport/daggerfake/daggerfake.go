@@ -7,11 +7,14 @@
 package daggerfake
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,4 +98,180 @@ func Nest(pathAndLeaf ...any) any {
 		panic(fmt.Sprintf("daggerfake.Nest: %v is not a field name", pathAndLeaf[0]))
 	}
 	return map[string]any{key: Nest(pathAndLeaf[1:]...)}
+}
+
+// Chain returns the field names of a linear query, outermost first:
+// `query Query {container{from(address:"x"){withExec(args:["a"]){stdout}}}}` gives
+// [container from withExec stdout]. Arguments (strings, lists, input objects) are skipped.
+func Chain(query string) []string {
+	var fields []string
+	i := strings.Index(query, "{")
+	if i < 0 {
+		return nil
+	}
+	for i < len(query) {
+		if query[i] != '{' {
+			i++
+			continue
+		}
+		// A field name follows each opening brace of a selection set.
+		j := i + 1
+		for j < len(query) && (query[j] == ' ' || query[j] == '\n') {
+			j++
+		}
+		k := j
+		for k < len(query) && (isIdent(query[k])) {
+			k++
+		}
+		if k == j {
+			break
+		}
+		fields = append(fields, query[j:k])
+		i = skipArgs(query, k)
+	}
+	return fields
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// skipArgs returns the index after a field's "(…)" arguments, if any, starting at i.
+func skipArgs(q string, i int) int {
+	for i < len(q) && q[i] == ' ' {
+		i++
+	}
+	if i >= len(q) || q[i] != '(' {
+		return i
+	}
+	depth, inString := 0, false
+	for ; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '(' || c == '[' || c == '{':
+			depth++
+		case c == ')' || c == ']' || c == '}':
+			depth--
+			if depth == 0 && c == ')' {
+				return i + 1
+			}
+		}
+	}
+	return i
+}
+
+// Auto answers any linear query with leaf(last field) nested under the query's chain of fields.
+func Auto(leaf func(field, query string) (any, error)) Answer {
+	return func(q string) (any, error) {
+		chain := Chain(q)
+		if len(chain) == 0 {
+			return nil, fmt.Errorf("daggerfake: cannot read query %q", q)
+		}
+		v, err := leaf(chain[len(chain)-1], q)
+		if err != nil {
+			return nil, err
+		}
+		path := make([]any, 0, len(chain)+1)
+		for _, f := range chain {
+			path = append(path, f)
+		}
+		return Nest(append(path, v)...), nil
+	}
+}
+
+var idPattern = regexp.MustCompile(`fake-id-[0-9a-f]{16}`)
+
+// IDOf is the ID Default gives the object a query selects: derived from the query, so that Expand
+// can replace an ID by the pipeline that made it.
+func IDOf(query string) string {
+	sum := sha256.Sum256([]byte(query))
+	return "fake-id-" + hex.EncodeToString(sum[:8])
+}
+
+// Expand replaces, recursively, every ID in q that a recorded query produced by that query: the whole
+// pipeline, as the engine would see it.
+func (s *Server) Expand(q string) string {
+	byID := map[string]string{}
+	for _, rq := range s.Queries() {
+		byID[IDOf(rq)] = rq
+	}
+	for depth := 0; depth < 32; depth++ {
+		next := idPattern.ReplaceAllStringFunc(q, func(id string) string {
+			if def, ok := byID[id]; ok {
+				return "<" + def + ">"
+			}
+			return id
+		})
+		if next == q {
+			break
+		}
+		q = next
+	}
+	return q
+}
+
+// Default is the leaf value an engine would give for common fields: IDs for id/sync, true for
+// exists, 0 for exitCode, a digest-pinned reference for publish, "" for text.
+func Default(field, query string) (any, error) {
+	switch field {
+	case "id", "sync":
+		return IDOf(query), nil
+	case "exists":
+		return true, nil
+	case "exitCode":
+		return 0, nil
+	case "publish":
+		return "registry.invalid/published@sha256:" + strings.Repeat("ab", 32), nil
+	case "entries", "glob":
+		return []string{}, nil
+	}
+	return "", nil
+}
+
+// Calls returns the argument lists of every call of field in q ("" for a call without arguments),
+// so that tests can check arguments whatever order the SDK wrote them in.
+func Calls(q, field string) []string {
+	var out []string
+	for i := 0; ; {
+		j := strings.Index(q[i:], field)
+		if j < 0 {
+			return out
+		}
+		start := i + j
+		end := start + len(field)
+		i = end
+		if start > 0 && isIdent(q[start-1]) || end < len(q) && isIdent(q[end]) {
+			continue // part of a longer name
+		}
+		if end < len(q) && q[end] == '(' {
+			close := skipArgs(q, end)
+			out = append(out, q[end+1:close-1])
+			i = close
+		} else {
+			out = append(out, "")
+		}
+	}
+}
+
+// HasCall reports whether some call of field in q has all the given argument fragments
+// (e.g. `alias:"mongo"`), in any order.
+func HasCall(q, field string, args ...string) bool {
+	for _, a := range Calls(q, field) {
+		ok := true
+		for _, want := range args {
+			if !strings.Contains(a, want) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
