@@ -3,10 +3,19 @@ package main
 import (
 	"context"
 	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
@@ -124,5 +133,60 @@ func TestBumpRejectsBadImagesBeforeAnything(t *testing.T) {
 	}
 	if n := len(session.Queries()); n != 0 {
 		t.Errorf("%d engine queries for an invalid argument", n)
+	}
+}
+
+func TestVerifyImagesReadsThePasswordThroughTheSession(t *testing.T) {
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "bot" || p != planted {
+			w.Header().Set("WWW-Authenticate", `Basic realm="t"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/wanderlust-app/wanderlust-backend:1.4.0"
+	img, _ := random.Image(256, 1)
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "bot", Password: planted})); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	out, err := (&Wanderlust{}).VerifyImages(context.Background(), []string{ref}, "bot", dagger.Connect().Secret("env://REGISTRY_TOKEN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != ref+"@"+want.String() {
+		t.Errorf("got %q, want %s@%s", out, ref, want)
+	}
+	if strings.Contains(session.All(), planted) {
+		t.Error("the password appears in an engine query")
+	}
+	_, err = (&Wanderlust{}).VerifyImages(context.Background(), []string{ref[:len(ref)-5] + "9.9.9"}, "bot", dagger.Connect().Secret("env://REGISTRY_TOKEN"))
+	if err == nil || !strings.Contains(err.Error(), "not pushed") {
+		t.Errorf("missing tag: %v", err)
+	}
+}
+
+func TestScanReportGate(t *testing.T) {
+	if _, err := (&ScanReport{Passed: false, Reason: "scan gate failed: trivy: 1 blocking"}).Gate(); err == nil || !strings.Contains(err.Error(), "trivy: 1 blocking") {
+		t.Errorf("failed gate: %v", err)
+	}
+	if msg, err := (&ScanReport{Passed: true}).Gate(); err != nil || msg == "" {
+		t.Errorf("passed gate: %q, %v", msg, err)
+	}
+	if _, err := scanPolicy("SEVERE", 7, nil); err == nil {
+		t.Error("bad --fail-on accepted")
+	}
+	if _, err := scanPolicy("HIGH", 11, nil); err == nil {
+		t.Error("bad --max-cvss accepted")
 	}
 }
