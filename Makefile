@@ -8,7 +8,7 @@
 GO ?= go
 CI_MODFILE = $(if $(wildcard ci/go.stub.mod),-modfile=go.stub.mod,)
 
-.PHONY: test bench stub vet lint tidy
+.PHONY: test bench stub vet lint tidy e2e-tools
 
 stub:
 	$(GO) run ./hack/daggerstub
@@ -18,9 +18,14 @@ lint: stub
 	$(GO) vet ./...
 	cd ci && $(GO) vet $(CI_MODFILE) ./...
 
-test: lint
+# The Argo CD tests need the harness binaries (built once into ~/.cache by hack/e2e/build.sh) and
+# redis-server; WANDERLUST_E2E makes a missing binary a failure rather than a skip.
+test: lint e2e-tools
 	$(GO) test -count=1 ./...
-	cd ci && $(GO) test -count=1 $(CI_MODFILE) ./...
+	cd ci && WANDERLUST_E2E=1 $(GO) test -count=1 -timeout 30m $(CI_MODFILE) ./...
+
+e2e-tools:
+	hack/e2e/build.sh
 
 bench: stub
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/

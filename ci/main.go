@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
@@ -336,4 +338,87 @@ func (m *Wanderlust) Bump(
 		return "unchanged", nil
 	}
 	return res.SHA, nil
+}
+
+// Sync makes Argo CD deploy a revision (hard refresh; a sync of that revision unless auto-sync does it)
+// and waits until the application is Synced at it (or at a newer commit that contains it) and Healthy
+// as evaluated after the sync. With --rollback, a failed rollout is reverted in git (a new commit) and
+// the revert is waited for too; the call still fails, reporting both.
+func (m *Wanderlust) Sync(
+	ctx context.Context,
+	// Argo CD API server, host:port.
+	server string,
+	// Argo CD API token.
+	token *dagger.Secret,
+	// Application name.
+	app string,
+	// Commit SHA to deploy (the one bump pushed).
+	revision string,
+	// Talk to the server without TLS.
+	// +optional
+	plainText bool,
+	// Skip TLS verification.
+	// +optional
+	insecure bool,
+	// Tunnel gRPC over HTTP/1 (through proxies without HTTP/2).
+	// +optional
+	grpcWeb bool,
+	// Seconds to wait for Synced and Healthy.
+	// +default=300
+	timeout int,
+	// Seconds Degraded health may last before the rollout counts as failed.
+	// +default=30
+	degradedGrace int,
+	// Revert the revision's commit when the rollout fails.
+	// +optional
+	rollback bool,
+	// GitOps repository (for --rollback, and to accept a newer synced commit that contains the revision).
+	// +optional
+	repo string,
+	// Branch of the GitOps repository.
+	// +default="main"
+	branch string,
+	// Token for the GitOps repository.
+	// +optional
+	gitToken *dagger.Secret,
+	// Identifies this run in the sync operation's info.
+	// +optional
+	runId string,
+) (string, error) {
+	argoToken, err := plaintext(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	gitPass, err := plaintext(ctx, gitToken)
+	if err != nil {
+		return "", err
+	}
+	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
+	gitOpts := git.Options{URL: repo, Branch: branch, Auth: git.Auth{Token: gitPass}, Log: logf}
+	o := argocd.Options{Server: server, Token: argoToken, PlainText: plainText, Insecure: insecure, GRPCWeb: grpcWeb,
+		App: app, Revision: revision, Timeout: time.Duration(timeout) * time.Second,
+		DegradedGrace: time.Duration(degradedGrace) * time.Second, RunID: runId, Log: logf}
+	var undo argocd.Rollback
+	if repo != "" {
+		o.Contains = func(ctx context.Context, d, a string) (bool, error) { return git.Contains(ctx, gitOpts, d, a) }
+		if rollback {
+			undo = func(ctx context.Context, reason string) (string, error) {
+				r, err := git.Revert(ctx, gitOpts, revision, reason)
+				if err != nil {
+					return "", err
+				}
+				return r.SHA, nil
+			}
+		}
+	} else if rollback {
+		return "", errors.New("--rollback needs --repo (the GitOps repository to revert in)")
+	}
+	out, err := argocd.SyncOrRollback(ctx, o, undo)
+	if err != nil {
+		return "", err
+	}
+	r := out.Deployed
+	return fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
+		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
+		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond)), nil
 }

@@ -127,11 +127,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 	if err != nil {
 		return nil, redact(fmt.Errorf("git: %w", err), opts.Auth)
 	}
-	defer func() {
-		if err != nil {
-			err = redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.o.Branch, err), r.o.Auth)
-		}
-	}()
+	defer func() { err = r.wrap(err) }()
 	if err := r.fetchHead(ctx, 1); err != nil {
 		return nil, err
 	}

@@ -332,3 +332,70 @@ func TestPartialCloneFetchesOnlyWhatTheEditReads(t *testing.T) {
 		})
 	}
 }
+
+func TestContainsAndRevert(t *testing.T) {
+	srv, err := gitserver.Start(t.TempDir(), "u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.CreateRepo("r", "main", fstest.MapFS{"k/v.yaml": {Data: []byte("tag: 1\n")}, "k/w.yaml": {Data: []byte("w: 1\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{URL: srv.RepoURL("r"), Auth: Auth{Username: "u", Token: "p"}, Prefetch: []string{"k"}}
+	seed, _ := srv.Head("r", "main")
+	bump, err := Commit(context.Background(), o, setFile("k/v.yaml", "tag: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Commit(context.Background(), o, setFile("k/w.yaml", "w: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		desc, anc string
+		want      bool
+	}{{other.SHA, bump.SHA, true}, {other.SHA, seed, true}, {bump.SHA, other.SHA, false}, {bump.SHA, bump.SHA, true}} {
+		got, err := Contains(context.Background(), o, c.desc, c.anc)
+		if err != nil || got != c.want {
+			t.Errorf("Contains(%s, %s) = %v, %v; want %v", c.desc[:7], c.anc[:7], got, err, c.want)
+		}
+	}
+
+	rev, err := Revert(context.Background(), o, bump.SHA, "rollout failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := srv.Show("r", "main", "k/v.yaml"); got != "tag: 1\n" {
+		t.Errorf("after revert v.yaml = %q", got)
+	}
+	if got, _ := srv.Show("r", "main", "k/w.yaml"); got != "w: 2\n" {
+		t.Errorf("revert touched another commit's change: %q", got)
+	}
+	msg, _ := gitserver.Output(srv.GitDir("r"), "log", "-1", "--format=%B")
+	if !strings.Contains(msg, "This reverts commit "+bump.SHA) || !strings.Contains(msg, "Reason: rollout failed") {
+		t.Errorf("message %q", msg)
+	}
+	if n, _ := srv.CommitCount("r", "main"); n != 4 {
+		t.Errorf("%d commits, want 4: a revert is a new commit", n)
+	}
+	// Reverting again changes nothing.
+	again, err := Revert(context.Background(), o, bump.SHA, "")
+	if err != nil || again.Changed {
+		t.Errorf("second revert: %+v, %v", again, err)
+	}
+	// A file changed again since the commit: conflict, nothing pushed.
+	third, err := Commit(context.Background(), o, setFile("k/w.yaml", "w: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Revert(context.Background(), o, other.SHA, "")
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Key != "k/w.yaml" {
+		t.Fatalf("err = %v, want a conflict on k/w.yaml", err)
+	}
+	if h, _ := srv.Head("r", "main"); h != third.SHA {
+		t.Error("a conflicting revert pushed")
+	}
+	_ = rev
+}

@@ -1,0 +1,307 @@
+package argocd
+
+// These tests run against a real Argo CD on loopback (testsupport/argocdharness: kube-apiserver,
+// controller-manager, scheduler, etcd, kwok, redis, Argo CD server, repo-server and controller) that
+// deploys this repository's kubernetes/ overlays from a real smart-HTTP git remote.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
+	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
+)
+
+const gitToken = "git-e2e-token-5f4e3d"
+
+// env is one Argo CD + git remote for a test file: started once, shared by the tests, each of which
+// uses Applications of its own.
+type env struct {
+	h   *argocdharness.Harness
+	git *gitserver.Server
+}
+
+var (
+	shared     *env
+	sharedOnce sync.Once
+	sharedErr  error
+)
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	sharedOnce.Do(func() {
+		shared, sharedErr = start(t)
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	if shared == nil {
+		t.Skip("harness not available")
+	}
+	return shared
+}
+
+// start brings up the harness for the whole package run (closed by TestMain).
+func start(t *testing.T) (*env, error) {
+	h := argocdharness.Start(&longLived{TB: t})
+	srv, err := gitserver.Start(filepath.Join(h.Dir, "git"), "argocd", gitToken)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, srv.Close, h.Close)
+	if err := h.AddRepository(srv.RepoURL("gitops"), "argocd", gitToken); err != nil {
+		return nil, err
+	}
+	return &env{h: h, git: srv}, nil
+}
+
+// longLived keeps the harness alive across tests: its cleanups run from TestMain.
+type longLived struct{ testing.TB }
+
+var closers []func()
+
+func (l *longLived) Cleanup(f func()) { closers = append(closers, f) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+	os.Exit(code)
+}
+
+// repo creates a git repository named name holding kubernetes/ and an "e2e" overlay (dev, with a
+// 5-second progress deadline so that a failed rollout is detected in seconds), and an Application
+// per requested name pointing at that overlay, auto-synced or not. It waits until each is Healthy.
+func (e *env) repo(t *testing.T, name string, auto bool) (appName string) {
+	t.Helper()
+	seed := t.TempDir()
+	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../../../kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(seed, "kubernetes/overlays/e2e")
+	if err := os.CopyFS(ov, os.DirFS("../../../kubernetes/overlays/dev")); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := os.ReadFile(filepath.Join(ov, "kustomization.yaml"))
+	k = []byte(strings.Replace(string(k), "namespace: wanderlust-dev", "namespace: "+name, 1))
+	k = []byte(strings.Replace(string(k), "  - path: resources.yaml\n", "  - path: resources.yaml\n  - path: deadline.yaml\n", 1))
+	_ = os.WriteFile(filepath.Join(ov, "kustomization.yaml"), k, 0o644)
+	_ = os.WriteFile(filepath.Join(ov, "deadline.yaml"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\nspec:\n  progressDeadlineSeconds: 5\n"), 0o644)
+	if err := e.git.CreateRepo(name, "main", os.DirFS(seed)); err != nil {
+		t.Fatal(err)
+	}
+	// Storage for the StatefulSets' claims (no provisioner here): static volumes they bind to.
+	for _, pv := range []struct{ claim, size string }{{"mongo-data-mongodb-0", "5Gi"}, {"redis-data-redis-0", "1Gi"}} {
+		if err := e.h.Apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"%s-%s"},
+"spec":{"capacity":{"storage":%q},"accessModes":["ReadWriteOnce"],"hostPath":{"path":"/tmp/%s"},
+"claimRef":{"namespace":%q,"name":%q}}}`, name, pv.claim, pv.size, name, name, pv.claim)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.h.AddRepository(e.git.RepoURL(name), "argocd", gitToken); err != nil {
+		t.Fatal(err)
+	}
+	policy := `"syncOptions":["CreateNamespace=true"]`
+	if auto {
+		policy = `"automated":{"prune":true,"selfHeal":true},` + policy
+	}
+	app := fmt.Sprintf(`{"apiVersion":"argoproj.io/v1alpha1","kind":"Application","metadata":{"name":%q,"namespace":"argocd"},
+"spec":{"project":"default","source":{"repoURL":%q,"targetRevision":"main","path":"kubernetes/overlays/e2e"},
+"destination":{"server":"https://kubernetes.default.svc","namespace":%q},"syncPolicy":{%s}}}`, name, e.git.RepoURL(name), name, policy)
+	if err := e.h.Apply(app); err != nil {
+		t.Fatal(err)
+	}
+	seedSHA, _ := e.git.Head(name, "main")
+	if _, err := Sync(context.Background(), e.opts(name, seedSHA, t)); err != nil {
+		t.Fatalf("initial deployment of %s: %v", name, err)
+	}
+	return name
+}
+
+func (e *env) opts(app, rev string, t *testing.T) Options {
+	return Options{
+		Server: e.h.Server, Token: e.h.Token, PlainText: true, App: app, Revision: rev,
+		Timeout: 2 * time.Minute, DegradedGrace: 3 * time.Second, RunID: "e2e-" + app,
+		Contains: func(ctx context.Context, d, a string) (bool, error) {
+			return git.Contains(ctx, e.gitOpts(app), d, a)
+		},
+		Log: func(s string) { t.Log(s) },
+	}
+}
+
+func (e *env) gitOpts(repo string) git.Options {
+	return git.Options{URL: e.git.RepoURL(repo), Auth: git.Auth{Username: "argocd", Token: gitToken}}
+}
+
+// push bumps the e2e overlay's images and returns the pushed SHA.
+func (e *env) push(t *testing.T, repo string, updates ...string) string {
+	t.Helper()
+	var us []manifest.Update
+	for _, s := range updates {
+		u, err := manifest.ParseUpdate(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	res, err := bump.Run(context.Background(), bump.Options{Git: e.gitOpts(repo), Path: "kubernetes/overlays/e2e", Updates: us})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.SHA
+}
+
+func TestE2EAutoSyncedAppReachesOurRevision(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "auto-on", true)
+	sha := e.push(t, app, "wanderlust-backend=1.1.0")
+	res, err := Sync(context.Background(), e.opts(app, sha, t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.AutoSync || res.SyncedRevision != sha || res.Health != "Healthy" || res.Phase != "Succeeded" || res.Contained {
+		t.Errorf("result %+v", res)
+	}
+	if !(res.Refresh <= res.Synced && res.Synced <= res.Healthy) {
+		t.Errorf("durations out of order: %+v", res)
+	}
+	t.Logf("push → healthy %s (refresh %s, synced %s)", res.Healthy, res.Refresh, res.Synced)
+}
+
+func TestE2EManualSyncRequestsOurRevision(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "auto-off", false)
+	sha := e.push(t, app, "wanderlust-frontend=1.2.0")
+	res, err := Sync(context.Background(), e.opts(app, sha, t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AutoSync || res.SyncedRevision != sha || res.Health != "Healthy" {
+		t.Errorf("result %+v", res)
+	}
+	var deploy struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct{ Image string } `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	if err := e.h.Get("/apis/apps/v1/namespaces/"+app+"/deployments/frontend", &deploy); err != nil {
+		t.Fatal(err)
+	}
+	if img := deploy.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/wanderlust-app/wanderlust-frontend:1.2.0" {
+		t.Errorf("running image %s", img)
+	}
+}
+
+func TestE2ESecondPushWhileSyncing(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "two-pushes", true)
+	first := e.push(t, app, "wanderlust-backend=2.0.0")
+	second := e.push(t, app, "wanderlust-frontend=2.0.1")
+	res, err := Sync(context.Background(), e.opts(app, first, t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Argo CD deploys the branch head: the second commit, which contains ours.
+	if res.SyncedRevision != second || !res.Contained {
+		t.Errorf("synced %s contained=%v; want %s (containing %s)", res.SyncedRevision, res.Contained, second, first)
+	}
+	// A revision that the deployed head does not contain never counts: an unrelated commit times out.
+	o := e.opts(app, "0123456789abcdef0123456789abcdef01234567", t)
+	o.Timeout = 4 * time.Second
+	if _, err := Sync(context.Background(), o); !errors.Is(err, ErrTimeout) {
+		t.Errorf("unrelated revision: %v, want a timeout", err)
+	}
+}
+
+func TestE2EFailedRolloutRollsBack(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "rollback", true)
+	bad := e.push(t, app, "wanderlust-backend="+argocdharness.NeverReady)
+	out, err := SyncOrRollback(context.Background(), e.opts(app, bad, t), func(ctx context.Context, reason string) (string, error) {
+		r, err := git.Revert(ctx, e.gitOpts(app), bad, reason)
+		if err != nil {
+			return "", err
+		}
+		return r.SHA, nil
+	})
+	if err == nil {
+		t.Fatal("a rollout that never becomes Ready deployed")
+	}
+	var we *Error
+	if !errors.As(out.Failure, &we) || we.Health != "Degraded" || !strings.Contains(err.Error(), "Deployment/"+app+"/backend Degraded") {
+		t.Errorf("failure %v", out.Failure)
+	}
+	if !out.RolledBack || out.Restored == nil || out.Restored.SyncedRevision != out.RollbackRevision || out.Restored.Health != "Healthy" {
+		t.Fatalf("outcome %+v", out)
+	}
+	if head, _ := e.git.Head(app, "main"); head != out.RollbackRevision {
+		t.Errorf("remote head %s, rollback %s", head, out.RollbackRevision)
+	}
+	k, _ := e.git.Show(app, "main", "kubernetes/overlays/e2e/kustomization.yaml")
+	if strings.Contains(k, argocdharness.NeverReady) {
+		t.Error("the revert did not restore the previous image")
+	}
+}
+
+func TestE2ETimeoutSaysWhereItStood(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "timeout", true)
+	bad := e.push(t, app, "wanderlust-backend="+argocdharness.NeverReady+"-2")
+	o := e.opts(app, bad, t)
+	o.Timeout, o.DegradedGrace = 6*time.Second, time.Hour
+	_, err := Sync(context.Background(), o)
+	var we *Error
+	if !errors.Is(err, ErrTimeout) || !errors.As(err, &we) || we.Sync == "" || we.Health == "" || !strings.Contains(err.Error(), app) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestE2EServerRestartMidWait(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "restart", true)
+	sha := e.push(t, app, "wanderlust-backend=3.0.0")
+	restarted := make(chan error, 1)
+	var once sync.Once
+	o := e.opts(app, sha, t)
+	o.Log = func(s string) {
+		t.Log(s)
+		// At the first progress line the wait is under way: kill the API server, restart it a second later.
+		once.Do(func() {
+			e.h.StopServer()
+			t.Log("argocd-server killed")
+			go func() { time.Sleep(time.Second); restarted <- e.h.StartServer() }()
+		})
+	}
+	res, err := Sync(context.Background(), o)
+	if rerr := <-restarted; rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil || res.SyncedRevision != sha || res.Health != "Healthy" {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+}
+
+func TestE2EWrongToken(t *testing.T) {
+	e := setup(t)
+	o := e.opts("auto-on", "0123456789abcdef0123456789abcdef01234567", t)
+	o.Token = "wrong-token-9a8b7c6d"
+	_, err := Sync(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "authentication failed") || strings.Contains(err.Error(), o.Token) {
+		t.Fatalf("err = %v", err)
+	}
+}
