@@ -68,9 +68,9 @@ type Result struct {
 // health, and every resource that is not Healthy.
 type Error struct {
 	App, Revision, Phase, Health, Sync string
-	Reason                            string
-	Unhealthy                         []string
-	Timeout                           bool
+	Reason                             string
+	Unhealthy                          []string
+	Timeout                            bool
 }
 
 func (e *Error) Error() string {

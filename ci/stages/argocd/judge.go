@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 )
 
 // verdict is what one observed state of the application means for the wait.
