@@ -37,8 +37,13 @@ var (
 	sharedErr  error
 )
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			anyFailed = true
+		}
+	})
 	sharedOnce.Do(func() {
 		shared, sharedErr = start(t)
 	})
@@ -52,7 +57,7 @@ func setup(t *testing.T) *env {
 }
 
 // start brings up the harness for the whole package run (closed by TestMain).
-func start(t *testing.T) (*env, error) {
+func start(t testing.TB) (*env, error) {
 	h := argocdharness.Start(&longLived{TB: t})
 	srv, err := gitserver.Start(filepath.Join(h.Dir, "git"), "argocd", gitToken)
 	if err != nil {
@@ -65,12 +70,19 @@ func start(t *testing.T) (*env, error) {
 	return &env{h: h, git: srv}, nil
 }
 
-// longLived keeps the harness alive across tests: its cleanups run from TestMain.
+// longLived keeps the harness alive across tests: its cleanups run from TestMain, its logs go to
+// standard error, and it counts as failed when any test failed (so that the harness logs are kept).
 type longLived struct{ testing.TB }
 
-var closers []func()
+var (
+	closers   []func()
+	anyFailed bool
+)
 
-func (l *longLived) Cleanup(f func()) { closers = append(closers, f) }
+func (l *longLived) Cleanup(f func())                { closers = append(closers, f) }
+func (l *longLived) Failed() bool                    { return anyFailed }
+func (l *longLived) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (l *longLived) Helper()                         {}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -83,7 +95,7 @@ func TestMain(m *testing.M) {
 // repo creates a git repository named name holding kubernetes/ and an "e2e" overlay (dev, with a
 // 5-second progress deadline so that a failed rollout is detected in seconds), and an Application
 // per requested name pointing at that overlay, auto-synced or not. It waits until each is Healthy.
-func (e *env) repo(t *testing.T, name string, auto bool) (appName string) {
+func (e *env) repo(t testing.TB, name string, auto bool) (appName string) {
 	t.Helper()
 	seed := t.TempDir()
 	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../../../kubernetes")); err != nil {
@@ -129,7 +141,7 @@ func (e *env) repo(t *testing.T, name string, auto bool) (appName string) {
 	return name
 }
 
-func (e *env) opts(app, rev string, t *testing.T) Options {
+func (e *env) opts(app, rev string, t testing.TB) Options {
 	return Options{
 		Server: e.h.Server, Token: e.h.Token, PlainText: true, App: app, Revision: rev,
 		Timeout: 2 * time.Minute, DegradedGrace: 3 * time.Second, RunID: "e2e-" + app,
@@ -145,7 +157,7 @@ func (e *env) gitOpts(repo string) git.Options {
 }
 
 // push bumps the e2e overlay's images and returns the pushed SHA.
-func (e *env) push(t *testing.T, repo string, updates ...string) string {
+func (e *env) push(t testing.TB, repo string, updates ...string) string {
 	t.Helper()
 	var us []manifest.Update
 	for _, s := range updates {

@@ -254,13 +254,8 @@ func (h *Harness) startArgoCD() error {
 		return err
 	}
 
-	argocd := filepath.Join(h.bin, "argocd")
-	env := func(component string) []string {
-		return []string{"ARGOCD_BINARY_NAME=" + component, "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig,
-			"PATH=" + h.bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + h.Dir}
-	}
 	h.repoAddr = "127.0.0.1:" + freePort()
-	if err := h.run("argocd-repo-server", argocd, env("argocd-repo-server"), "--port", strings.Split(h.repoAddr, ":")[1],
+	if err := h.run("argocd-repo-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-repo-server"), "--port", strings.Split(h.repoAddr, ":")[1],
 		"--metrics-port", freePort(), "--redis", h.redisAddr, "--disable-tls", "--loglevel", "warn"); err != nil {
 		return err
 	}
@@ -270,9 +265,23 @@ func (h *Harness) startArgoCD() error {
 	return h.StartServer()
 }
 
+// argoEnv is the environment of an Argo CD component running outside a cluster: the component's
+// name, the kubeconfig as its in-cluster config, kustomize and git on PATH, and the configuration
+// directories (GPG off) under the harness's directory instead of /app/config.
+func (h *Harness) argoEnv(component string) []string {
+	cfg := filepath.Join(h.Dir, "argocd-config")
+	for _, d := range []string{"ssh", "tls", "gpg/source", "gpg/keys", "gnupg", "plugin"} {
+		_ = os.MkdirAll(filepath.Join(cfg, d), 0o700)
+	}
+	return []string{"ARGOCD_BINARY_NAME=" + component, "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig,
+		"PATH=" + h.bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + h.Dir,
+		"ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH=" + filepath.Join(cfg, "tls"),
+		"ARGOCD_GPG_DATA_PATH=" + filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME=" + filepath.Join(cfg, "gnupg"),
+		"ARGOCD_PLUGINSOCKFILEPATH=" + filepath.Join(cfg, "plugin")}
+}
+
 func (h *Harness) startController() error {
-	return h.run("argocd-application-controller", filepath.Join(h.bin, "argocd"),
-		[]string{"ARGOCD_BINARY_NAME=argocd-application-controller", "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig, "HOME=" + h.Dir},
+	return h.run("argocd-application-controller", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-application-controller"),
 		"--repo-server", h.repoAddr, "--repo-server-plaintext", "--redis", h.redisAddr, "--metrics-port", freePort(),
 		"--status-processors", "4", "--operation-processors", "4", "--app-resync", "10", "--self-heal-timeout-seconds", "1",
 		"--loglevel", "warn")
@@ -286,8 +295,7 @@ func (h *Harness) StartServer() error {
 	}
 	static := filepath.Join(h.Dir, "static")
 	_ = os.MkdirAll(static, 0o755)
-	if err := h.run("argocd-server", filepath.Join(h.bin, "argocd"),
-		[]string{"ARGOCD_BINARY_NAME=argocd-server", "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig, "HOME=" + h.Dir},
+	if err := h.run("argocd-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-server"),
 		"--insecure", "--port", port, "--metrics-port", freePort(), "--repo-server", h.repoAddr, "--repo-server-plaintext",
 		"--redis", h.redisAddr, "--staticassets", static, "--loglevel", "warn"); err != nil {
 		return err
