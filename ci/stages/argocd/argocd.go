@@ -134,6 +134,9 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	// 4.–5. Follow the application until the judge says done or failed.
+	nctx, stopNudging := context.WithCancel(ctx)
+	defer stopNudging()
+	setStale := s.nudger(nctx)
 	last := app
 	for v, reason := s.judge.observe(app, time.Now()); ; {
 		switch v {
@@ -142,6 +145,7 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 		case failed:
 			return nil, s.fail(last, reason, false)
 		}
+		setStale(s.judge.staleSince)
 		next, err := s.next(ctx, last)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -236,6 +240,40 @@ func (s *session) matches(rev string) (bool, bool) {
 		s.mu.Unlock()
 	}
 	return ok, ok
+}
+
+// nudger asks the controller to re-evaluate the application when our sync is done but its health has
+// not been evaluated since. Status timestamps have one-second precision, so the evaluation must land
+// in a later second; rather than wait for the controller's next pass, it requests a normal refresh
+// a second after the operation ended, and then once a second while the health stays stale.
+func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
+	var mu sync.Mutex
+	var staleSince, nudged time.Time
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			due := !staleSince.IsZero() && time.Since(staleSince) >= time.Second && time.Since(nudged) >= time.Second
+			if due {
+				nudged = time.Now()
+			}
+			mu.Unlock()
+			if due {
+				_, _ = s.apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &s.o.App, AppNamespace: s.ns(), Refresh: ptr(string(v1alpha1.RefreshTypeNormal))})
+			}
+		}
+	}()
+	return func(stale time.Time) {
+		mu.Lock()
+		staleSince = stale
+		mu.Unlock()
+	}
 }
 
 // requestSync asks for the sync of our revision, first waiting for another operation to finish.

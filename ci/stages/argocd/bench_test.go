@@ -94,7 +94,12 @@ func BenchmarkArgoCD(b *testing.B) {
 		start := time.Now()
 		sha := e.push(b, app, fmt.Sprintf("wanderlust-backend=9.%d.0", i))
 		o := e.opts(app, sha, b)
-		o.Log = nil
+		start2 := time.Now()
+		o.Log = func(s string) {
+			if testing.Verbose() {
+				fmt.Printf("%6dms %s\n", time.Since(start2).Milliseconds(), s)
+			}
+		}
 		if _, err := Sync(ctx, o); err != nil {
 			b.Fatal(err)
 		}

@@ -31,7 +31,10 @@ type judge struct {
 	grace       time.Duration
 
 	degradedSince time.Time
-	contained     bool
+	// staleSince is set (to the operation's end) while our sync is done but its health not yet
+	// re-evaluated: the wait then asks for a refresh rather than wait for the controller's next pass.
+	staleSince time.Time
+	contained  bool
 	syncedRev     string
 	syncedAt      time.Time
 }
@@ -91,7 +94,9 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) (verdict, stri
 		j.syncedRev, j.syncedAt, j.contained = sync.Revision, now, contained
 	}
 	// Health read before the controller re-evaluated it after the operation is not trusted.
+	j.staleSince = time.Time{}
 	if app.Status.ReconciledAt == nil || !app.Status.ReconciledAt.Time.After(op.FinishedAt.Time) {
+		j.staleSince = op.FinishedAt.Time
 		return waiting, ""
 	}
 	switch app.Status.Health.Status {

@@ -53,8 +53,14 @@ func TestHealthReadBeforeReevaluationIsNotTrusted(t *testing.T) {
 	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 9), now); v != waiting {
 		t.Fatalf("verdict %v on older health, want waiting", v)
 	}
+	if j.staleSince.IsZero() {
+		t.Error("stale health does not ask for a re-evaluation")
+	}
 	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 11), now); v != done {
 		t.Fatalf("verdict %v on re-evaluated health, want done", v)
+	}
+	if !j.staleSince.IsZero() {
+		t.Error("still asking for a re-evaluation after it came")
 	}
 }
 
