@@ -35,8 +35,8 @@ type judge struct {
 	// re-evaluated: the wait then asks for a refresh rather than wait for the controller's next pass.
 	staleSince time.Time
 	contained  bool
-	syncedRev     string
-	syncedAt      time.Time
+	syncedRev  string
+	syncedAt   time.Time
 }
 
 // ourOperation returns the operation state if it is the sync of our revision (or of one containing it).
