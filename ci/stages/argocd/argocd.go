@@ -278,9 +278,13 @@ func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
 
 // requestSync asks for the sync of our revision, first waiting for another operation to finish.
 func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) error {
+	announced := false
 	for {
 		if app.Operation != nil || (app.Status.OperationState != nil && app.Status.OperationState.Phase == synccommon.OperationRunning) {
-			s.logf("another operation is in flight; waiting for it to finish")
+			if !announced {
+				s.logf("another operation is in flight; waiting for it to finish")
+				announced = true
+			}
 			next, err := s.next(ctx, app)
 			if err != nil {
 				if ctx.Err() != nil {

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
@@ -315,5 +318,48 @@ func TestE2EWrongToken(t *testing.T) {
 	_, err := Sync(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "authentication failed") || strings.Contains(err.Error(), o.Token) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestE2EWaitsForSomeoneElsesOperation(t *testing.T) {
+	e := setup(t)
+	app := e.repo(t, "busy", false)
+	// Someone else syncs a broken revision (on another branch) with retries: their operation stays
+	// in flight for several seconds.
+	work := t.TempDir()
+	if err := gitserver.Git("", "clone", "-q", e.git.GitDir(app), work); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(work, "kubernetes/overlays/e2e/kustomization.yaml"), []byte("resources: [missing.yaml]\n"), 0o644)
+	for _, args := range [][]string{{"checkout", "-q", "-b", "broken"}, {"commit", "-qam", "broken"}, {"push", "-q", "origin", "broken"}} {
+		if err := gitserver.Git(work, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken, _ := gitserver.Output(work, "rev-parse", "HEAD")
+	conn, apps, err := connect(e.opts(app, "x", t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rev := strings.TrimSpace(broken)
+	if _, err := apps.Sync(context.Background(), &applicationpkg.ApplicationSyncRequest{Name: &app, Revision: &rev,
+		RetryStrategy: &v1alpha1.RetryStrategy{Limit: 2, Backoff: &v1alpha1.Backoff{Duration: "3s"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	sha := e.push(t, app, "wanderlust-backend=5.0.0")
+	var lines []string
+	o := e.opts(app, sha, t)
+	o.Log = func(s string) { lines = append(lines, s); t.Log(s) }
+	res, err := Sync(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SyncedRevision != sha || res.Health != "Healthy" {
+		t.Errorf("result %+v", res)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "another operation is in flight") {
+		t.Errorf("did not wait for the other operation:\n%s", strings.Join(lines, "\n"))
 	}
 }
