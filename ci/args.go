@@ -2,11 +2,24 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/stages/build"
+	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/deploy"
+	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/publish"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
+	"wanderlust.dev/pipeline/ci/stages/scan"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 )
 
@@ -55,4 +68,85 @@ func plaintext(ctx context.Context, s *dagger.Secret) (string, error) {
 		return "", fmt.Errorf("read secret: %w", err)
 	}
 	return v, nil
+}
+
+// buildAndPublish runs the container stages of deploy and returns the published references.
+func buildAndPublish(ctx context.Context, rep *report.Run, source *dagger.Directory, skipScan bool, nvd *dagger.Secret,
+	registry, version, user string, password *dagger.Secret, sourceCommit string, dryRun bool) ([]string, error) {
+	if version == "" {
+		return nil, fmt.Errorf("--version is required to build and publish (or give --backend-tag and --frontend-tag)")
+	}
+	if skipScan {
+		rep.Skip("scan", "--skip-scan")
+	} else {
+		end := rep.Begin("scan")
+		res, err := scan.Run(ctx, dag, source, scan.Options{NVDAPIKey: nvd})
+		if err == nil && !res.Verdict.Pass {
+			err = errors.New(res.Verdict.Reason())
+		}
+		out := map[string]string{}
+		if res != nil {
+			out["findings"] = fmt.Sprint(len(res.Findings))
+		}
+		end(out, err)
+		if err != nil {
+			return nil, err
+		}
+	}
+	end := rep.Begin("build")
+	built, err := build.Both(ctx, dag, source, build.Options{})
+	end(nil, err)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		rep.Skip("publish", "--dry-run")
+		return []string{registry + "/wanderlust-backend:" + version, registry + "/wanderlust-frontend:" + version}, nil
+	}
+	end = rep.Begin("publish")
+	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+		publish.Options{Registry: registry, Username: user, Password: password, Version: version, SourceCommit: sourceCommit})
+	out := map[string]string{}
+	var refs []string
+	for _, p := range pub {
+		out[p.Name] = p.Digest
+		refs = append(refs, strings.SplitN(p.Ref, "@", 2)[0])
+	}
+	end(out, err)
+	return refs, err
+}
+
+// deployOptions turns the module's flags into deploy options, reading the secrets.
+func deployOptions(ctx context.Context, env, repo, branch string, gitToken *dagger.Secret, regUser string, regPass *dagger.Secret,
+	pinDigest, dryRun bool, argoServer string, argoToken *dagger.Secret, app string, plainText, rollback bool, timeout int,
+	smtpHost string, smtpPort int, smtpTLS, smtpUser string, smtpPass *dagger.Secret, from string, to []string) (*deploy.Options, error) {
+	var secrets [4]string
+	for i, s := range []*dagger.Secret{gitToken, regPass, argoToken, smtpPass} {
+		v, err := plaintext(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		secrets[i] = v
+	}
+	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
+	o := &deploy.Options{
+		Registry:  registry.Auth{Username: regUser, Password: secrets[1]},
+		PinDigest: pinDigest, DryRun: dryRun, Rollback: rollback,
+		Bump: bump.Options{Env: env, Git: git.Options{URL: repo, Branch: branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
+	}
+	if argoServer != "" {
+		if app == "" {
+			app = "wanderlust-" + env
+		}
+		o.Argo = &argocd.Options{Server: argoServer, Token: secrets[2], PlainText: plainText, App: app,
+			Timeout: time.Duration(timeout) * time.Second, Log: logf}
+	}
+	if smtpHost != "" {
+		o.Notify = &notify.Options{Host: smtpHost, Port: smtpPort, TLS: smtpTLS, Username: smtpUser, Password: secrets[3], From: from, To: to}
+	}
+	return o, nil
+}
+
+func registryAuth(user, pass string) registry.Auth {
+	return registry.Auth{Username: user, Password: pass}
 }

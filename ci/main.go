@@ -16,9 +16,11 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/publish"
 	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/stages/scan"
 )
 
@@ -421,4 +423,179 @@ func (m *Wanderlust) Sync(
 	return fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
 		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
 		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond)), nil
+}
+
+// Deploy runs the whole pipeline: scan → build (frontend ∥ backend) → publish → verify the tags and
+// resolve digests → bump the environment's manifests (tags, or digests with --pin-digest) → commit and
+// push → sync Argo CD and wait for that commit → roll back on failure → email the run report.
+// Given --backend-tag and --frontend-tag, the container stages are skipped and those images deployed.
+// Prints the run report (Markdown); a failed deployment fails the call, with the report in the error.
+func (m *Wanderlust) Deploy(
+	ctx context.Context,
+	// Application source with backend/ and frontend/.
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git"]
+	source *dagger.Directory,
+	// Environment: kubernetes/overlays/<env> and, by default, the Argo CD app wanderlust-<env>.
+	env string,
+	// Repository prefix of the images, e.g. ghcr.io/wanderlust-app.
+	registry string,
+	// GitOps repository holding kubernetes/.
+	repo string,
+	// Release version (the image tag when building).
+	// +optional
+	version string,
+	// Deploy this backend tag (skips scan, build and publish, with --frontend-tag).
+	// +optional
+	backendTag string,
+	// Deploy this frontend tag.
+	// +optional
+	frontendTag string,
+	// Application commit SHA (image tag, Source-Commit trailer).
+	// +optional
+	sourceCommit string,
+	// When the application commit was made (RFC 3339), for the lead time.
+	// +optional
+	sourceCommitTime string,
+	// Registry user.
+	// +optional
+	registryUsername string,
+	// Registry password or token.
+	// +optional
+	registryPassword *dagger.Secret,
+	// Pin image digests in the manifests.
+	// +optional
+	pinDigest bool,
+	// Branch of the GitOps repository.
+	// +default="main"
+	branch string,
+	// Token for the GitOps repository.
+	// +optional
+	gitToken *dagger.Secret,
+	// Argo CD API server (host:port); without it the sync is skipped.
+	// +optional
+	argocdServer string,
+	// Argo CD API token.
+	// +optional
+	argocdToken *dagger.Secret,
+	// Argo CD application (default wanderlust-<env>).
+	// +optional
+	app string,
+	// Talk to Argo CD without TLS.
+	// +optional
+	argocdPlainText bool,
+	// Revert the commit when the rollout fails.
+	// +default=true
+	rollback bool,
+	// Seconds to wait for Synced and Healthy.
+	// +default=300
+	timeout int,
+	// Compute the manifest change and print it; push nothing, sync nothing.
+	// +optional
+	dryRun bool,
+	// Skip the security scan.
+	// +optional
+	skipScan bool,
+	// NVD API key (OWASP Dependency-Check).
+	// +optional
+	nvdApiKey *dagger.Secret,
+	// SMTP server; without it no email is sent.
+	// +optional
+	smtpHost string,
+	// SMTP port (default by TLS mode: 587, 465, 25).
+	// +optional
+	smtpPort int,
+	// SMTP TLS: starttls, implicit or none.
+	// +default="starttls"
+	smtpTls string,
+	// SMTP user.
+	// +optional
+	smtpUsername string,
+	// SMTP password.
+	// +optional
+	smtpPassword *dagger.Secret,
+	// Sender address.
+	// +optional
+	mailFrom string,
+	// Recipients.
+	// +optional
+	mailTo []string,
+) (string, error) {
+	rep := report.New("Wanderlust deploy", env)
+	var images []string
+	if backendTag != "" || frontendTag != "" {
+		if backendTag == "" || frontendTag == "" {
+			return "", errors.New("--backend-tag and --frontend-tag go together")
+		}
+		images = []string{registry + "/wanderlust-backend:" + backendTag, registry + "/wanderlust-frontend:" + frontendTag}
+		for _, s := range []string{"scan", "build", "publish"} {
+			rep.Skip(s, "images given")
+		}
+	} else {
+		refs, err := buildAndPublish(ctx, rep, source, skipScan, nvdApiKey, registry, version, registryUsername, registryPassword, sourceCommit, dryRun)
+		if err != nil {
+			rep.Finish(err)
+			return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
+		}
+		images = refs
+	}
+	o, err := deployOptions(ctx, env, repo, branch, gitToken, registryUsername, registryPassword, pinDigest, dryRun,
+		argocdServer, argocdToken, app, argocdPlainText, rollback, timeout, smtpHost, smtpPort, smtpTls, smtpUsername, smtpPassword, mailFrom, mailTo)
+	if err != nil {
+		return "", err
+	}
+	o.Images, o.Bump.SourceCommit = images, sourceCommit
+	if sourceCommitTime != "" {
+		if o.SourceCommitTime, err = time.Parse(time.RFC3339, sourceCommitTime); err != nil {
+			return "", fmt.Errorf("--source-commit-time: %w", err)
+		}
+	}
+	rep, err = deploy.Run(ctx, *o, rep)
+	if err != nil {
+		return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
+	}
+	return rep.Markdown(), nil
+}
+
+// Promote copies the exact images that run in one environment (digests where pinned) into the next
+// one's overlay, commits, pushes, syncs the target's Argo CD app and waits, with the same conflict,
+// rollback and report rules as deploy. It refuses to promote what is not Synced and Healthy.
+func (m *Wanderlust) Promote(
+	ctx context.Context,
+	// Source environment, e.g. dev.
+	from string,
+	// Target environment, e.g. staging.
+	to string,
+	// GitOps repository.
+	repo string,
+	// Argo CD API server (host:port).
+	argocdServer string,
+	// Argo CD API token.
+	argocdToken *dagger.Secret,
+	// Branch of the GitOps repository.
+	// +default="main"
+	branch string,
+	// Token for the GitOps repository.
+	// +optional
+	gitToken *dagger.Secret,
+	// Talk to Argo CD without TLS.
+	// +optional
+	argocdPlainText bool,
+	// Revert the commit when the rollout fails.
+	// +default=true
+	rollback bool,
+	// Seconds to wait for Synced and Healthy.
+	// +default=300
+	timeout int,
+) (string, error) {
+	o, err := deployOptions(ctx, to, repo, branch, gitToken, "", nil, false, false, argocdServer, argocdToken, "", argocdPlainText, rollback, timeout, "", 0, "", "", nil, "", nil)
+	if err != nil {
+		return "", err
+	}
+	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: o.Bump.Git, Argo: *o.Argo,
+		FromApp: "wanderlust-" + from, ToApp: "wanderlust-" + to, Rollback: rollback})
+	if err != nil {
+		return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
+	}
+	return rep.Markdown(), nil
 }

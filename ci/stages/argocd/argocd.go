@@ -467,3 +467,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// AppStatus is an application's current state.
+type AppStatus struct {
+	Sync, Revision, Health string
+}
+
+// Status reads an application's sync status, synced revision and health.
+func Status(ctx context.Context, o Options) (*AppStatus, error) {
+	conn, apps, err := connect(o)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	s := &session{o: o}
+	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns()})
+	if err != nil {
+		return nil, s.rpcError("get", err)
+	}
+	return &AppStatus{Sync: string(app.Status.Sync.Status), Revision: app.Status.Sync.Revision, Health: string(app.Status.Health.Status)}, nil
+}

@@ -7,7 +7,6 @@ package argocd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,114 +26,48 @@ import (
 
 const gitToken = "git-e2e-token-5f4e3d"
 
-// env is one Argo CD + git remote for a test file: started once, shared by the tests, each of which
-// uses Applications of its own.
+// env is the shared Argo CD and a git remote, shared by the tests, each of which uses Applications of
+// its own.
 type env struct {
 	h   *argocdharness.Harness
 	git *gitserver.Server
 }
 
 var (
-	shared     *env
-	sharedOnce sync.Once
-	sharedErr  error
+	gitOnce sync.Once
+	gitSrv  *gitserver.Server
+	gitErr  error
 )
 
 func setup(t testing.TB) *env {
 	t.Helper()
-	t.Cleanup(func() {
-		if t.Failed() {
-			anyFailed = true
+	h := argocdharness.Shared(t)
+	gitOnce.Do(func() {
+		gitSrv, gitErr = gitserver.Start(filepath.Join(h.Dir, "git"), "argocd", gitToken)
+		if gitErr == nil {
+			argocdharness.OnClose(gitSrv.Close)
 		}
 	})
-	sharedOnce.Do(func() {
-		shared, sharedErr = start(t)
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
+	if gitErr != nil {
+		t.Fatal(gitErr)
 	}
-	if shared == nil {
-		t.Skip("harness not available")
-	}
-	return shared
+	return &env{h: h, git: gitSrv}
 }
 
-// start brings up the harness for the whole package run (closed by TestMain).
-func start(t testing.TB) (*env, error) {
-	h := argocdharness.Start(&longLived{TB: t})
-	srv, err := gitserver.Start(filepath.Join(h.Dir, "git"), "argocd", gitToken)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, srv.Close, h.Close)
-	if err := h.AddRepository(srv.RepoURL("gitops"), "argocd", gitToken); err != nil {
-		return nil, err
-	}
-	return &env{h: h, git: srv}, nil
-}
+func TestMain(m *testing.M) { argocdharness.Main(m) }
 
-// longLived keeps the harness alive across tests: its cleanups run from TestMain, its logs go to
-// standard error, and it counts as failed when any test failed (so that the harness logs are kept).
-type longLived struct{ testing.TB }
-
-var (
-	closers   []func()
-	anyFailed bool
-)
-
-func (l *longLived) Cleanup(f func())                { closers = append(closers, f) }
-func (l *longLived) Failed() bool                    { return anyFailed }
-func (l *longLived) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-func (l *longLived) Helper()                         {}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
-	os.Exit(code)
-}
-
-// repo creates a git repository named name holding kubernetes/ and an "e2e" overlay (dev, with a
-// 5-second progress deadline so that a failed rollout is detected in seconds), and an Application
-// per requested name pointing at that overlay, auto-synced or not. It waits until each is Healthy.
+// repo creates a git repository named name holding kubernetes/ and an "e2e" overlay (see
+// argocdharness.SeedRepo) and an Application of that name deploying it into namespace name,
+// auto-synced or not, and waits until it is Healthy.
 func (e *env) repo(t testing.TB, name string, auto bool) (appName string) {
 	t.Helper()
-	seed := t.TempDir()
-	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../../../kubernetes")); err != nil {
+	if err := argocdharness.SeedRepo(e.git, "../../../kubernetes", name, map[string]string{"e2e": name}); err != nil {
 		t.Fatal(err)
-	}
-	ov := filepath.Join(seed, "kubernetes/overlays/e2e")
-	if err := os.CopyFS(ov, os.DirFS("../../../kubernetes/overlays/dev")); err != nil {
-		t.Fatal(err)
-	}
-	k, _ := os.ReadFile(filepath.Join(ov, "kustomization.yaml"))
-	k = []byte(strings.Replace(string(k), "namespace: wanderlust-dev", "namespace: "+name, 1))
-	k = []byte(strings.Replace(string(k), "  - path: resources.yaml\n", "  - path: resources.yaml\n  - path: deadline.yaml\n", 1))
-	_ = os.WriteFile(filepath.Join(ov, "kustomization.yaml"), k, 0o644)
-	_ = os.WriteFile(filepath.Join(ov, "deadline.yaml"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\nspec:\n  progressDeadlineSeconds: 5\n"), 0o644)
-	if err := e.git.CreateRepo(name, "main", os.DirFS(seed)); err != nil {
-		t.Fatal(err)
-	}
-	// Storage for the StatefulSets' claims (no provisioner here): static volumes they bind to.
-	for _, pv := range []struct{ claim, size string }{{"mongo-data-mongodb-0", "5Gi"}, {"redis-data-redis-0", "1Gi"}} {
-		if err := e.h.Apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"%s-%s"},
-"spec":{"capacity":{"storage":%q},"accessModes":["ReadWriteOnce"],"hostPath":{"path":"/tmp/%s"},
-"claimRef":{"namespace":%q,"name":%q}}}`, name, pv.claim, pv.size, name, name, pv.claim)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if err := e.h.AddRepository(e.git.RepoURL(name), "argocd", gitToken); err != nil {
 		t.Fatal(err)
 	}
-	policy := `"syncOptions":["CreateNamespace=true"]`
-	if auto {
-		policy = `"automated":{"prune":true,"selfHeal":true},` + policy
-	}
-	app := fmt.Sprintf(`{"apiVersion":"argoproj.io/v1alpha1","kind":"Application","metadata":{"name":%q,"namespace":"argocd"},
-"spec":{"project":"default","source":{"repoURL":%q,"targetRevision":"main","path":"kubernetes/overlays/e2e"},
-"destination":{"server":"https://kubernetes.default.svc","namespace":%q},"syncPolicy":{%s}}}`, name, e.git.RepoURL(name), name, policy)
-	if err := e.h.Apply(app); err != nil {
+	if err := e.h.Application(name, e.git.RepoURL(name), "e2e", name, auto); err != nil {
 		t.Fatal(err)
 	}
 	seedSHA, _ := e.git.Head(name, "main")

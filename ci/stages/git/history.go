@@ -250,3 +250,28 @@ func (r *run) wrap(err error) error {
 	}
 	return redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.o.Branch, err), r.o.Auth)
 }
+
+// Read fetches commit rev and calls read with a view of its tree (in a partial clone, what read opens
+// is fetched as it is read).
+func Read(ctx context.Context, opts Options, rev string, read func(fs.FS) error) (err error) {
+	r, err := newRun(opts)
+	if err != nil {
+		return redact(fmt.Errorf("git: %w", err), opts.Auth)
+	}
+	defer func() { err = r.wrap(err) }()
+	if err := r.fetchHead(ctx, 1); err != nil {
+		return err
+	}
+	if err := r.fetchAt(ctx, plumbing.NewHash(rev)); err != nil {
+		return err
+	}
+	c, err := r.headCommit()
+	if err != nil {
+		return err
+	}
+	t, err := newTreeFS(c, r.objects(ctx))
+	if err != nil {
+		return err
+	}
+	return read(t)
+}

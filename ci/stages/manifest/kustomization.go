@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -143,6 +144,9 @@ func (e *editor) setEntry(s *source, kpath string, entry *yaml.RNode, u Update) 
 	want := cur
 	if u.NewName != "" {
 		want.NewName = u.NewName
+		if u.NewName == cur.Name {
+			want.NewName = "" // the image keeps its name: no newName
+		}
 	}
 	want.NewTag, want.Digest = u.Tag, u.Digest
 	edit := Edit{Image: u.Name, File: kpath, Field: "images[" + cur.Name + "]", From: cur.value(), To: want.value()}
@@ -217,4 +221,48 @@ func appendEntries(s *source, kpath string, images *yaml.RNode, entries []string
 	}
 	s.insertAfterLine(images.YNode(), indentLines(strings.Repeat(" ", dash)))
 	return nil
+}
+
+// Image is an image entry of a kustomization: the image it replaces and what it becomes.
+type Image struct {
+	Name, NewName, NewTag, Digest string
+}
+
+// Ref is the reference the entry deploys, e.g. "repo:tag@sha256:…".
+func (i Image) Ref() string {
+	repo := i.Name
+	if i.NewName != "" {
+		repo = i.NewName
+	}
+	return imageRef{Repo: repo, Tag: i.NewTag, Digest: i.Digest}.String()
+}
+
+// Images reads the `images:` of the kustomization in dir (for promotion: what an environment runs).
+func Images(fsys fs.FS, dir string) ([]Image, error) {
+	p, err := cleanPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	k := findKustomization(fsys, p)
+	if k == "" {
+		return nil, fmt.Errorf("manifest: no kustomization in %s", dir)
+	}
+	b, err := fs.ReadFile(fsys, k)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	docs, err := newSource(k, b).documents()
+	if err != nil || len(docs) != 1 {
+		return nil, fmt.Errorf("manifest: %s is not a kustomization: %v", k, err)
+	}
+	seq, err := docs[0].Pipe(yaml.Lookup("images"))
+	if err != nil || seq == nil {
+		return nil, err
+	}
+	var out []Image
+	for _, item := range seq.Content() {
+		e := yaml.NewRNode(item)
+		out = append(out, Image{Name: fieldValue(e, fName), NewName: fieldValue(e, fNewName), NewTag: fieldValue(e, fNewTag), Digest: fieldValue(e, fDigest)})
+	}
+	return out, nil
 }

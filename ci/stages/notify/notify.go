@@ -1,0 +1,117 @@
+// Package notify emails the run report (plain text and HTML) over SMTP with go-mail: STARTTLS or
+// implicit TLS, with authentication. A failed notification never changes a deployment's result; the
+// caller records it in the report.
+package notify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"crypto/tls"
+
+	"github.com/wneessen/go-mail"
+
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+// TLS modes.
+const (
+	StartTLS = "starttls" // upgrade a plain connection; refuse to send without TLS
+	Implicit = "implicit" // TLS from the first byte (port 465)
+	NoTLS    = "none"     // plain text: only for a relay on localhost
+)
+
+// Options say where and to whom.
+type Options struct {
+	Host string
+	Port int // default 587 (starttls), 465 (implicit), 25 (none)
+	// Username and Password authenticate (PLAIN, or LOGIN/CRAM where offered); the password is a secret.
+	Username, Password string
+	From               string
+	To                 []string
+	TLS                string // StartTLS (default), Implicit or NoTLS
+	// RootCAs verifies the server's certificate (nil: the system's).
+	RootCAs *x509.CertPool
+	Timeout time.Duration // default 30s
+}
+
+// Subject is the mail's subject: the seed's wording, with the result.
+func Subject(r *report.Run) string {
+	status := "SUCCESS"
+	if r.Result == report.Failed {
+		status = "FAILURE"
+	}
+	env := ""
+	if r.Env != "" {
+		env = " to " + r.Env
+	}
+	return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - '%s'", env, status)
+}
+
+// Send mails the report.
+func Send(ctx context.Context, o Options, r *report.Run) error {
+	if o.Host == "" || o.From == "" || len(o.To) == 0 {
+		return errors.New("notify: SMTP host, sender and at least one recipient are required")
+	}
+	m := mail.NewMsg()
+	if err := m.From(o.From); err != nil {
+		return fmt.Errorf("notify: sender: %w", err)
+	}
+	if err := m.To(o.To...); err != nil {
+		return fmt.Errorf("notify: recipients: %w", err)
+	}
+	m.Subject(Subject(r))
+	m.SetDate()
+	m.SetMessageID()
+	m.SetBodyString(mail.TypeTextPlain, r.Text())
+	m.AddAlternativeString(mail.TypeTextHTML, r.HTML())
+
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	opts := []mail.Option{mail.WithTimeout(timeout), mail.WithTLSConfig(&tls.Config{ServerName: o.Host, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12})}
+	port := o.Port
+	switch strings.ToLower(o.TLS) {
+	case "", StartTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+		if port == 0 {
+			port = 587
+		}
+	case Implicit:
+		opts = append(opts, mail.WithSSL())
+		if port == 0 {
+			port = 465
+		}
+	case NoTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+		if port == 0 {
+			port = 25
+		}
+	default:
+		return fmt.Errorf("notify: TLS mode %q: want starttls, implicit or none", o.TLS)
+	}
+	opts = append(opts, mail.WithPort(port))
+	if o.Username != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(o.Username), mail.WithPassword(o.Password))
+	}
+	c, err := mail.NewClient(o.Host, opts...)
+	if err != nil {
+		return fmt.Errorf("notify: %w", scrub(err, o.Password))
+	}
+	if err := c.DialAndSendWithContext(ctx, m); err != nil {
+		return fmt.Errorf("notify: send to %s:%d: %w", o.Host, port, scrub(err, o.Password))
+	}
+	return nil
+}
+
+func scrub(err error, secret string) error {
+	if secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), secret, "***"))
+}

@@ -1,0 +1,189 @@
+// Package report is the run report of a deployment: each stage's status, timing and key output, the
+// overall result and the DORA figures, rendered as JSON, Markdown, plain text and HTML. It holds no
+// secrets: stages put only references, digests, SHAs and statuses in it.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Stage statuses.
+const (
+	Succeeded = "succeeded"
+	Failed    = "failed"
+	Skipped   = "skipped"
+)
+
+// Stage is one stage of the run.
+type Stage struct {
+	Name     string            `json:"name"`
+	Status   string            `json:"status"`
+	Start    time.Time         `json:"start"`
+	Duration time.Duration     `json:"durationNs"`
+	Output   map[string]string `json:"output,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// DORA are the delivery metrics of the run.
+type DORA struct {
+	SourceCommitTime   *time.Time    `json:"sourceCommitTime,omitempty"`
+	LeadTime           time.Duration `json:"leadTimeNs,omitempty"` // source commit → Healthy
+	DeploymentDuration time.Duration `json:"deploymentDurationNs"`
+	Failed             bool          `json:"changeFailed"`
+	RolledBack         bool          `json:"rolledBack"`
+	TimeToRestore      time.Duration `json:"timeToRestoreNs,omitempty"` // failure detected → Healthy again
+}
+
+// Run is the report of one run.
+type Run struct {
+	Title   string            `json:"title"`
+	Env     string            `json:"environment,omitempty"`
+	Result  string            `json:"result"` // succeeded or failed
+	Started time.Time         `json:"started"`
+	Ended   time.Time         `json:"ended"`
+	Stages  []Stage           `json:"stages"`
+	DORA    DORA              `json:"dora"`
+	Links   map[string]string `json:"links,omitempty"`
+}
+
+// New starts a report.
+func New(title, env string) *Run {
+	return &Run{Title: title, Env: env, Started: time.Now(), Result: Succeeded}
+}
+
+// Begin starts a stage; the returned function ends it with its output and error (nil: succeeded).
+func (r *Run) Begin(name string) func(output map[string]string, err error) {
+	start := time.Now()
+	return func(output map[string]string, err error) {
+		s := Stage{Name: name, Status: Succeeded, Start: start, Duration: time.Since(start), Output: output}
+		if err != nil {
+			s.Status, s.Error = Failed, err.Error()
+		}
+		r.Stages = append(r.Stages, s)
+	}
+}
+
+// Skip records a stage that did not run, and why.
+func (r *Run) Skip(name, why string) {
+	r.Stages = append(r.Stages, Stage{Name: name, Status: Skipped, Start: time.Now(), Output: map[string]string{"reason": why}})
+}
+
+// Finish sets the result (failed when err is non-nil) and the end time.
+func (r *Run) Finish(err error) {
+	r.Ended = time.Now()
+	r.DORA.DeploymentDuration = r.Ended.Sub(r.Started)
+	if err != nil {
+		r.Result = Failed
+	}
+}
+
+// JSON renders the report.
+func (r *Run) JSON() []byte {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return b
+}
+
+// Text renders the report as plain text.
+func (r *Run) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", r.Title, strings.ToUpper(r.Result))
+	if r.Env != "" {
+		fmt.Fprintf(&b, "environment: %s\n", r.Env)
+	}
+	fmt.Fprintf(&b, "started %s, took %s\n\n", r.Started.UTC().Format(time.RFC3339), r.DORA.DeploymentDuration.Round(time.Millisecond))
+	for _, s := range r.Stages {
+		fmt.Fprintf(&b, "- %-8s %-10s %8s", s.Name, s.Status, s.Duration.Round(time.Millisecond))
+		for _, k := range keys(s.Output) {
+			fmt.Fprintf(&b, "  %s=%s", k, s.Output[k])
+		}
+		if s.Error != "" {
+			fmt.Fprintf(&b, "\n    error: %s", s.Error)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n" + r.doraText(": ", "\n"))
+	for _, k := range keys(r.Links) {
+		fmt.Fprintf(&b, "%s: %s\n", k, r.Links[k])
+	}
+	return b.String()
+}
+
+// Markdown renders the report for $GITHUB_STEP_SUMMARY.
+func (r *Run) Markdown() string {
+	var b strings.Builder
+	icon := "✅"
+	if r.Result == Failed {
+		icon = "❌"
+	}
+	fmt.Fprintf(&b, "## %s %s: %s\n\n| stage | status | duration | output |\n|---|---|---:|---|\n", icon, r.Title, r.Result)
+	for _, s := range r.Stages {
+		var out []string
+		for _, k := range keys(s.Output) {
+			out = append(out, fmt.Sprintf("%s=`%s`", k, s.Output[k]))
+		}
+		if s.Error != "" {
+			out = append(out, "error: "+s.Error)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, s.Status, s.Duration.Round(time.Millisecond), strings.ReplaceAll(strings.Join(out, " "), "|", `\|`))
+	}
+	b.WriteString("\n" + r.doraText(": ", "  \n"))
+	return b.String()
+}
+
+// HTML renders the report for email.
+func (r *Run) HTML() string {
+	var b strings.Builder
+	color := "#1a7f37"
+	if r.Result == Failed {
+		color = "#cf222e"
+	}
+	fmt.Fprintf(&b, `<html><body style="font-family:sans-serif"><h2 style="color:%s">%s: %s</h2>`, color, html.EscapeString(r.Title), strings.ToUpper(r.Result))
+	b.WriteString(`<table border="1" cellpadding="4" cellspacing="0"><tr><th>stage</th><th>status</th><th>duration</th><th>output</th></tr>`)
+	for _, s := range r.Stages {
+		var out []string
+		for _, k := range keys(s.Output) {
+			out = append(out, html.EscapeString(k+"="+s.Output[k]))
+		}
+		if s.Error != "" {
+			out = append(out, "<b>error:</b> "+html.EscapeString(s.Error))
+		}
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>", html.EscapeString(s.Name), s.Status, s.Duration.Round(time.Millisecond), strings.Join(out, "<br>"))
+	}
+	b.WriteString("</table><p>" + strings.ReplaceAll(html.EscapeString(r.doraText(": ", "\n")), "\n", "<br>") + "</p>")
+	for _, k := range keys(r.Links) {
+		fmt.Fprintf(&b, `<p><a href="%s">%s</a></p>`, html.EscapeString(r.Links[k]), html.EscapeString(k))
+	}
+	b.WriteString("</body></html>")
+	return b.String()
+}
+
+func (r *Run) doraText(sep, nl string) string {
+	d := r.DORA
+	var lines []string
+	if d.SourceCommitTime != nil {
+		lines = append(lines, "source commit time"+sep+d.SourceCommitTime.UTC().Format(time.RFC3339))
+	}
+	if d.LeadTime > 0 {
+		lines = append(lines, "lead time (commit → Healthy)"+sep+d.LeadTime.Round(time.Second).String())
+	}
+	lines = append(lines, "deployment duration"+sep+d.DeploymentDuration.Round(time.Millisecond).String(),
+		fmt.Sprintf("change failed%s%v", sep, d.Failed), fmt.Sprintf("rolled back%s%v", sep, d.RolledBack))
+	if d.TimeToRestore > 0 {
+		lines = append(lines, "time to restore"+sep+d.TimeToRestore.Round(time.Millisecond).String())
+	}
+	return strings.Join(lines, nl) + nl
+}
+
+func keys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
