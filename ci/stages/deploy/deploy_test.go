@@ -145,8 +145,8 @@ func TestDeployToHealthyAndMailTheReport(t *testing.T) {
 	argo := w.argo(t, "dep-dev")
 	rep, err := Run(context.Background(), Options{
 		Images: []string{backend, frontend}, PinDigest: true,
-		Bump:   bump.Options{Git: w.gitOpts("dep"), Env: "dev", SourceCommit: "abcdef0123456789"},
-		Argo:   &argo, Rollback: true, Notify: w.mail(), SourceCommitTime: commitTime,
+		Bump: bump.Options{Git: w.gitOpts("dep"), Env: "dev", SourceCommit: "abcdef0123456789"},
+		Argo: &argo, Rollback: true, Notify: w.mail(), SourceCommitTime: commitTime,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
