@@ -520,7 +520,19 @@ func (m *Wanderlust) Deploy(
 	// Recipients.
 	// +optional
 	mailTo []string,
+	// Format of the printed run report: markdown or json.
+	// +default="markdown"
+	reportFormat string,
 ) (string, error) {
+	if reportFormat != "markdown" && reportFormat != "json" {
+		return "", fmt.Errorf("--report-format %q: want markdown or json", reportFormat)
+	}
+	render := func(r *report.Run) string {
+		if reportFormat == "json" {
+			return string(r.JSON())
+		}
+		return r.Markdown()
+	}
 	rep := report.New("Wanderlust deploy", env)
 	var images []string
 	if backendTag != "" || frontendTag != "" {
@@ -535,7 +547,7 @@ func (m *Wanderlust) Deploy(
 		refs, err := buildAndPublish(ctx, rep, source, skipScan, nvdApiKey, registry, version, registryUsername, registryPassword, sourceCommit, dryRun)
 		if err != nil {
 			rep.Finish(err)
-			return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
+			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
 		}
 		images = refs
 	}
@@ -552,9 +564,9 @@ func (m *Wanderlust) Deploy(
 	}
 	rep, err = deploy.Run(ctx, *o, rep)
 	if err != nil {
-		return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
+		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
 	}
-	return rep.Markdown(), nil
+	return render(rep), nil
 }
 
 // Promote copies the exact images that run in one environment (digests where pinned) into the next

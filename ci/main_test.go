@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -188,5 +189,60 @@ func TestScanReportGate(t *testing.T) {
 	}
 	if _, err := scanPolicy("HIGH", 11, nil); err == nil {
 		t.Error("bad --max-cvss accepted")
+	}
+}
+
+// TestDeployWithGivenImagesSkipsTheContainerStages runs the module's deploy as `dagger call deploy
+// --backend-tag … --frontend-tag …` would: no container is needed, so it runs here for real against
+// the git remote and an OCI registry (no Argo CD given: the sync is skipped and reported so).
+func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
+	srv := gitops(t)
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	registry := strings.TrimPrefix(reg.URL, "http://") + "/wanderlust-app"
+	for _, img := range []string{"wanderlust-backend:7.0.0", "wanderlust-frontend:7.0.1"} {
+		i, _ := random.Image(128, 1)
+		r, _ := name.ParseReference(registry + "/" + img)
+		if err := remote.Write(r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	token := dagger.Connect().Secret("env://GIT_TOKEN")
+	out, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "7.0.1",
+		"abcdef0", "", "", nil, true, "main", token, "", nil, "", false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Result string
+		Stages []struct{ Name, Status string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := []string{}
+	for _, s := range rep.Stages {
+		got = append(got, s.Name+":"+s.Status)
+	}
+	want := "scan:skipped build:skipped publish:skipped verify:succeeded bump:succeeded sync:skipped notify:skipped"
+	if rep.Result != "succeeded" || strings.Join(got, " ") != want {
+		t.Errorf("stages %v (result %s), want %s", got, rep.Result, want)
+	}
+	k, _ := srv.Show("gitops", "main", "kubernetes/overlays/staging/kustomization.yaml")
+	if !strings.Contains(k, "newName: "+registry+"/wanderlust-frontend") || !strings.Contains(k, `newTag: "7.0.1"`) || !strings.Contains(k, "digest: sha256:") {
+		t.Errorf("staging overlay:\n%s", k)
+	}
+	if strings.Contains(out, planted) {
+		t.Error("the token is in the report")
+	}
+	if _, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "",
+		"", "", "", nil, false, "main", token, "", nil, "", false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json"); err == nil {
+		t.Error("--backend-tag without --frontend-tag accepted")
 	}
 }
