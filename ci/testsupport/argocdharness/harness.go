@@ -277,7 +277,10 @@ func (h *Harness) argoEnv(component string) []string {
 		"PATH=" + h.bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + h.Dir,
 		"ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH=" + filepath.Join(cfg, "tls"),
 		"ARGOCD_GPG_DATA_PATH=" + filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME=" + filepath.Join(cfg, "gnupg"),
-		"ARGOCD_PLUGINSOCKFILEPATH=" + filepath.Join(cfg, "plugin")}
+		"ARGOCD_PLUGINSOCKFILEPATH=" + filepath.Join(cfg, "plugin"),
+		// The repo-server's git credential helper listens on a socket: one per harness, so that two
+		// harnesses (two test packages run at once) do not answer each other's git.
+		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(h.Dir, "askpass.sock")}
 }
 
 func (h *Harness) startController() error {
