@@ -348,17 +348,9 @@ func (s *session) next(ctx context.Context, last *v1alpha1.Application) (*v1alph
 					s.polling = true
 					continue
 				}
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
+				if err := s.reconnect(ctx, "watch failed", err, &backoff); err != nil {
+					return nil, err
 				}
-				if fatal := s.fatalRPC(err); fatal != nil {
-					return nil, fatal
-				}
-				s.logf("watch failed (%v); reconnecting in %s", status.Convert(err).Message(), backoff)
-				if !sleep(ctx, backoff) {
-					return nil, ctx.Err()
-				}
-				backoff = min(backoff*2, 5*time.Second)
 				continue
 			}
 			s.stream = stream
@@ -372,18 +364,27 @@ func (s *session) next(ctx context.Context, last *v1alpha1.Application) (*v1alph
 			return &ev.Application, nil
 		}
 		s.stream = nil
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := s.reconnect(ctx, "watch stream dropped", err, &backoff); err != nil {
+			return nil, err
 		}
-		if fatal := s.fatalRPC(err); fatal != nil {
-			return nil, fatal
-		}
-		s.logf("watch stream dropped (%v); reconnecting in %s", status.Convert(err).Message(), backoff)
-		if !sleep(ctx, backoff) {
-			return nil, ctx.Err()
-		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// reconnect handles a failed or dropped watch: errors that reconnecting cannot fix end the wait;
+// otherwise it waits the backoff (doubling it, up to 5s) before the caller tries again.
+func (s *session) reconnect(ctx context.Context, what string, err error, backoff *time.Duration) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if fatal := s.fatalRPC(err); fatal != nil {
+		return fatal
+	}
+	s.logf("%s (%v); reconnecting in %s", what, status.Convert(err).Message(), *backoff)
+	if !sleep(ctx, *backoff) {
+		return ctx.Err()
+	}
+	*backoff = min(*backoff*2, 5*time.Second)
+	return nil
 }
 
 // fatalRPC returns the error for RPC failures that reconnecting cannot fix.

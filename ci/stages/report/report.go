@@ -122,13 +122,7 @@ func (r *Run) Markdown() string {
 	}
 	fmt.Fprintf(&b, "## %s %s: %s\n\n| stage | status | duration | output |\n|---|---|---:|---|\n", icon, r.Title, r.Result)
 	for _, s := range r.Stages {
-		var out []string
-		for _, k := range keys(s.Output) {
-			out = append(out, fmt.Sprintf("%s=`%s`", k, s.Output[k]))
-		}
-		if s.Error != "" {
-			out = append(out, "error: "+s.Error)
-		}
+		out := s.outputs(func(k, v string) string { return fmt.Sprintf("%s=`%s`", k, v) }, func(e string) string { return "error: " + e })
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, s.Status, s.Duration.Round(time.Millisecond), strings.ReplaceAll(strings.Join(out, " "), "|", `\|`))
 	}
 	b.WriteString("\n" + r.doraText(": ", "  \n"))
@@ -145,13 +139,7 @@ func (r *Run) HTML() string {
 	fmt.Fprintf(&b, `<html><body style="font-family:sans-serif"><h2 style="color:%s">%s: %s</h2>`, color, html.EscapeString(r.Title), strings.ToUpper(r.Result))
 	b.WriteString(`<table border="1" cellpadding="4" cellspacing="0"><tr><th>stage</th><th>status</th><th>duration</th><th>output</th></tr>`)
 	for _, s := range r.Stages {
-		var out []string
-		for _, k := range keys(s.Output) {
-			out = append(out, html.EscapeString(k+"="+s.Output[k]))
-		}
-		if s.Error != "" {
-			out = append(out, "<b>error:</b> "+html.EscapeString(s.Error))
-		}
+		out := s.outputs(func(k, v string) string { return html.EscapeString(k + "=" + v) }, func(e string) string { return "<b>error:</b> " + html.EscapeString(e) })
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>", html.EscapeString(s.Name), s.Status, s.Duration.Round(time.Millisecond), strings.Join(out, "<br>"))
 	}
 	b.WriteString("</table><p>" + strings.ReplaceAll(html.EscapeString(r.doraText(": ", "\n")), "\n", "<br>") + "</p>")
@@ -160,6 +148,18 @@ func (r *Run) HTML() string {
 	}
 	b.WriteString("</body></html>")
 	return b.String()
+}
+
+// outputs renders a stage's outputs (sorted by key) and its error, for the table formats.
+func (s Stage) outputs(kv func(k, v string) string, errf func(e string) string) []string {
+	var out []string
+	for _, k := range keys(s.Output) {
+		out = append(out, kv(k, s.Output[k]))
+	}
+	if s.Error != "" {
+		out = append(out, errf(s.Error))
+	}
+	return out
 }
 
 func (r *Run) doraText(sep, nl string) string {
