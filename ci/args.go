@@ -116,12 +116,28 @@ func buildAndPublish(ctx context.Context, rep *report.Run, source *dagger.Direct
 	return refs, err
 }
 
+// deployFlags are the module flags that deploy and promote share.
+type deployFlags struct {
+	env, repo, branch   string
+	gitToken            *dagger.Secret
+	regUser             string
+	regPass             *dagger.Secret
+	pinDigest, dryRun   bool
+	argoServer, app     string
+	argoToken           *dagger.Secret
+	plainText, rollback bool
+	timeout             int
+	smtpHost, smtpTLS   string
+	smtpPort            int
+	smtpUser, from      string
+	smtpPass            *dagger.Secret
+	to                  []string
+}
+
 // deployOptions turns the module's flags into deploy options, reading the secrets.
-func deployOptions(ctx context.Context, env, repo, branch string, gitToken *dagger.Secret, regUser string, regPass *dagger.Secret,
-	pinDigest, dryRun bool, argoServer string, argoToken *dagger.Secret, app string, plainText, rollback bool, timeout int,
-	smtpHost string, smtpPort int, smtpTLS, smtpUser string, smtpPass *dagger.Secret, from string, to []string) (*deploy.Options, error) {
+func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) {
 	var secrets [4]string
-	for i, s := range []*dagger.Secret{gitToken, regPass, argoToken, smtpPass} {
+	for i, s := range []*dagger.Secret{f.gitToken, f.regPass, f.argoToken, f.smtpPass} {
 		v, err := plaintext(ctx, s)
 		if err != nil {
 			return nil, err
@@ -130,23 +146,20 @@ func deployOptions(ctx context.Context, env, repo, branch string, gitToken *dagg
 	}
 	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
 	o := &deploy.Options{
-		Registry:  registry.Auth{Username: regUser, Password: secrets[1]},
-		PinDigest: pinDigest, DryRun: dryRun, Rollback: rollback,
-		Bump: bump.Options{Env: env, Git: git.Options{URL: repo, Branch: branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
+		Registry:  registry.Auth{Username: f.regUser, Password: secrets[1]},
+		PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback,
+		Bump: bump.Options{Env: f.env, Git: git.Options{URL: f.repo, Branch: f.branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
 	}
-	if argoServer != "" {
+	if f.argoServer != "" {
+		app := f.app
 		if app == "" {
-			app = "wanderlust-" + env
+			app = "wanderlust-" + f.env
 		}
-		o.Argo = &argocd.Options{Server: argoServer, Token: secrets[2], PlainText: plainText, App: app,
-			Timeout: time.Duration(timeout) * time.Second, Log: logf}
+		o.Argo = &argocd.Options{Server: f.argoServer, Token: secrets[2], PlainText: f.plainText, App: app,
+			Timeout: time.Duration(f.timeout) * time.Second, Log: logf}
 	}
-	if smtpHost != "" {
-		o.Notify = &notify.Options{Host: smtpHost, Port: smtpPort, TLS: smtpTLS, Username: smtpUser, Password: secrets[3], From: from, To: to}
+	if f.smtpHost != "" {
+		o.Notify = &notify.Options{Host: f.smtpHost, Port: f.smtpPort, TLS: f.smtpTLS, Username: f.smtpUser, Password: secrets[3], From: f.from, To: f.to}
 	}
 	return o, nil
-}
-
-func registryAuth(user, pass string) registry.Auth {
-	return registry.Auth{Username: user, Password: pass}
 }

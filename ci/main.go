@@ -551,8 +551,10 @@ func (m *Wanderlust) Deploy(
 		}
 		images = refs
 	}
-	o, err := deployOptions(ctx, env, repo, branch, gitToken, registryUsername, registryPassword, pinDigest, dryRun,
-		argocdServer, argocdToken, app, argocdPlainText, rollback, timeout, smtpHost, smtpPort, smtpTls, smtpUsername, smtpPassword, mailFrom, mailTo)
+	o, err := deployOptions(ctx, deployFlags{env: env, repo: repo, branch: branch, gitToken: gitToken,
+		regUser: registryUsername, regPass: registryPassword, pinDigest: pinDigest, dryRun: dryRun,
+		argoServer: argocdServer, argoToken: argocdToken, app: app, plainText: argocdPlainText, rollback: rollback, timeout: timeout,
+		smtpHost: smtpHost, smtpPort: smtpPort, smtpTLS: smtpTls, smtpUser: smtpUsername, smtpPass: smtpPassword, from: mailFrom, to: mailTo})
 	if err != nil {
 		return "", err
 	}
@@ -600,7 +602,11 @@ func (m *Wanderlust) Promote(
 	// +default=300
 	timeout int,
 ) (string, error) {
-	o, err := deployOptions(ctx, to, repo, branch, gitToken, "", nil, false, false, argocdServer, argocdToken, "", argocdPlainText, rollback, timeout, "", 0, "", "", nil, "", nil)
+	if argocdServer == "" {
+		return "", errors.New("--argocd-server is required: promote checks and syncs Argo CD applications")
+	}
+	o, err := deployOptions(ctx, deployFlags{env: to, repo: repo, branch: branch, gitToken: gitToken,
+		argoServer: argocdServer, argoToken: argocdToken, plainText: argocdPlainText, rollback: rollback, timeout: timeout})
 	if err != nil {
 		return "", err
 	}
