@@ -268,6 +268,3 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 		Argo:    &ao, Rollback: o.Rollback,
 	}, r)
 }
-
-// manifestUpdate is manifest.Update, named for the tests.
-type manifestUpdate = manifest.Update

@@ -28,6 +28,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
@@ -238,10 +239,10 @@ func TestFailedRolloutRollsBackAndMailsTheFailure(t *testing.T) {
 	}
 }
 
-func mustUpdate(t *testing.T, ref string) []manifestUpdate {
+func mustUpdate(t *testing.T, ref string) []manifest.Update {
 	u, err := updateFor(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []manifestUpdate{u}
+	return []manifest.Update{u}
 }

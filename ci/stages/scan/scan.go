@@ -64,6 +64,9 @@ type report struct {
 	parse  func([]byte) ([]findings.Finding, error)
 	sarif  string // SARIF category, for SARIF files
 	source string // the scanner, for errors
+	// labelled findings name the report in their File ("trivy-image-backend.json: …"): every report
+	// but the source scan's, whose paths are the source's own.
+	labelled bool
 }
 
 // Trivy is the container that scans the source (vuln, secret, misconfig; .trivyignore in the source
@@ -130,13 +133,13 @@ func Run(ctx context.Context, c *dagger.Client, src *dagger.Directory, o Options
 	for _, name := range sortedNames(o.Images) {
 		base := "trivy-image-" + name
 		reports = append(reports,
-			report{name: base + ".json", file: trivy.File("/out/" + base + ".json"), parse: findings.ParseTrivy, source: "trivy"},
+			report{name: base + ".json", file: trivy.File("/out/" + base + ".json"), parse: findings.ParseTrivy, source: "trivy", labelled: true},
 			report{name: base + ".sarif", file: trivy.File("/out/" + base + ".sarif"), sarif: base, source: "trivy"})
 	}
 	if o.NVDAPIKey != nil {
 		odc := DependencyCheck(c, src, o.NVDAPIKey)
 		reports = append(reports,
-			report{name: "dependency-check-report.json", file: odc.File("/out/dependency-check-report.json"), parse: findings.ParseDependencyCheck, source: "dependency-check"},
+			report{name: "dependency-check-report.json", file: odc.File("/out/dependency-check-report.json"), parse: findings.ParseDependencyCheck, source: "dependency-check", labelled: true},
 			report{name: "dependency-check-report.sarif", file: odc.File("/out/dependency-check-report.sarif"), sarif: "dependency-check", source: "dependency-check"})
 	} else {
 		res.Skipped = append(res.Skipped, "OWASP Dependency-Check skipped: no NVD API key given (--nvd-api-key).")
@@ -177,7 +180,7 @@ func Run(ctx context.Context, c *dagger.Client, src *dagger.Directory, o Options
 			if err != nil {
 				return nil, fmt.Errorf("scan: %s: %w", r.name, err)
 			}
-			if r.name != "trivy-fs.json" {
+			if r.labelled {
 				for j := range fs {
 					fs[j].File = r.name + ": " + fs[j].File
 				}
