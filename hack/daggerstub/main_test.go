@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 )
 
 func write(t *testing.T, path, content string) {
@@ -91,4 +94,77 @@ func (m *Mod) Load(ctx context.Context, id dagger.ID) (*dagger.Container, error)
 	if !strings.Contains(string(stub), "dagger.io/dagger v0.21.9") {
 		t.Errorf("go.stub.mod does not pin the SDK:\n%s", stub)
 	}
+}
+
+// The engine compiles the module with the ci/go.mod that its codegen writes (recorded from `dagger
+// develop` v0.21.8 in ../shared/fixtures/dagger-develop). ci/go.mod must hold every requirement and
+// replace of that file at the same or a newer version, and the stub's build of the ci packages (what
+// `make test` compiles) must select exactly ci/go.mod's versions: tests run on what the engine builds.
+func TestStubBuildsWithTheEnginesVersions(t *testing.T) {
+	ciMod := parseMod(t, "../../ci/go.mod")
+	recorded := "../../../shared/fixtures/dagger-develop/ci.go.mod.after-develop"
+	if _, err := os.Stat(recorded); err == nil {
+		for path, v := range parseMod(t, recorded).Require {
+			if got, ok := ciMod.Require[path]; !ok || semver.Compare(got, v) < 0 {
+				t.Errorf("ci/go.mod requires %s %q; the engine's codegen writes %s", path, got, v)
+			}
+		}
+		for path, v := range parseMod(t, recorded).Replace {
+			if ciMod.Replace[path] != v {
+				t.Errorf("ci/go.mod replaces %s with %q; the engine's codegen writes %q", path, ciMod.Replace[path], v)
+			}
+		}
+	} else {
+		t.Logf("no recorded codegen output at %s; checking the stub against ci/go.mod only", recorded)
+	}
+	if _, err := os.Stat("../../ci/go.stub.mod"); err != nil {
+		t.Skip("no ci/go.stub.mod (run `make stub`, or dagger develop generated the real code)")
+	}
+	cmd := exec.Command("go", "list", "-e", "-modfile=go.stub.mod", "-deps", "-f", "{{with .Module}}{{.Path}} {{with .Replace}}{{.Version}}{{else}}{{.Version}}{{end}}{{end}}", "./...")
+	cmd.Dir = "../../ci"
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		path, v, ok := strings.Cut(line, " ")
+		if !ok || v == "" {
+			continue
+		}
+		if want, listed := ciMod.Require[path]; listed {
+			checked++
+			if r, replaced := ciMod.Replace[path]; replaced {
+				want = r
+			}
+			if v != want {
+				t.Errorf("the stub build uses %s %s; ci/go.mod (the engine's build) selects %s", path, v, want)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d modules compared; go list output:\n%s", checked, out)
+	}
+}
+
+type modFile struct{ Require, Replace map[string]string }
+
+func parseMod(t *testing.T, path string) modFile {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.Parse(path, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := modFile{Require: map[string]string{}, Replace: map[string]string{}}
+	for _, r := range f.Require {
+		m.Require[r.Mod.Path] = r.Mod.Version
+	}
+	for _, r := range f.Replace {
+		m.Replace[r.Old.Path] = r.New.Version
+	}
+	return m
 }
