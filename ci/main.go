@@ -29,6 +29,8 @@ type Wanderlust struct{}
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
 // and Redis services bound): `dagger call test-backend --source . terminal` to debug it.
+//
+// +cache="never"
 func (m *Wanderlust) TestBackend(
 	// Application source with backend/ and frontend/ (a path, or a git URL).
 	// +defaultPath="/"
@@ -39,6 +41,8 @@ func (m *Wanderlust) TestBackend(
 }
 
 // TestFrontend returns the container in which the frontend's tests ran.
+//
+// +cache="never"
 func (m *Wanderlust) TestFrontend(
 	// Application source with backend/ and frontend/.
 	// +defaultPath="/"
@@ -49,6 +53,8 @@ func (m *Wanderlust) TestFrontend(
 }
 
 // BuildBackend runs the backend's tests, then builds its image (its Dockerfile, or a Node recipe).
+//
+// +cache="never"
 func (m *Wanderlust) BuildBackend(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -63,6 +69,8 @@ func (m *Wanderlust) BuildBackend(
 }
 
 // BuildFrontend runs the frontend's tests, then builds its image (its Dockerfile, or Vite + nginx).
+//
+// +cache="never"
 func (m *Wanderlust) BuildFrontend(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -85,6 +93,8 @@ type Images struct {
 }
 
 // Build tests and builds the backend and frontend concurrently.
+//
+// +cache="never"
 func (m *Wanderlust) Build(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -126,6 +136,8 @@ func (r *ScanReport) Gate() (string, error) {
 // Scan runs Trivy (source and, with --images, the built images), OWASP Dependency-Check (with an NVD
 // API key) and SonarQube (with a server), gates on the findings and returns every report. The
 // reports are returned even when the gate fails: export them, then call gate.
+//
+// +cache="never"
 func (m *Wanderlust) Scan(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -182,6 +194,8 @@ func (m *Wanderlust) Scan(
 
 // Publish tests and builds both images and pushes them as <registry>/wanderlust-{backend,frontend}
 // under the version and the source commit's short SHA. Prints one digest-pinned reference per image.
+//
+// +cache="never"
 func (m *Wanderlust) Publish(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -223,6 +237,8 @@ func (m *Wanderlust) Publish(
 
 // VerifyImages checks that every image tag exists in its registry and prints it digest-pinned
 // (repo:tag@sha256:…), so that nothing unpushed is ever deployed and bump can pin digests.
+//
+// +cache="never"
 func (m *Wanderlust) VerifyImages(
 	ctx context.Context,
 	// Image references to check, e.g. ghcr.io/wanderlust-app/wanderlust-backend:1.4.0.
@@ -257,6 +273,8 @@ func (m *Wanderlust) VerifyImages(
 // (never force-pushed); if that run changed the same image, the bump fails with a conflict.
 //
 // Prints the pushed commit SHA, or "unchanged", or with --dry-run the diff that would be pushed.
+//
+// +cache="never"
 func (m *Wanderlust) Bump(
 	ctx context.Context,
 	// Manifests repository: https://…, ssh://…, git@host:path or file://… (no credentials in the URL).
@@ -346,6 +364,8 @@ func (m *Wanderlust) Bump(
 // and waits until the application is Synced at it (or at a newer commit that contains it) and Healthy
 // as evaluated after the sync. With --rollback, a failed rollout is reverted in git (a new commit) and
 // the revert is waited for too; the call still fails, reporting both.
+//
+// +cache="never"
 func (m *Wanderlust) Sync(
 	ctx context.Context,
 	// Argo CD API server, host:port.
@@ -430,6 +450,8 @@ func (m *Wanderlust) Sync(
 // push → sync Argo CD and wait for that commit → roll back on failure → email the run report.
 // Given --backend-tag and --frontend-tag, the container stages are skipped and those images deployed.
 // Prints the run report (Markdown); a failed deployment fails the call, with the report in the error.
+//
+// +cache="never"
 func (m *Wanderlust) Deploy(
 	ctx context.Context,
 	// Application source with backend/ and frontend/.
@@ -574,6 +596,8 @@ func (m *Wanderlust) Deploy(
 // Promote copies the exact images that run in one environment (digests where pinned) into the next
 // one's overlay, commits, pushes, syncs the target's Argo CD app and waits, with the same conflict,
 // rollback and report rules as deploy. It refuses to promote what is not Synced and Healthy.
+//
+// +cache="never"
 func (m *Wanderlust) Promote(
 	ctx context.Context,
 	// Source environment, e.g. dev.

@@ -26,6 +26,12 @@ const (
 	SonarImage = "docker.io/sonarsource/sonar-scanner-cli:11.1.1.1661_6.2.1"
 )
 
+// ODCUser is the user ODCImage runs as (its Dockerfile: USER 1000, group 0).
+const ODCUser = "1000:0"
+
+// outDir is where the scanner containers write their reports.
+const outDir = "/out"
+
 // Options configure a scan; the zero value scans the source with Trivy only, with the default policy.
 type Options struct {
 	// Policy decides the gate (default findings.DefaultPolicy()).
@@ -76,7 +82,10 @@ func Trivy(c *dagger.Client, src *dagger.Directory, o Options) *dagger.Container
 	if o.TrivyDBRepository != "" {
 		db = []string{"--db-repository", o.TrivyDBRepository}
 	}
+	// Trivy creates its output files, not their directory, and the image has no /out: create it (the
+	// image runs as root).
 	ctr := c.Container().From(TrivyImage).
+		WithDirectory(outDir, c.Directory()).
 		WithMountedCache("/root/.cache/trivy", c.CacheVolume("wanderlust-trivy")).
 		WithMountedDirectory("/src", src).
 		WithWorkdir("/src").
@@ -99,8 +108,12 @@ func Trivy(c *dagger.Client, src *dagger.Directory, o Options) *dagger.Container
 // key as a secret (expanded by the shell inside the container, never an argument of the pipeline) and
 // its data directory in a cache volume, writing JSON and SARIF under /out.
 func DependencyCheck(c *dagger.Client, src *dagger.Directory, key *dagger.Secret) *dagger.Container {
+	// The image runs as ODCUser, who cannot create /out, nor write to a fresh (root-owned) cache volume.
+	owner := dagger.ContainerWithDirectoryOpts{Owner: ODCUser}
 	return c.Container().From(ODCImage).
-		WithMountedCache("/usr/share/dependency-check/data", c.CacheVolume("wanderlust-dependency-check")).
+		WithDirectory(outDir, c.Directory(), owner).
+		WithMountedCache("/usr/share/dependency-check/data", c.CacheVolume("wanderlust-dependency-check"),
+			dagger.ContainerWithMountedCacheOpts{Owner: ODCUser}).
 		WithMountedDirectory("/src", src).
 		WithSecretVariable("NVD_API_KEY", key).
 		WithExec([]string{"sh", "-c", `/usr/share/dependency-check/bin/dependency-check.sh --project wanderlust --scan /src ` +

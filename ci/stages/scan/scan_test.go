@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +187,69 @@ func TestSonarURLWithoutTokenIsAnError(t *testing.T) {
 	_, err := Run(context.Background(), c, c.Directory(), Options{SonarURL: "http://127.0.0.1:1"})
 	if err == nil || !strings.Contains(err.Error(), "--sonar-token") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// What the real images do, checked on the plan: Trivy creates its output file but not the file's
+// directory, Dependency-Check runs as uid 1000 (it cannot create /out nor write a root-owned cache
+// volume). Every path given to a scanner's output flag must lie in a directory that the pipeline
+// created or mounted before that exec, owned by the user the image runs as.
+func TestScannerOutputDirectoriesExistBeforeTheScan(t *testing.T) {
+	sonar := sonarStandIn(t, "OK")
+	session, c := fakeScanners(t, sonar.URL)
+	o := Options{Images: map[string]*dagger.Container{"backend": c.Container().From("registry.invalid/wanderlust-backend:1.0.0")},
+		NVDAPIKey: c.Secret("env://NVD_API_KEY"), SonarURL: sonar.URL, SonarToken: c.Secret("env://SONAR_TOKEN"), SonarTimeout: 10 * time.Second}
+	if _, err := Run(context.Background(), c, c.Directory(), o); err != nil {
+		t.Fatal(err)
+	}
+	pathArg := regexp.MustCompile(`path:\\?"([^"\\]+)\\?"`)
+	outFlag := regexp.MustCompile(`(?:^|[\s"])(?:--output|--out|-o)[" ,=\\]+(/[^"\\ ]+)`)
+	ownerArg := regexp.MustCompile(`owner:\\?"([^"\\]+)`)
+	checked := 0
+	for _, q := range session.Queries() {
+		steps := daggerfake.Steps(session.Expand(q))
+		made := map[string]string{} // directory → owner
+		image := ""
+		for _, s := range steps {
+			switch s.Field {
+			case "from":
+				image, made = s.Args, map[string]string{"/": "root"}
+			case "withDirectory", "withMountedDirectory", "withMountedCache":
+				if m := pathArg.FindStringSubmatch(s.Args); m != nil {
+					owner := "root"
+					if o := ownerArg.FindStringSubmatch(s.Args); o != nil {
+						owner = o[1]
+					}
+					made[m[1]] = owner
+				}
+			case "withExec":
+				for _, m := range outFlag.FindAllStringSubmatch(s.Args, -1) {
+					out, dir := m[1], m[1]
+					if strings.Contains(filepath.Base(out), ".") {
+						dir = filepath.Dir(out) // a file: the tool creates it, not its directory
+					}
+					owner, ok := made[dir]
+					if !ok {
+						t.Errorf("%s writes %s, but nothing created %s before that exec:\n%s", image, out, dir, s.Args)
+						continue
+					}
+					if strings.Contains(image, ODCImage) && owner != ODCUser {
+						t.Errorf("%s writes %s into %s owned by %s; the image runs as %s", image, out, dir, owner, ODCUser)
+					}
+					checked++
+				}
+				if strings.Contains(image, ODCImage) {
+					for dir, owner := range made {
+						if strings.HasPrefix(dir, "/usr/share/dependency-check/data") && owner != ODCUser {
+							t.Errorf("Dependency-Check's data volume %s is owned by %s, not %s", dir, owner, ODCUser)
+						}
+					}
+				}
+			}
+		}
+	}
+	// trivy fs + convert, trivy image + convert, dependency-check: each seen at least once.
+	if checked < 5 {
+		t.Fatalf("checked %d output flags; the recorded pipelines:\n%s", checked, session.All())
 	}
 }

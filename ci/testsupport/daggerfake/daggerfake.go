@@ -132,6 +132,41 @@ func Chain(query string) []string {
 	return fields
 }
 
+// Step is one field of a linear query with its raw arguments ("" without).
+type Step struct{ Field, Args string }
+
+// Steps returns the fields of a linear query in order, outermost first, with their arguments:
+// the pipeline as the engine runs it (use it on Expand's output to see every step of a container).
+func Steps(query string) []Step {
+	var steps []Step
+	i := strings.Index(query, "{")
+	for i >= 0 && i < len(query) {
+		if query[i] != '{' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(query) && (query[j] == ' ' || query[j] == '\n') {
+			j++
+		}
+		k := j
+		for k < len(query) && isIdent(query[k]) {
+			k++
+		}
+		if k == j {
+			break
+		}
+		end := skipArgs(query, k)
+		args := ""
+		if end > k && query[k] == '(' {
+			args = query[k+1 : end-1]
+		}
+		steps = append(steps, Step{Field: query[j:k], Args: args})
+		i = end
+	}
+	return steps
+}
+
 func isIdent(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
