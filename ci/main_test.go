@@ -104,6 +104,26 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	if err != nil || again != "unchanged" {
 		t.Errorf("rerun = %q, %v; want unchanged", again, err)
 	}
+
+	// Someone reverts the bump on the remote; the identical call must bump again (on a real engine it
+	// is never served from the function cache: TestEveryFunctionWithSideEffectsIsNeverCached).
+	work := t.TempDir()
+	for _, args := range [][]string{{"clone", "-q", srv.GitDir("gitops"), work}, {"-C", work, "revert", "--no-edit", "HEAD"}, {"-C", work, "push", "-q", "origin", "main"}} {
+		if err := gitserver.Git("", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reverted, _ := srv.Head("gitops", "main")
+	requests := srv.Requests()
+	third, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
+		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", "main",
+		token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	if err != nil || third == sha || third == reverted || srv.Requests() == requests {
+		t.Fatalf("rerun after a revert = %q, %v (first %s, reverted head %s); want a new commit", third, err, sha, reverted)
+	}
+	if k, _ := srv.Show("gitops", "main", "kubernetes/overlays/staging/kustomization.yaml"); !strings.Contains(k, `newTag: "2.0.1"`) {
+		t.Errorf("the rerun did not restore the values:\n%s", k)
+	}
 }
 
 func TestBumpDryRunPrintsTheDiff(t *testing.T) {
