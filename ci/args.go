@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,8 +101,9 @@ func buildAndPublish(ctx context.Context, rep *report.Run, source *dagger.Direct
 		return nil, err
 	}
 	if dryRun {
-		rep.Skip("publish", "--dry-run")
-		return []string{registry + "/wanderlust-backend:" + version, registry + "/wanderlust-frontend:" + version}, nil
+		refs := []string{registry + "/wanderlust-backend:" + version, registry + "/wanderlust-frontend:" + version}
+		rep.Skip("publish", "--dry-run: would push "+strings.Join(refs, ", "))
+		return refs, nil
 	}
 	end = rep.Begin("publish")
 	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
@@ -124,18 +126,34 @@ type deployFlags struct {
 	regPass             *dagger.Secret
 	pinDigest, dryRun   bool
 	argoServer, app     string
+	appNamespace        string
 	argoToken           *dagger.Secret
 	plainText, rollback bool
+	insecure, grpcWeb   bool
 	timeout             int
 	smtpHost, smtpTLS   string
 	smtpPort            int
 	smtpUser, from      string
 	smtpPass            *dagger.Secret
 	to                  []string
+	sourceCommit        string
+	sourceCommitTime    string
 }
 
-// deployOptions turns the module's flags into deploy options, reading the secrets.
+// deployOptions turns the module's flags into deploy options, reading the secrets. Flags that can be
+// checked without the network are checked here; deploy.Check does the rest.
 func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) {
+	var commitTime time.Time
+	if f.sourceCommitTime != "" {
+		t, err := time.Parse(time.RFC3339, f.sourceCommitTime)
+		if err != nil {
+			return nil, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", f.sourceCommitTime)
+		}
+		commitTime = t
+	}
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds", f.timeout)
+	}
 	var secrets [4]string
 	for i, s := range []*dagger.Secret{f.gitToken, f.regPass, f.argoToken, f.smtpPass} {
 		v, err := plaintext(ctx, s)
@@ -147,19 +165,40 @@ func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) 
 	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
 	o := &deploy.Options{
 		Registry:  registry.Auth{Username: f.regUser, Password: secrets[1]},
-		PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback,
-		Bump: bump.Options{Env: f.env, Git: git.Options{URL: f.repo, Branch: f.branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
+		PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback, SourceCommitTime: commitTime,
+		Bump: bump.Options{Env: f.env, SourceCommit: f.sourceCommit,
+			Git: git.Options{URL: f.repo, Branch: f.branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
 	}
 	if f.argoServer != "" {
-		app := f.app
-		if app == "" {
-			app = "wanderlust-" + f.env
-		}
-		o.Argo = &argocd.Options{Server: f.argoServer, Token: secrets[2], PlainText: f.plainText, App: app,
-			Timeout: time.Duration(f.timeout) * time.Second, Log: logf}
+		o.Argo = &argocd.Options{Server: f.argoServer, Token: secrets[2], PlainText: f.plainText, Insecure: f.insecure, GRPCWeb: f.grpcWeb,
+			App: cmp.Or(f.app, "wanderlust-"+f.env), AppNamespace: f.appNamespace, Timeout: time.Duration(f.timeout) * time.Second, Log: logf}
 	}
 	if f.smtpHost != "" {
 		o.Notify = &notify.Options{Host: f.smtpHost, Port: f.smtpPort, TLS: f.smtpTLS, Username: f.smtpUser, Password: secrets[3], From: f.from, To: f.to}
 	}
 	return o, nil
+}
+
+// deployImages are the references deploy ships: the given tags, or the ones the build will push.
+func deployImages(registry, version, backendTag, frontendTag string) ([]string, error) {
+	switch {
+	case (backendTag == "") != (frontendTag == ""):
+		return nil, errors.New("--backend-tag and --frontend-tag go together")
+	case backendTag != "":
+		return []string{registry + "/wanderlust-backend:" + backendTag, registry + "/wanderlust-frontend:" + frontendTag}, nil
+	case version == "":
+		return nil, errors.New("--version is required to build and publish (or give --backend-tag and --frontend-tag)")
+	}
+	return []string{registry + "/wanderlust-backend:" + version, registry + "/wanderlust-frontend:" + version}, nil
+}
+
+// renderer returns the report renderer of a --report-format.
+func renderer(format string) (func(*report.Run) string, error) {
+	switch format {
+	case "markdown":
+		return (*report.Run).Markdown, nil
+	case "json":
+		return func(r *report.Run) string { return string(r.JSON()) }, nil
+	}
+	return nil, fmt.Errorf("--report-format %q: want markdown or json", format)
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -360,10 +361,13 @@ func (m *Wanderlust) Bump(
 	return res.SHA, nil
 }
 
-// Sync makes Argo CD deploy a revision (hard refresh; a sync of that revision unless auto-sync does it)
-// and waits until the application is Synced at it (or at a newer commit that contains it) and Healthy
-// as evaluated after the sync. With --rollback, a failed rollout is reverted in git (a new commit) and
-// the revert is waited for too; the call still fails, reporting both.
+// Sync makes Argo CD deploy a revision that is in git (hard refresh; a sync of that revision unless
+// auto-sync does it) and waits until a revision holding that commit's image values is Synced and
+// Healthy, as evaluated after the sync. Everything about the application is checked first (server,
+// token, RBAC, that it tracks --repo and --branch, sync windows). With --rollback, a rollout that
+// fails because of the revision has its image entries restored in git (a new commit), which is
+// waited for too; the call still fails, reporting both. A newer commit that replaced the values ends
+// the wait as "superseded".
 //
 // +cache="never"
 func (m *Wanderlust) Sync(
@@ -376,6 +380,9 @@ func (m *Wanderlust) Sync(
 	app string,
 	// Commit SHA to deploy (the one bump pushed).
 	revision string,
+	// Namespace of the Application, when not Argo CD's own (apps in any namespace).
+	// +optional
+	appNamespace string,
 	// Talk to the server without TLS.
 	// +optional
 	plainText bool,
@@ -391,10 +398,10 @@ func (m *Wanderlust) Sync(
 	// Seconds Degraded health may last before the rollout counts as failed.
 	// +default=30
 	degradedGrace int,
-	// Revert the revision's commit when the rollout fails.
+	// Restore the revision's image entries when the rollout fails because of them.
 	// +optional
 	rollback bool,
-	// GitOps repository (for --rollback, and to accept a newer synced commit that contains the revision).
+	// GitOps repository: to judge revisions by content (the revision's image values), and for --rollback.
 	// +optional
 	repo string,
 	// Branch of the GitOps repository.
@@ -407,6 +414,9 @@ func (m *Wanderlust) Sync(
 	// +optional
 	runId string,
 ) (string, error) {
+	if err := argocd.CheckAddress(server); err != nil {
+		return "", err
+	}
 	argoToken, err := plaintext(ctx, token)
 	if err != nil {
 		return "", err
@@ -416,40 +426,34 @@ func (m *Wanderlust) Sync(
 		return "", err
 	}
 	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
-	gitOpts := git.Options{URL: repo, Branch: branch, Auth: git.Auth{Token: gitPass}, Log: logf}
-	o := argocd.Options{Server: server, Token: argoToken, PlainText: plainText, Insecure: insecure, GRPCWeb: grpcWeb,
-		App: app, Revision: revision, Timeout: time.Duration(timeout) * time.Second,
-		DegradedGrace: time.Duration(degradedGrace) * time.Second, RunID: runId, Log: logf}
-	var undo argocd.Rollback
-	if repo != "" {
-		o.Contains = func(ctx context.Context, d, a string) (bool, error) { return git.Contains(ctx, gitOpts, d, a) }
-		if rollback {
-			undo = func(ctx context.Context, reason string) (string, error) {
-				r, err := git.Revert(ctx, gitOpts, revision, reason)
-				if err != nil {
-					return "", err
-				}
-				return r.SHA, nil
-			}
-		}
-	} else if rollback {
-		return "", errors.New("--rollback needs --repo (the GitOps repository to revert in)")
-	}
-	out, err := argocd.SyncOrRollback(ctx, o, undo)
+	out, err := deploy.Sync(ctx, deploy.SyncOptions{
+		Argo: argocd.Options{Server: server, Token: argoToken, PlainText: plainText, Insecure: insecure, GRPCWeb: grpcWeb,
+			App: app, AppNamespace: appNamespace, Revision: revision, Timeout: time.Duration(timeout) * time.Second,
+			DegradedGrace: time.Duration(degradedGrace) * time.Second, RunID: runId, Log: logf},
+		Git:      git.Options{URL: repo, Branch: branch, Auth: git.Auth{Token: gitPass}, Log: logf},
+		Rollback: rollback,
+	})
 	if err != nil {
 		return "", err
 	}
 	r := out.Deployed
+	if r.Outcome == argocd.Superseded {
+		return fmt.Sprintf("%s: superseded: %s", r.App, r.Reason), nil
+	}
 	return fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
 		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
 		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond)), nil
 }
 
-// Deploy runs the whole pipeline: scan → build (frontend ∥ backend) → publish → verify the tags and
-// resolve digests → bump the environment's manifests (tags, or digests with --pin-digest) → commit and
-// push → sync Argo CD and wait for that commit → roll back on failure → email the run report.
-// Given --backend-tag and --frontend-tag, the container stages are skipped and those images deployed.
-// Prints the run report (Markdown); a failed deployment fails the call, with the report in the error.
+// Deploy runs the whole pipeline: check everything (inputs, GitOps repository, Argo CD: token, RBAC,
+// that the app tracks the repository and branch, sync windows) → scan → build (frontend ∥ backend)
+// → publish → verify the tags and resolve digests → bump the environment's manifests (tags, or
+// digests with --pin-digest) → commit and push → wait until Argo CD runs exactly those values,
+// Synced and Healthy → roll back our image entries when the rollout fails because of them → email
+// the run report. Given --backend-tag and --frontend-tag, the container stages are skipped and those
+// images deployed. Prints the run report (Markdown); a failed deployment fails the call with the
+// report in the error. "already deployed" and "superseded" (a newer commit replaced our values) are
+// not failures.
 //
 // +cache="never"
 func (m *Wanderlust) Deploy(
@@ -503,16 +507,26 @@ func (m *Wanderlust) Deploy(
 	// Argo CD application (default wanderlust-<env>).
 	// +optional
 	app string,
+	// Namespace of the Application, when not Argo CD's own.
+	// +optional
+	appNamespace string,
 	// Talk to Argo CD without TLS.
 	// +optional
 	argocdPlainText bool,
-	// Revert the commit when the rollout fails.
+	// Skip Argo CD's TLS verification.
+	// +optional
+	insecure bool,
+	// Tunnel gRPC to Argo CD over HTTP/1.
+	// +optional
+	grpcWeb bool,
+	// Restore our image entries when the rollout fails because of them.
 	// +default=true
 	rollback bool,
 	// Seconds to wait for Synced and Healthy.
 	// +default=300
 	timeout int,
-	// Compute the manifest change and print it; push nothing, sync nothing.
+	// Build, compute the manifest change and check Argo CD; push, sync and mail nothing. Prints what
+	// would be built, pushed, changed and synced.
 	// +optional
 	dryRun bool,
 	// Skip the security scan.
@@ -546,44 +560,47 @@ func (m *Wanderlust) Deploy(
 	// +default="markdown"
 	reportFormat string,
 ) (string, error) {
-	if reportFormat != "markdown" && reportFormat != "json" {
-		return "", fmt.Errorf("--report-format %q: want markdown or json", reportFormat)
-	}
-	render := func(r *report.Run) string {
-		if reportFormat == "json" {
-			return string(r.JSON())
-		}
-		return r.Markdown()
-	}
-	rep := report.New("Wanderlust deploy", env)
-	var images []string
-	if backendTag != "" || frontendTag != "" {
-		if backendTag == "" || frontendTag == "" {
-			return "", errors.New("--backend-tag and --frontend-tag go together")
-		}
-		images = []string{registry + "/wanderlust-backend:" + backendTag, registry + "/wanderlust-frontend:" + frontendTag}
-		for _, s := range []string{"scan", "build", "publish"} {
-			rep.Skip(s, "images given")
-		}
-	} else {
-		refs, err := buildAndPublish(ctx, rep, source, skipScan, nvdApiKey, registry, version, registryUsername, registryPassword, sourceCommit, dryRun)
-		if err != nil {
-			rep.Finish(err)
-			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
-		}
-		images = refs
-	}
-	o, err := deployOptions(ctx, deployFlags{env: env, repo: repo, branch: branch, gitToken: gitToken,
-		regUser: registryUsername, regPass: registryPassword, pinDigest: pinDigest, dryRun: dryRun,
-		argoServer: argocdServer, argoToken: argocdToken, app: app, plainText: argocdPlainText, rollback: rollback, timeout: timeout,
-		smtpHost: smtpHost, smtpPort: smtpPort, smtpTLS: smtpTls, smtpUser: smtpUsername, smtpPass: smtpPassword, from: mailFrom, to: mailTo})
+	render, err := renderer(reportFormat)
 	if err != nil {
 		return "", err
 	}
-	o.Images, o.Bump.SourceCommit = images, sourceCommit
-	if sourceCommitTime != "" {
-		if o.SourceCommitTime, err = time.Parse(time.RFC3339, sourceCommitTime); err != nil {
-			return "", fmt.Errorf("--source-commit-time: %w", err)
+	build := backendTag == "" && frontendTag == ""
+	images, err := deployImages(registry, version, backendTag, frontendTag)
+	if err != nil {
+		return "", err
+	}
+	o, err := deployOptions(ctx, deployFlags{env: env, repo: repo, branch: branch, gitToken: gitToken,
+		regUser: registryUsername, regPass: registryPassword, pinDigest: pinDigest, dryRun: dryRun,
+		argoServer: argocdServer, argoToken: argocdToken, app: app, appNamespace: appNamespace, plainText: argocdPlainText,
+		insecure: insecure, grpcWeb: grpcWeb, rollback: rollback, timeout: timeout,
+		smtpHost: smtpHost, smtpPort: smtpPort, smtpTLS: smtpTls, smtpUser: smtpUsername, smtpPass: smtpPassword, from: mailFrom, to: mailTo,
+		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime})
+	if err != nil {
+		return "", err
+	}
+	o.Images = images
+	if build && dryRun {
+		o.SkipVerify = "--dry-run: the built images are not pushed"
+	}
+	rep := report.New("Wanderlust deploy", env)
+	// Everything is checked before the first side effect: nothing is built, pushed or mailed when
+	// an input, the repository or Argo CD is wrong.
+	end := rep.Begin("preflight")
+	err = deploy.Check(ctx, o)
+	end(nil, err)
+	if err != nil {
+		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced", err)
+	}
+	if build {
+		refs, err := buildAndPublish(ctx, rep, source, skipScan, nvdApiKey, registry, version, registryUsername, registryPassword, sourceCommit, dryRun)
+		if err != nil {
+			deploy.Finish(ctx, *o, rep, err) // the failure is mailed like a failed rollout
+			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+		}
+		o.Images = refs
+	} else {
+		for _, s := range []string{"scan", "build", "publish"} {
+			rep.Skip(s, "images given")
 		}
 	}
 	rep, err = deploy.Run(ctx, *o, rep)
@@ -594,8 +611,8 @@ func (m *Wanderlust) Deploy(
 }
 
 // Promote copies the exact images that run in one environment (digests where pinned) into the next
-// one's overlay, commits, pushes, syncs the target's Argo CD app and waits, with the same conflict,
-// rollback and report rules as deploy. It refuses to promote what is not Synced and Healthy.
+// one's overlay, commits, pushes, syncs the target's Argo CD app and waits, with the same preflight,
+// verdict, rollback and report rules as deploy. It refuses to promote what is not Synced and Healthy.
 //
 // +cache="never"
 func (m *Wanderlust) Promote(
@@ -610,6 +627,15 @@ func (m *Wanderlust) Promote(
 	argocdServer string,
 	// Argo CD API token.
 	argocdToken *dagger.Secret,
+	// Argo CD application of the source environment (default wanderlust-<from>).
+	// +optional
+	fromApp string,
+	// Argo CD application of the target environment (default wanderlust-<to>).
+	// +optional
+	toApp string,
+	// Namespace of the Applications, when not Argo CD's own.
+	// +optional
+	appNamespace string,
 	// Branch of the GitOps repository.
 	// +default="main"
 	branch string,
@@ -619,7 +645,13 @@ func (m *Wanderlust) Promote(
 	// Talk to Argo CD without TLS.
 	// +optional
 	argocdPlainText bool,
-	// Revert the commit when the rollout fails.
+	// Skip Argo CD's TLS verification.
+	// +optional
+	insecure bool,
+	// Tunnel gRPC to Argo CD over HTTP/1.
+	// +optional
+	grpcWeb bool,
+	// Restore the target's image entries when the rollout fails because of them.
 	// +default=true
 	rollback bool,
 	// Seconds to wait for Synced and Healthy.
@@ -629,13 +661,19 @@ func (m *Wanderlust) Promote(
 	if argocdServer == "" {
 		return "", errors.New("--argocd-server is required: promote checks and syncs Argo CD applications")
 	}
+	for _, env := range []string{from, to} {
+		if err := bump.CheckEnv(env); err != nil {
+			return "", err
+		}
+	}
 	o, err := deployOptions(ctx, deployFlags{env: to, repo: repo, branch: branch, gitToken: gitToken,
-		argoServer: argocdServer, argoToken: argocdToken, plainText: argocdPlainText, rollback: rollback, timeout: timeout})
+		argoServer: argocdServer, argoToken: argocdToken, app: toApp, appNamespace: appNamespace, plainText: argocdPlainText,
+		insecure: insecure, grpcWeb: grpcWeb, rollback: rollback, timeout: timeout})
 	if err != nil {
 		return "", err
 	}
 	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: o.Bump.Git, Argo: *o.Argo,
-		FromApp: "wanderlust-" + from, ToApp: "wanderlust-" + to, Rollback: rollback})
+		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: o.Argo.App, Rollback: rollback})
 	if err != nil {
 		return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
 	}

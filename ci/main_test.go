@@ -235,7 +235,7 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	}))
 	token := dagger.Connect().Secret("env://GIT_TOKEN")
 	out, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "7.0.1",
-		"abcdef0", "", "", nil, true, "main", token, "", nil, "", false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json")
+		"abcdef0", "", "", nil, true, "main", token, "", nil, "", "", false, false, false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	for _, s := range rep.Stages {
 		got = append(got, s.Name+":"+s.Status)
 	}
-	want := "scan:skipped build:skipped publish:skipped verify:succeeded bump:succeeded sync:skipped notify:skipped"
+	want := "preflight:succeeded scan:skipped build:skipped publish:skipped verify:succeeded bump:succeeded sync:skipped notify:skipped"
 	if rep.Result != "succeeded" || strings.Join(got, " ") != want {
 		t.Errorf("stages %v (result %s), want %s", got, rep.Result, want)
 	}
@@ -262,7 +262,7 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 		t.Error("the token is in the report")
 	}
 	if _, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "",
-		"", "", "", nil, false, "main", token, "", nil, "", false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json"); err == nil {
+		"", "", "", nil, false, "main", token, "", nil, "", "", false, false, false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json"); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
 	}
 }

@@ -11,15 +11,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"crypto/rand"
+	"encoding/hex"
+	mrand "math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apiclient"
+	accountpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/account"
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -41,14 +44,31 @@ type Options struct {
 	Timeout time.Duration
 	// DegradedGrace is how long Degraded health may last before it fails the wait (default 30s).
 	DegradedGrace time.Duration
-	// RunID tags the sync operation we request (operation.info "run-id").
+	// RunID tags the sync operation we request (operation.info "run-id"); our operation is recognised
+	// by it, never by comparing clocks. Default: a random one.
 	RunID string
-	// Contains reports whether commit descendant contains commit ancestor (its history reaches it):
-	// a newer commit that contains ours counts as deployed. Nil: only our exact revision counts.
-	Contains func(ctx context.Context, descendant, ancestor string) (bool, error)
+	// Match says how a revision Argo CD shows relates to our change: done means a revision that holds
+	// our values is Synced and Healthy. Nil: only our exact revision counts.
+	Match func(ctx context.Context, rev string) (Match, error)
+	// MultiSource says the application has several sources, ours at index Source (see Preflight).
+	MultiSource bool
+	Source      int
+	// NoSync never requests a sync: the change is already in git (nothing was pushed), and the wait
+	// only checks that it runs.
+	NoSync bool
+	// Now is the pipeline's clock (default time.Now); it is never compared with server timestamps.
+	Now func() time.Time
 	// Log receives one line per state change; nil discards them.
 	Log func(string)
 }
+
+// Outcomes of a wait that ended without error.
+const (
+	// Deployed: our values are Synced and Healthy.
+	Deployed = "deployed"
+	// Superseded: a newer commit replaced our values before they ran; neither success nor failure.
+	Superseded = "superseded"
+)
 
 // Result describes a deployment that is Synced and Healthy at the revision.
 type Result struct {
@@ -58,6 +78,8 @@ type Result struct {
 	SyncedRevision string
 	Contained      bool
 	AutoSync       bool
+	// Outcome is Deployed or Superseded; Reason says by whom and with what when superseded.
+	Outcome, Reason string
 	Phase          string
 	Health         string
 	// Durations since the start: refresh done, our operation seen, synced at the revision, healthy.
@@ -71,6 +93,9 @@ type Error struct {
 	Reason                             string
 	Unhealthy                          []string
 	Timeout                            bool
+	// Attributable: our change caused the failure (our operation failed, or resources it changed
+	// went Degraded). Only such failures are rolled back.
+	Attributable bool
 }
 
 func (e *Error) Error() string {
@@ -92,17 +117,13 @@ func (e *Error) Unwrap() error {
 }
 
 // Sync refreshes the application, syncs it to the revision (or, with auto-sync, waits for the
-// controller to do so), and waits until the revision is Synced and Healthy.
+// controller to do so), and waits until a revision holding our values is Synced and Healthy. A newer
+// commit that replaced our values ends the wait with the outcome Superseded and no error.
 func Sync(ctx context.Context, o Options) (*Result, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Minute
-	}
-	if o.DegradedGrace <= 0 {
-		o.DegradedGrace = 30 * time.Second
-	}
+	o = o.defaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -113,8 +134,12 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer conn.Close()
 
-	s := &session{o: o, apps: apps, start: start, contains: map[string]bool{}}
-	s.judge = &judge{revision: o.Revision, matches: s.matches, grace: o.DegradedGrace}
+	s := &session{o: o, apps: apps, start: start, ctx: ctx, matches: map[string]Match{}}
+	source := -1
+	if o.MultiSource {
+		source = o.Source
+	}
+	s.judge = &judge{revision: o.Revision, runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace}
 	res := &Result{App: o.App, Revision: o.Revision}
 
 	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll.
@@ -126,40 +151,64 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	res.AutoSync = app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
 	s.log(app)
 
-	// 2.–3. Without auto-sync we request the sync of our revision, after any operation in flight.
-	if !res.AutoSync {
-		if err := s.requestSync(ctx, app); err != nil {
-			return nil, err
+	// 2.–3. Without auto-sync we request the sync of our revision, after any operation in flight
+	// (unless the values already run: then there is nothing to sync).
+	if !res.AutoSync && !o.NoSync {
+		if out := s.judge.observe(app, o.Now()); out.verdict == waiting {
+			if app, err = s.requestSync(ctx, app); err != nil {
+				return nil, err
+			}
 		}
 	}
 
-	// 4.–5. Follow the application until the judge says done or failed.
+	// 4.–5. Follow the application until the judge says done, failed or superseded.
 	nctx, stopNudging := context.WithCancel(ctx)
 	defer stopNudging()
 	setStale := s.nudger(nctx)
 	last := app
-	for v, reason := s.judge.observe(app, time.Now()); ; {
-		switch v {
+	for out := s.judge.observe(app, o.Now()); ; {
+		switch out.verdict {
 		case done:
-			return s.result(res, last), nil
+			return s.result(res, last, Deployed, ""), nil
+		case superseded:
+			return s.result(res, last, Superseded, out.reason), nil
 		case failed:
-			return nil, s.fail(last, reason, false)
+			return nil, s.fail(last, out.reason, false, out.attributable)
 		}
 		setStale(s.judge.staleSince)
 		next, err := s.next(ctx, last)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, s.fail(last, fmt.Sprintf("not Synced and Healthy at the revision within %s", o.Timeout), true)
+				return nil, s.fail(last, fmt.Sprintf("no revision holding our values was Synced and Healthy within %s", o.Timeout), true, false)
 			}
 			return nil, err
 		}
 		last = next
 		s.log(last)
-		if res.OperationStart == 0 && s.judge.ourOperation(last) != nil {
+		if res.OperationStart == 0 && last.Status.OperationState != nil && (s.judge.ours(&last.Status.OperationState.Operation) ||
+			s.match(s.judge.operationRevision(last.Status.OperationState)).Ours) && inFlight(last) {
 			res.OperationStart = time.Since(start)
 		}
-		v, reason = s.judge.observe(last, time.Now())
+		out = s.judge.observe(last, o.Now())
 	}
+}
+
+func (o Options) defaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.DegradedGrace <= 0 {
+		o.DegradedGrace = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RunID == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		o.RunID = "wanderlust-" + hex.EncodeToString(b)
+	}
+	return o
 }
 
 func (o Options) validate() error {
@@ -176,15 +225,24 @@ func (o Options) validate() error {
 	return nil
 }
 
-// connect builds the API client like the argocd CLI, ignoring any local argocd config file.
-func connect(o Options) (io.Closer, applicationpkg.ApplicationServiceClient, error) {
+// newClient builds the API client like the argocd CLI, ignoring any local argocd config file.
+func newClient(o Options) (apiclient.Client, error) {
 	c, err := apiclient.NewClient(&apiclient.ClientOptions{
 		ServerAddr: o.Server, AuthToken: o.Token, PlainText: o.PlainText, Insecure: o.Insecure, GRPCWeb: o.GRPCWeb,
 		ConfigPath: filepath.Join(os.TempDir(), "wanderlust-argocd-no-config", "config"),
 		UserAgent:  "wanderlust-pipeline",
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+		return nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+	}
+	return c, nil
+}
+
+// connect opens the application service.
+func connect(o Options) (io.Closer, applicationpkg.ApplicationServiceClient, error) {
+	c, err := newClient(o)
+	if err != nil {
+		return nil, nil, err
 	}
 	conn, apps, err := c.NewApplicationClient()
 	if err != nil {
@@ -192,6 +250,27 @@ func connect(o Options) (io.Closer, applicationpkg.ApplicationServiceClient, err
 	}
 	return conn, apps, nil
 }
+
+// newAccountClient opens the account service (for can-i).
+func newAccountClient(o Options) (io.Closer, accountpkg.AccountServiceClient, error) {
+	c, err := newClient(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, acc, err := c.NewAccountClient()
+	if err != nil {
+		return nil, nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+	}
+	return conn, acc, nil
+}
+
+// statusOf is an RPC error's code name.
+func statusOf(err error) (string, bool) {
+	st, ok := status.FromError(err)
+	return st.Code().String(), ok
+}
+
+func errMessage(err error) string { return status.Convert(err).Message() }
 
 // session is one wait.
 type session struct {
@@ -202,9 +281,11 @@ type session struct {
 	stream   applicationpkg.ApplicationService_WatchClient
 	polling  bool
 	lastLine string
+	// ctx is the wait's: every git read made to judge a revision uses it.
+	ctx context.Context
 
-	mu       sync.Mutex
-	contains map[string]bool
+	mu      sync.Mutex
+	matches map[string]Match
 }
 
 func (s *session) ns() *string {
@@ -214,38 +295,40 @@ func (s *session) ns() *string {
 	return &s.o.AppNamespace
 }
 
-// matches reports whether rev is our revision, or a commit that contains it.
-func (s *session) matches(rev string) (bool, bool) {
+// match says how rev relates to our change (cached per revision; a failed lookup is retried on the
+// next state and counts as not ours meanwhile).
+func (s *session) match(rev string) Match {
 	if rev == "" {
-		return false, false
+		return Match{}
 	}
-	if rev == s.o.Revision || strings.HasPrefix(rev, s.o.Revision) {
-		return true, false
+	if rev == s.o.Revision || (len(s.o.Revision) >= 7 && strings.HasPrefix(rev, s.o.Revision)) {
+		return Match{Ours: true, Exact: true}
 	}
-	if s.o.Contains == nil {
-		return false, false
+	if s.o.Match == nil {
+		return Match{}
 	}
 	s.mu.Lock()
-	ok, seen := s.contains[rev]
+	m, seen := s.matches[rev]
 	s.mu.Unlock()
-	if !seen {
-		var err error
-		ok, err = s.o.Contains(context.Background(), rev, s.o.Revision)
-		if err != nil {
-			s.logf("cannot tell whether %s contains %s: %v", short(rev), short(s.o.Revision), err)
-			return false, false
-		}
-		s.mu.Lock()
-		s.contains[rev] = ok
-		s.mu.Unlock()
+	if seen {
+		return m
 	}
-	return ok, ok
+	m, err := s.o.Match(s.ctx, rev)
+	if err != nil {
+		s.logf("cannot tell whether %s holds our change: %v", short(rev), err)
+		return Match{}
+	}
+	s.mu.Lock()
+	s.matches[rev] = m
+	s.mu.Unlock()
+	return m
 }
 
 // nudger asks the controller to re-evaluate the application when our sync is done but its health has
 // not been evaluated since. Status timestamps have one-second precision, so the evaluation must land
-// in a later second; rather than wait for the controller's next pass, it requests a normal refresh
-// a second after the operation ended, and then once a second while the health stays stale.
+// in a later second; rather than wait for the controller's next pass, it requests a normal refresh a
+// second after we first saw the stale state, then once a second while it stays stale. Both times are
+// the pipeline's own clock: a skewed clock changes nothing.
 func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
 	var mu sync.Mutex
 	var staleSince, nudged time.Time
@@ -259,9 +342,10 @@ func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
 			case <-tick.C:
 			}
 			mu.Lock()
-			due := !staleSince.IsZero() && time.Since(staleSince) >= time.Second && time.Since(nudged) >= time.Second
+			now := s.o.Now()
+			due := !staleSince.IsZero() && now.Sub(staleSince) >= time.Second && now.Sub(nudged) >= time.Second
 			if due {
-				nudged = time.Now()
+				nudged = now
 			}
 			mu.Unlock()
 			if due {
@@ -276,11 +360,14 @@ func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
 	}
 }
 
-// requestSync asks for the sync of our revision, first waiting for another operation to finish.
-func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) error {
+// requestSync asks for the sync of our revision, first waiting for another operation to finish. When
+// the server says another operation won the race, it backs off (jittered, doubling) before asking
+// again. It returns the latest state seen.
+func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) (*v1alpha1.Application, error) {
 	announced := false
+	backoff := 500 * time.Millisecond
 	for {
-		if app.Operation != nil || (app.Status.OperationState != nil && app.Status.OperationState.Phase == synccommon.OperationRunning) {
+		if inFlight(app) {
 			if !announced {
 				s.logf("another operation is in flight; waiting for it to finish")
 				announced = true
@@ -288,9 +375,9 @@ func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) er
 			next, err := s.next(ctx, app)
 			if err != nil {
 				if ctx.Err() != nil {
-					return s.fail(app, "another operation did not finish in time", true)
+					return nil, s.fail(app, "another operation did not finish in time", true, false)
 				}
-				return err
+				return nil, err
 			}
 			app = next
 			s.log(app)
@@ -300,20 +387,32 @@ func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) er
 		if p := app.Spec.SyncPolicy; p != nil && p.Automated != nil {
 			prune = &p.Automated.Prune
 		}
-		req := &applicationpkg.ApplicationSyncRequest{Name: &s.o.App, AppNamespace: s.ns(), Revision: &s.o.Revision, Prune: prune}
-		if s.o.RunID != "" {
-			req.Infos = []*v1alpha1.Info{{Name: "run-id", Value: s.o.RunID}}
+		req := &applicationpkg.ApplicationSyncRequest{Name: &s.o.App, AppNamespace: s.ns(), Prune: prune,
+			Infos: []*v1alpha1.Info{{Name: "run-id", Value: s.o.RunID}}}
+		if s.o.MultiSource {
+			req.Revisions, req.SourcePositions = []string{s.o.Revision}, []int64{int64(s.o.Source + 1)}
+		} else {
+			req.Revision = &s.o.Revision
 		}
-		s.judge.requestedAt = time.Now()
 		_, err := s.apps.Sync(ctx, req)
 		if err == nil {
-			s.logf("sync of %s requested", short(s.o.Revision))
-			return nil
+			s.logf("sync of %s requested (run %s)", short(s.o.Revision), s.o.RunID)
+			return app, nil
 		}
-		if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "another operation is already in progress") {
-			continue // lost a race with another operation: wait for it
+		st, ok := status.FromError(err)
+		if !ok || st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "another operation is already in progress") {
+			return nil, s.rpcError("sync", err)
 		}
-		return s.rpcError("sync", err)
+		// Lost a race with another operation: back off, then look again.
+		d := backoff/2 + mrand.N(backoff/2+1)
+		s.logf("another operation started first; asking again in %s", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, s.fail(app, "another operation did not finish in time", true, false)
+		}
+		backoff = min(backoff*2, 8*time.Second)
+		if app, err = s.apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &s.o.App, AppNamespace: s.ns()}); err != nil {
+			return nil, s.rpcError("get", err)
+		}
 	}
 }
 
@@ -358,7 +457,7 @@ func (s *session) next(ctx context.Context, last *v1alpha1.Application) (*v1alph
 		ev, err := s.stream.Recv()
 		if err == nil {
 			if ev.Type == "DELETED" {
-				return nil, s.fail(&ev.Application, "the application was deleted", false)
+				return nil, s.fail(&ev.Application, "the application was deleted", false, false)
 			}
 			backoff = 200 * time.Millisecond
 			return &ev.Application, nil
@@ -415,8 +514,8 @@ func (s *session) rpcError(what string, err error) error {
 	return fmt.Errorf("argocd: %s %s: %s: %s", what, s.o.App, st.Code(), msg)
 }
 
-func (s *session) fail(app *v1alpha1.Application, reason string, timeout bool) error {
-	e := &Error{App: s.o.App, Revision: s.o.Revision, Reason: reason, Timeout: timeout,
+func (s *session) fail(app *v1alpha1.Application, reason string, timeout, attributable bool) error {
+	e := &Error{App: s.o.App, Revision: s.o.Revision, Reason: reason, Timeout: timeout, Attributable: attributable,
 		Sync: string(app.Status.Sync.Status), Health: string(app.Status.Health.Status), Phase: "none", Unhealthy: unhealthy(app)}
 	if op := app.Status.OperationState; op != nil {
 		e.Phase = string(op.Phase)
@@ -424,8 +523,15 @@ func (s *session) fail(app *v1alpha1.Application, reason string, timeout bool) e
 	return e
 }
 
-func (s *session) result(res *Result, app *v1alpha1.Application) *Result {
-	res.SyncedRevision, res.Contained = s.judge.syncedRev, s.judge.contained
+func (s *session) result(res *Result, app *v1alpha1.Application, outcome, reason string) *Result {
+	res.Outcome, res.Reason = outcome, reason
+	if outcome == Superseded {
+		res.SyncedRevision = s.judge.syncRevision(app)
+		res.Health = string(app.Status.Health.Status)
+		s.logf("%s: our change was superseded: %s", s.o.App, reason)
+		return res
+	}
+	res.SyncedRevision, res.Contained = s.judge.syncedRev, !s.judge.syncedBy.Exact
 	res.Health = string(app.Status.Health.Status)
 	if op := app.Status.OperationState; op != nil {
 		res.Phase = string(op.Phase)

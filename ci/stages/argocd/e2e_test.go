@@ -19,6 +19,7 @@ import (
 
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
@@ -71,7 +72,9 @@ func (e *env) repo(t testing.TB, name string, auto bool) (appName string) {
 		t.Fatal(err)
 	}
 	seedSHA, _ := e.git.Head(name, "main")
-	if _, err := Sync(context.Background(), e.opts(name, seedSHA, t)); err != nil {
+	o := e.opts(name, seedSHA, t)
+	o.Match = nil // the seed commit has no parent to compare with: only it counts
+	if _, err := Sync(context.Background(), o); err != nil {
 		t.Fatalf("initial deployment of %s: %v", name, err)
 	}
 	return name
@@ -81,10 +84,26 @@ func (e *env) opts(app, rev string, t testing.TB) Options {
 	return Options{
 		Server: e.h.Server, Token: e.h.Token, PlainText: true, App: app, Revision: rev,
 		Timeout: 2 * time.Minute, DegradedGrace: 3 * time.Second, RunID: "e2e-" + app,
-		Contains: func(ctx context.Context, d, a string) (bool, error) {
-			return git.Contains(ctx, e.gitOpts(app), d, a)
-		},
-		Log: func(s string) { t.Log(s) },
+		Match: e.matcher(app, rev, t),
+		Log:   func(s string) { t.Log(s) },
+	}
+}
+
+// matcher judges revisions by content against what commit rev set in the e2e overlay.
+func (e *env) matcher(repo, rev string, t testing.TB) func(ctx context.Context, r string) (Match, error) {
+	var in *intent.Intent
+	return func(ctx context.Context, r string) (Match, error) {
+		rd, err := git.Open(ctx, e.gitOpts(repo))
+		if err != nil {
+			return Match{}, err
+		}
+		if in == nil {
+			if in, err = intent.Of(ctx, rd, rev, "kubernetes/overlays/e2e"); err != nil {
+				return Match{}, err
+			}
+		}
+		v, err := in.Judge(ctx, rd, r)
+		return Match{Ours: v.Holds, Exact: v.Exact, Newer: v.Newer, By: v.By, Superseded: v.Superseded}, err
 	}
 }
 
@@ -180,12 +199,20 @@ func TestE2EFailedRolloutRollsBack(t *testing.T) {
 	e := setup(t)
 	app := e.repo(t, "rollback", true)
 	bad := e.push(t, app, "wanderlust-backend="+argocdharness.NeverReady)
-	out, err := SyncOrRollback(context.Background(), e.opts(app, bad, t), func(ctx context.Context, reason string) (string, error) {
-		r, err := git.Revert(ctx, e.gitOpts(app), bad, reason)
+	out, err := SyncOrRollback(context.Background(), e.opts(app, bad, t), func(ctx context.Context, reason string) (*Undone, error) {
+		rd, err := git.Open(ctx, e.gitOpts(app))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		return r.SHA, nil
+		in, err := intent.Of(ctx, rd, bad, "kubernetes/overlays/e2e")
+		if err != nil {
+			return nil, err
+		}
+		r, _, err := intent.Undo(ctx, e.gitOpts(app), in, reason)
+		if err != nil {
+			return nil, err
+		}
+		return &Undone{Revision: r.SHA, Match: e.matcher(app, r.SHA, t)}, nil
 	})
 	if err == nil {
 		t.Fatal("a rollout that never becomes Ready deployed")

@@ -17,104 +17,192 @@ const (
 	waiting verdict = iota
 	done
 	failed
+	superseded
 )
 
-// judge decides, from one observed state, whether the application runs our revision and is healthy.
-// It is pure: the wait loop feeds it every state it sees.
+// Match is how a revision that Argo CD shows relates to the change we wait for. The wait decides
+// "done" by content: the revision must hold the values our change wrote, whichever commit it is.
+type Match struct {
+	// Ours: the revision runs our values (our commit, or another commit that holds them).
+	Ours bool
+	// Exact: it is our commit.
+	Exact bool
+	// Newer: it is a newer commit that contains ours; By then names the commits on top of ours.
+	Newer bool
+	By    string
+	// Superseded is set when the revision is newer than ours and replaced our values: by whom and
+	// with what ("<sha> (<author>: <subject>; backend=2.0.1)").
+	Superseded string
+}
+
+// outcome is the judge's answer for one state.
+type outcome struct {
+	verdict verdict
+	reason  string
+	// attributable: the failure is our change's (our operation failed, or resources our operation
+	// changed went Degraded). Only such failures are rolled back.
+	attributable bool
+}
+
+// judge decides, from one observed state, whether the application runs our values and is healthy.
+// It is pure: the wait loop feeds it every state it sees, with the time it saw it (the pipeline's
+// clock: server timestamps are only compared with each other, never with it).
 type judge struct {
 	revision string
-	// matches reports whether a revision is ours or contains ours (a newer commit pushed by another run).
-	matches func(rev string) (ok, contained bool)
-	// requestedAt is when we asked for a sync (zero with auto-sync): an operation that started before
-	// it is someone else's.
-	requestedAt time.Time
-	grace       time.Duration
+	runID    string
+	// source is the index of our source in a multi-source application (-1: single source).
+	source int
+	match  func(rev string) Match
+	grace  time.Duration
 
 	degradedSince time.Time
-	// staleSince is set (to the operation's end) while our sync is done but its health not yet
-	// re-evaluated: the wait then asks for a refresh rather than wait for the controller's next pass.
+	// staleSince is when we first saw our values synced but health not re-evaluated since the last
+	// operation ended: the wait then asks for a refresh rather than wait for the controller's next pass.
 	staleSince time.Time
-	contained  bool
 	syncedRev  string
 	syncedAt   time.Time
+	syncedBy   Match
 }
 
-// ourOperation returns the operation state if it is the sync of our revision (or of one containing it).
-func (j *judge) ourOperation(app *v1alpha1.Application) *v1alpha1.OperationState {
-	op := app.Status.OperationState
-	if op == nil {
-		return nil
+// syncRevision is the revision the application's sync status refers to, for our source.
+func (j *judge) syncRevision(app *v1alpha1.Application) string {
+	if j.source >= 0 {
+		if revs := app.Status.Sync.Revisions; j.source < len(revs) {
+			return revs[j.source]
+		}
+		return ""
 	}
-	if !j.requestedAt.IsZero() && op.StartedAt.Time.Before(j.requestedAt.Truncate(time.Second)) {
-		return nil
+	return app.Status.Sync.Revision
+}
+
+// operationRevision is the revision an operation synced (or is syncing), for our source.
+func (j *judge) operationRevision(op *v1alpha1.OperationState) string {
+	pick := func(one string, many []string) string {
+		if j.source < 0 {
+			return one
+		}
+		if j.source < len(many) {
+			return many[j.source]
+		}
+		return ""
 	}
-	for _, rev := range operationRevisions(op) {
-		if ok, _ := j.matches(rev); ok {
-			return op
+	if op.SyncResult != nil {
+		if r := pick(op.SyncResult.Revision, op.SyncResult.Revisions); r != "" {
+			return r
 		}
 	}
-	return nil
-}
-
-func operationRevisions(op *v1alpha1.OperationState) []string {
-	var revs []string
-	if op.SyncResult != nil {
-		revs = append(revs, op.SyncResult.Revision)
-		revs = append(revs, op.SyncResult.Revisions...)
-	}
 	if op.Operation.Sync != nil {
-		revs = append(revs, op.Operation.Sync.Revision)
-		revs = append(revs, op.Operation.Sync.Revisions...)
+		return pick(op.Operation.Sync.Revision, op.Operation.Sync.Revisions)
 	}
-	return revs
+	return ""
 }
 
-// observe returns the verdict for one state, and the reason when it failed.
-func (j *judge) observe(app *v1alpha1.Application, now time.Time) (verdict, string) {
-	op := j.ourOperation(app)
-	if op == nil {
-		return waiting, ""
+// ours reports whether we requested the operation (it carries our run id).
+func (j *judge) ours(op *v1alpha1.Operation) bool {
+	if j.runID == "" || op == nil {
+		return false
 	}
-	switch op.Phase {
-	case synccommon.OperationFailed, synccommon.OperationError:
-		return failed, fmt.Sprintf("sync %s: %s", strings.ToLower(string(op.Phase)), op.Message)
-	case synccommon.OperationSucceeded:
-	default:
-		return waiting, ""
+	for _, i := range op.Info {
+		if i.Name == "run-id" && i.Value == j.runID {
+			return true
+		}
 	}
-	if op.FinishedAt == nil {
-		return waiting, ""
+	return false
+}
+
+// inFlight reports whether an operation is requested or running.
+func inFlight(app *v1alpha1.Application) bool {
+	op := app.Status.OperationState
+	return app.Operation != nil || (op != nil && (op.Phase == synccommon.OperationRunning || op.Phase == synccommon.OperationTerminating))
+}
+
+// observe returns the outcome of one state.
+func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
+	op := app.Status.OperationState
+	if inFlight(app) {
+		j.staleSince = time.Time{}
+		return outcome{}
+	}
+	// The last operation failed: whose was it?
+	if op != nil && (op.Phase == synccommon.OperationFailed || op.Phase == synccommon.OperationError) {
+		rev := j.operationRevision(op)
+		m := j.match(rev)
+		why := fmt.Sprintf("sync %s: %s", strings.ToLower(string(op.Phase)), op.Message)
+		switch {
+		case m.Exact || j.ours(&op.Operation):
+			return outcome{verdict: failed, reason: why, attributable: true}
+		case m.Ours:
+			return outcome{verdict: failed, reason: fmt.Sprintf("%s (revision %s is a newer commit that contains ours: %s; not rolled back)", why, short(rev), m.By)}
+		case m.Superseded != "":
+			return outcome{verdict: superseded, reason: m.Superseded}
+		}
+		// Someone else's operation of another revision: ours may still come.
 	}
 	sync := app.Status.Sync
-	revOK, contained := j.matches(sync.Revision)
-	if sync.Status != v1alpha1.SyncStatusCodeSynced || !revOK {
-		return waiting, ""
+	rev := j.syncRevision(app)
+	m := j.match(rev)
+	if sync.Status == v1alpha1.SyncStatusCodeSynced && m.Superseded != "" {
+		return outcome{verdict: superseded, reason: m.Superseded}
+	}
+	if sync.Status != v1alpha1.SyncStatusCodeSynced || !m.Ours {
+		j.staleSince = time.Time{}
+		return outcome{}
 	}
 	if j.syncedRev == "" {
-		j.syncedRev, j.syncedAt, j.contained = sync.Revision, now, contained
+		j.syncedRev, j.syncedAt, j.syncedBy = rev, now, m
 	}
-	// Health read before the controller re-evaluated it after the operation is not trusted.
+	// Health read before the controller re-evaluated it after the last operation is not trusted.
+	if op != nil && op.FinishedAt != nil && (app.Status.ReconciledAt == nil || !app.Status.ReconciledAt.Time.After(op.FinishedAt.Time)) {
+		if j.staleSince.IsZero() {
+			j.staleSince = now
+		}
+		return outcome{}
+	}
 	j.staleSince = time.Time{}
-	if app.Status.ReconciledAt == nil || !app.Status.ReconciledAt.Time.After(op.FinishedAt.Time) {
-		j.staleSince = op.FinishedAt.Time
-		return waiting, ""
+	// Our change is the cause only when Argo CD runs exactly our commit and its operation changed
+	// the failing resources.
+	blame := func(why string) outcome {
+		if !m.Exact {
+			return outcome{verdict: failed, reason: fmt.Sprintf("%s at %s, a newer commit that contains ours (%s); not rolled back", why, short(rev), m.By)}
+		}
+		return outcome{verdict: failed, reason: why, attributable: touched(op, j.operationRevision, rev, app)}
 	}
 	switch app.Status.Health.Status {
 	case "Healthy":
-		return done, ""
+		return outcome{verdict: done}
 	case "Missing":
-		return failed, "health Missing after the sync succeeded"
+		return blame("health Missing after the sync succeeded")
 	case "Degraded":
 		if j.degradedSince.IsZero() {
 			j.degradedSince = now
 		}
-		if now.Sub(j.degradedSince) >= j.grace {
-			return failed, fmt.Sprintf("health Degraded for %s (grace %s)", now.Sub(j.degradedSince).Round(time.Second), j.grace)
+		if d := now.Sub(j.degradedSince); d >= j.grace {
+			return blame(fmt.Sprintf("health Degraded for %s (grace %s)", d.Round(time.Second), j.grace))
 		}
-		return waiting, ""
+		return outcome{}
 	}
 	j.degradedSince = time.Time{}
-	return waiting, ""
+	return outcome{}
+}
+
+// touched reports whether a resource that is not Healthy was changed (created or configured) by
+// the last operation, and that operation synced rev.
+func touched(op *v1alpha1.OperationState, revOf func(*v1alpha1.OperationState) string, rev string, app *v1alpha1.Application) bool {
+	if op == nil || op.SyncResult == nil || revOf(op) != rev {
+		return false
+	}
+	changed := map[string]bool{}
+	for _, r := range op.SyncResult.Resources {
+		if r.Status == synccommon.ResultCodeSynced && !strings.HasSuffix(r.Message, "unchanged") {
+			changed[r.Kind+"/"+r.Namespace+"/"+r.Name] = true
+		}
+	}
+	for _, r := range app.Status.Resources {
+		if r.Health != nil && (r.Health.Status == "Degraded" || r.Health.Status == "Missing") && changed[r.Kind+"/"+r.Namespace+"/"+r.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 // describe is the one-line status of an application, for progress lines and errors.
@@ -123,7 +211,21 @@ func describe(app *v1alpha1.Application) string {
 	if op := app.Status.OperationState; op != nil {
 		phase = string(op.Phase)
 	}
-	return fmt.Sprintf("operation %s, sync %s at %s, health %s", phase, app.Status.Sync.Status, short(app.Status.Sync.Revision), app.Status.Health.Status)
+	rev := app.Status.Sync.Revision
+	if rev == "" && len(app.Status.Sync.Revisions) > 0 {
+		rev = strings.Join(shortAll(app.Status.Sync.Revisions), ",")
+	} else {
+		rev = short(rev)
+	}
+	return fmt.Sprintf("operation %s, sync %s at %s, health %s", phase, app.Status.Sync.Status, rev, app.Status.Health.Status)
+}
+
+func shortAll(revs []string) []string {
+	out := make([]string, len(revs))
+	for i, r := range revs {
+		out[i] = short(r)
+	}
+	return out
 }
 
 // unhealthy lists the application's resources that are not Healthy, with their messages.

@@ -32,31 +32,47 @@ func app(phase synccommon.OperationPhase, opRev string, sync v1alpha1.SyncStatus
 	return a
 }
 
+// Revisions of the tests: ours; newer, a later commit that keeps our values; replaced, a later
+// commit that replaced them (a revert, or another run's bump of the same image); older, before ours;
+// sameValues, an older commit that already held our values.
+const replaced, sameValues = "3333333333333333333333333333333333333333", "4444444444444444444444444444444444444444"
+
 func newJudge() *judge {
-	return &judge{revision: ours, grace: 30 * time.Second, matches: func(rev string) (bool, bool) {
+	return &judge{revision: ours, runID: "run-1", source: -1, grace: 30 * time.Second, match: func(rev string) Match {
 		switch rev {
 		case ours:
-			return true, false
-		case newer: // contains ours
-			return true, true
+			return Match{Ours: true, Exact: true}
+		case newer:
+			return Match{Ours: true, Newer: true, By: "222222222222 (Other <o@x>: deploy(dev): frontend 2.0.1)"}
+		case replaced:
+			return Match{Newer: true, Superseded: "333333333333 (Other <o@x>: Revert …; backend=1.0.0)"}
+		case sameValues:
+			return Match{Ours: true}
 		}
-		return false, false
+		return Match{}
 	}}
+}
+
+func see(j *judge, a *v1alpha1.Application, now time.Time) (verdict, string) {
+	out := j.observe(a, now)
+	return out.verdict, out.reason
 }
 
 func TestHealthReadBeforeReevaluationIsNotTrusted(t *testing.T) {
 	j, now := newJudge(), time.Now()
 	// Synced and Healthy at our revision, but the health was computed before the operation finished.
-	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 10), now); v != waiting {
+	if v, _ := see(j, app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 10), now); v != waiting {
 		t.Fatalf("verdict %v on stale health, want waiting", v)
 	}
-	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 9), now); v != waiting {
+	if v, _ := see(j, app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 9), now.Add(time.Second)); v != waiting {
 		t.Fatalf("verdict %v on older health, want waiting", v)
 	}
-	if j.staleSince.IsZero() {
-		t.Error("stale health does not ask for a re-evaluation")
+	// Staleness is timed by the pipeline's clock from when it was first seen, never against the
+	// server's timestamps (a skewed clock changes nothing).
+	if !j.staleSince.Equal(now) {
+		t.Errorf("stale since %v, want the first observation %v", j.staleSince, now)
 	}
-	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 11), now); v != done {
+	if v, _ := see(j, app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 11), now); v != done {
 		t.Fatalf("verdict %v on re-evaluated health, want done", v)
 	}
 	if !j.staleSince.IsZero() {
@@ -64,7 +80,7 @@ func TestHealthReadBeforeReevaluationIsNotTrusted(t *testing.T) {
 	}
 }
 
-func TestOnlyOurRevisionCounts(t *testing.T) {
+func TestDoneMeansOurValuesRun(t *testing.T) {
 	now := time.Now()
 	for name, a := range map[string]*v1alpha1.Application{
 		"an older revision healthy":       app(synccommon.OperationSucceeded, older, v1alpha1.SyncStatusCodeSynced, older, health.HealthStatusHealthy, 10, 11),
@@ -74,49 +90,111 @@ func TestOnlyOurRevisionCounts(t *testing.T) {
 		"progressing":                     app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusProgressing, 10, 11),
 		"someone else's failed operation": app(synccommon.OperationFailed, older, v1alpha1.SyncStatusCodeOutOfSync, older, health.HealthStatusDegraded, 10, 11),
 	} {
-		if v, reason := newJudge().observe(a, now); v != waiting {
+		if v, reason := see(newJudge(), a, now); v != waiting {
 			t.Errorf("%s: verdict %v (%s), want waiting", name, v, reason)
 		}
 	}
 	j := newJudge()
-	if v, _ := j.observe(app(synccommon.OperationSucceeded, newer, v1alpha1.SyncStatusCodeSynced, newer, health.HealthStatusHealthy, 10, 11), now); v != done || !j.contained || j.syncedRev != newer {
-		t.Errorf("a newer commit containing ours: verdict %v contained %v", v, j.contained)
+	if v, _ := see(j, app(synccommon.OperationSucceeded, newer, v1alpha1.SyncStatusCodeSynced, newer, health.HealthStatusHealthy, 10, 11), now); v != done || j.syncedBy.Exact || j.syncedRev != newer {
+		t.Errorf("a newer commit keeping our values: verdict %v", v)
+	}
+	// Nothing was pushed (already deployed): an older commit holding our values, synced long ago.
+	if v, _ := see(newJudge(), app(synccommon.OperationSucceeded, sameValues, v1alpha1.SyncStatusCodeSynced, sameValues, health.HealthStatusHealthy, 10, 500), now); v != done {
+		t.Errorf("values already running: verdict %v, want done", v)
 	}
 }
 
-func TestFailures(t *testing.T) {
+func TestSupersededIsNeitherSuccessNorFailure(t *testing.T) {
 	now := time.Now()
-	if v, reason := newJudge().observe(app(synccommon.OperationFailed, ours, v1alpha1.SyncStatusCodeOutOfSync, ours, health.HealthStatusHealthy, 10, 11), now); v != failed || !strings.Contains(reason, "sync failed") {
-		t.Errorf("failed sync: %v %s", v, reason)
+	for name, a := range map[string]*v1alpha1.Application{
+		"synced":           app(synccommon.OperationSucceeded, replaced, v1alpha1.SyncStatusCodeSynced, replaced, health.HealthStatusHealthy, 10, 11),
+		"synced, degraded": app(synccommon.OperationSucceeded, replaced, v1alpha1.SyncStatusCodeSynced, replaced, health.HealthStatusDegraded, 10, 11),
+		"its sync failed":  app(synccommon.OperationFailed, replaced, v1alpha1.SyncStatusCodeOutOfSync, replaced, health.HealthStatusHealthy, 10, 11),
+	} {
+		out := newJudge().observe(a, now)
+		if out.verdict != superseded || !strings.Contains(out.reason, "333333333333") || out.attributable {
+			t.Errorf("%s: %+v, want superseded by 333333333333", name, out)
+		}
 	}
-	if v, reason := newJudge().observe(app(synccommon.OperationError, ours, v1alpha1.SyncStatusCodeOutOfSync, ours, "", 10, 11), now); v != failed || !strings.Contains(reason, "sync error") {
-		t.Errorf("sync error: %v %s", v, reason)
+	// While the replacing revision is still being synced, we wait.
+	if v, _ := see(newJudge(), app(synccommon.OperationRunning, replaced, v1alpha1.SyncStatusCodeOutOfSync, replaced, health.HealthStatusHealthy, 0, 11), now); v != waiting {
+		t.Errorf("replacing revision in flight: %v", v)
 	}
-	if v, reason := newJudge().observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusMissing, 10, 11), now); v != failed || !strings.Contains(reason, "Missing") {
-		t.Errorf("missing: %v %s", v, reason)
+}
+
+func TestFailuresAndWhoseTheyAre(t *testing.T) {
+	now := time.Now()
+	check := func(name string, a *v1alpha1.Application, reason string, attributable bool) {
+		t.Helper()
+		out := newJudge().observe(a, now)
+		if out.verdict != failed || !strings.Contains(out.reason, reason) || out.attributable != attributable {
+			t.Errorf("%s: %+v; want failed (%q), attributable=%v", name, out, reason, attributable)
+		}
 	}
+	check("our sync failed", app(synccommon.OperationFailed, ours, v1alpha1.SyncStatusCodeOutOfSync, ours, health.HealthStatusHealthy, 10, 11), "sync failed", true)
+	check("our sync errored", app(synccommon.OperationError, ours, v1alpha1.SyncStatusCodeOutOfSync, ours, "", 10, 11), "sync error", true)
+	requested := app(synccommon.OperationFailed, "", v1alpha1.SyncStatusCodeOutOfSync, older, "", 10, 11)
+	requested.Status.OperationState.Operation.Info = []*v1alpha1.Info{{Name: "run-id", Value: "run-1"}}
+	check("the operation we requested failed before resolving a revision", requested, "sync failed", true)
+	check("a newer commit containing ours failed", app(synccommon.OperationFailed, newer, v1alpha1.SyncStatusCodeOutOfSync, newer, "", 10, 11), "222222222222 (Other", false)
+	check("missing, nothing changed by the operation", app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusMissing, 10, 11), "Missing", false)
+
 	// Degraded is tolerated for the grace period, and recovering resets it.
+	degraded := func(changed bool) *v1alpha1.Application {
+		a := app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusDegraded, 10, 11)
+		msg := "deployment.apps/backend unchanged"
+		if changed {
+			msg = "deployment.apps/backend configured"
+		}
+		a.Status.OperationState.SyncResult.Resources = v1alpha1.ResourceResults{
+			{Group: "apps", Kind: "Deployment", Namespace: "ns", Name: "backend", Status: synccommon.ResultCodeSynced, Message: msg},
+			{Kind: "Service", Namespace: "ns", Name: "backend", Status: synccommon.ResultCodeSynced, Message: "service/backend configured"},
+		}
+		a.Status.Resources = []v1alpha1.ResourceStatus{{Group: "apps", Kind: "Deployment", Namespace: "ns", Name: "backend", Health: &v1alpha1.HealthStatus{Status: health.HealthStatusDegraded}}}
+		return a
+	}
 	j := newJudge()
-	degraded := app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusDegraded, 10, 11)
-	if v, _ := j.observe(degraded, now); v != waiting {
+	if v, _ := see(j, degraded(true), now); v != waiting {
 		t.Error("degraded failed at once")
 	}
-	if v, _ := j.observe(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusProgressing, 10, 12), now.Add(20*time.Second)); v != waiting {
+	if v, _ := see(j, app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusProgressing, 10, 12), now.Add(20*time.Second)); v != waiting {
 		t.Error("progressing")
 	}
-	if v, _ := j.observe(degraded, now.Add(40*time.Second)); v != waiting {
+	if v, _ := see(j, degraded(true), now.Add(40*time.Second)); v != waiting {
 		t.Error("degraded again: the grace restarts after a recovery")
 	}
-	if v, reason := j.observe(degraded, now.Add(71*time.Second)); v != failed || !strings.Contains(reason, "Degraded for 31s") {
-		t.Errorf("degraded past grace: %v %s", v, reason)
+	if out := j.observe(degraded(true), now.Add(71*time.Second)); out.verdict != failed || !strings.Contains(out.reason, "Degraded for 31s") || !out.attributable {
+		t.Errorf("degraded past grace, on a resource our operation changed: %+v", out)
+	}
+	// A Degraded resource that our operation left unchanged (drift, someone else) is not ours.
+	j = newJudge()
+	j.observe(degraded(false), now)
+	if out := j.observe(degraded(false), now.Add(31*time.Second)); out.verdict != failed || out.attributable {
+		t.Errorf("degraded, untouched by our operation: %+v", out)
+	}
+	// On a newer commit that contains ours: failed, not attributable, naming who.
+	d := degraded(true)
+	d.Status.OperationState.SyncResult.Revision, d.Status.Sync.Revision = newer, newer
+	j = newJudge()
+	j.observe(d, now)
+	if out := j.observe(d, now.Add(31*time.Second)); out.verdict != failed || out.attributable || !strings.Contains(out.reason, "Other <o@x>") {
+		t.Errorf("degraded at a newer commit: %+v", out)
 	}
 }
 
-func TestOperationsBeforeOurRequestAreNotOurs(t *testing.T) {
+func TestMultiSourceRevisions(t *testing.T) {
 	j := newJudge()
-	j.requestedAt = time.Date(2026, 11, 28, 0, 0, 5, 0, time.UTC) // our request came after that operation started
-	if op := j.ourOperation(app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusHealthy, 10, 11)); op != nil {
-		t.Error("an operation started before our request counted as ours")
+	j.source = 1
+	a := app(synccommon.OperationSucceeded, "", v1alpha1.SyncStatusCodeSynced, "", health.HealthStatusHealthy, 10, 11)
+	a.Status.Sync.Revisions = []string{older, ours}
+	a.Status.OperationState.SyncResult.Revisions = []string{older, ours}
+	if v, reason := see(j, a, time.Now()); v != done {
+		t.Errorf("multi-source app synced at ours: %v %s", v, reason)
+	}
+	j = newJudge()
+	j.source = 0
+	if v, _ := see(j, a, time.Now()); v != waiting {
+		t.Errorf("our source (0) is at an older revision: %v", v)
 	}
 }
 

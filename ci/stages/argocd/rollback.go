@@ -4,27 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
-// Rollback undoes the deployment's commit (a revert commit, pushed) and returns the revert's SHA.
-type Rollback func(ctx context.Context, reason string) (string, error)
+// Rollback undoes our change in git (a new commit, pushed) and says what to wait for instead.
+type Rollback func(ctx context.Context, reason string) (*Undone, error)
+
+// Undone is a rollback made in git: the revision to wait for and how to judge revisions against it.
+// NoSync is set when nothing had to be pushed (the values were already restored).
+type Undone struct {
+	Revision string
+	Match    func(ctx context.Context, rev string) (Match, error)
+	NoSync   bool
+}
 
 // Outcome is the result of SyncOrRollback.
 type Outcome struct {
-	// Deployed is the wait for the revision (nil when it failed).
+	// Deployed is the wait for the revision (nil when it failed); its Outcome may be Superseded.
 	Deployed *Result
 	// Failure says why the revision did not deploy.
 	Failure error
-	// RolledBack reports a rollback; RollbackRevision is the revert commit and Restored the wait
-	// until it was Healthy.
+	// RolledBack reports a rollback; RollbackRevision is its commit, Restored the wait until it was
+	// Healthy, RollbackDuration the time from the rollback's start to that end.
 	RolledBack       bool
 	RollbackRevision string
 	Restored         *Result
+	RollbackDuration time.Duration
 }
 
-// SyncOrRollback runs Sync; when the revision fails to become Healthy it rolls back with rollback
-// (nil: no rollback) and waits, with the same rules, until the revert is Healthy. The returned error
-// is non-nil whenever the revision did not deploy, and reports the rollback too.
+// SyncOrRollback runs Sync; when the change fails *because of itself* (Error.Attributable: our
+// operation failed, or resources it changed went Degraded) it rolls back with rollback (nil: never)
+// and waits, with the same rules, until the rollback is Healthy. Timeouts, someone else's operation,
+// a newer commit's failure, a deleted application and connection or auth errors never roll back.
+// The returned error is non-nil whenever the change did not deploy, and reports the rollback too.
 func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome, error) {
 	res, err := Sync(ctx, o)
 	if err == nil {
@@ -33,22 +45,28 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	out := &Outcome{Failure: err}
 	var waitErr *Error
 	if rollback == nil || !errors.As(err, &waitErr) {
-		return out, err // nothing to roll back to, or we never got to watch (auth, connection, input)
+		return out, err
+	}
+	if !waitErr.Attributable {
+		o.log("not rolling back: the failure is not attributable to our change")
+		return out, fmt.Errorf("%w (not attributable to our change: nothing rolled back)", err)
 	}
 	o.log("rolling back: %v", err)
-	sha, rerr := rollback(ctx, err.Error())
+	start := time.Now()
+	undone, rerr := rollback(ctx, err.Error())
 	if rerr != nil {
 		return out, fmt.Errorf("%w; rollback failed: %v", err, rerr)
 	}
-	out.RolledBack, out.RollbackRevision = true, sha
-	o.Revision = sha
+	out.RolledBack, out.RollbackRevision = true, undone.Revision
+	o.Revision, o.Match, o.NoSync = undone.Revision, undone.Match, undone.NoSync
 	o.RunID += "-rollback"
 	restored, serr := Sync(context.WithoutCancel(ctx), o)
+	out.RollbackDuration = time.Since(start)
 	if serr != nil {
-		return out, fmt.Errorf("%w; rolled back with %s, which did not become Healthy either: %v", err, short(sha), serr)
+		return out, fmt.Errorf("%w; rolled back with %s, which did not become Healthy either: %v", err, short(undone.Revision), serr)
 	}
 	out.Restored = restored
-	return out, fmt.Errorf("%w; rolled back with %s, Healthy after %s", err, short(sha), restored.Healthy.Round(1e6))
+	return out, fmt.Errorf("%w; rolled back with %s, Healthy after %s", err, short(undone.Revision), restored.Healthy.Round(time.Millisecond))
 }
 
 func (o Options) log(format string, args ...any) {

@@ -118,6 +118,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return out, nil
 }
 
+// CheckEnv checks an environment name (kubernetes/overlays/<env>).
+func CheckEnv(env string) error {
+	if !envPattern.MatchString(env) {
+		return fmt.Errorf("environment %q: want lowercase letters, digits and dashes", env)
+	}
+	return nil
+}
+
+// Validate checks the options (environment, path, updates, source commit, template and the git
+// options) without any network call.
+func (o Options) Validate() error {
+	if _, _, _, err := o.validate(); err != nil {
+		return fmt.Errorf("bump: %w", err)
+	}
+	return o.Git.Validate()
+}
+
+// Dir is the directory the bump edits: the path, or the environment's overlay.
+func (o Options) Dir() string {
+	if o.Path != "" {
+		return o.Path
+	}
+	return manifest.EnvPath(o.Env)
+}
+
 func (o Options) validate() (string, manifest.Options, *template.Template, error) {
 	mopts := manifest.Options{Path: o.Path, Updates: o.Updates}
 	target := o.Env

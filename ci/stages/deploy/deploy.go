@@ -5,6 +5,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/registry"
@@ -26,23 +28,96 @@ type Options struct {
 	// Images to deploy, "repo:tag" (or "repo:tag@sha256:…"); or Updates, given as manifest updates.
 	Images  []string
 	Updates []manifest.Update
-	// Registry logs in to verify the images; SkipVerify deploys without checking them.
+	// Registry logs in to verify the images; SkipVerify deploys without checking them (with the
+	// reason, for the report).
 	Registry   registry.Auth
-	SkipVerify bool
+	SkipVerify string
 	// PinDigest writes tag@digest into the manifests (needs verification).
 	PinDigest bool
 	// Bump says where and how to commit (its Updates are derived from Images).
 	Bump bump.Options
-	// DryRun stops after computing the manifest change (the report holds the diff).
+	// DryRun computes the manifest change and checks Argo CD, then stops: nothing is pushed, synced
+	// or mailed; the report says what would have been.
 	DryRun bool
 	// Argo, when set, syncs and waits (its Revision is the pushed SHA); nil skips the sync.
 	Argo *argocd.Options
-	// Rollback reverts the commit when the rollout fails.
+	// Rollback reverts our change, field by field, when the rollout fails because of it.
 	Rollback bool
-	// Notify, when set, emails the report whatever the result.
+	// Notify, when set, emails the report whatever the result (not in a dry run).
 	Notify *notify.Options
 	// SourceCommitTime is when the application commit was made (for the lead time).
 	SourceCommitTime time.Time
+	// Checked records that Check passed (Run checks otherwise).
+	Checked bool
+}
+
+// Check validates every input and then, before anything is pushed, that the GitOps repository
+// answers and has the branch, and that Argo CD answers, the token may get and sync the application,
+// the application deploys the overlay from that repository and branch, and no sync window blocks it.
+// It completes o.Argo with what it learned (the source of a multi-source application). Nothing is
+// changed anywhere.
+func Check(ctx context.Context, o *Options) error {
+	if err := validate(o); err != nil {
+		return err
+	}
+	rd, err := git.Open(ctx, o.Bump.Git)
+	if err != nil {
+		return fmt.Errorf("deploy: preflight: %w", err)
+	}
+	if o.Argo != nil {
+		app, err := argocd.Preflight(ctx, *o.Argo, argocd.Target{RepoURL: o.Bump.Git.URL, Path: o.Bump.Dir(),
+			Branch: branchOf(o.Bump.Git), DefaultBranch: rd.DefaultBranch})
+		if err != nil {
+			return fmt.Errorf("deploy: preflight: %w", err)
+		}
+		o.Argo.MultiSource, o.Argo.Source = app.MultiSource, app.Source
+	}
+	o.Checked = true
+	return nil
+}
+
+// validate checks the inputs on their face, without any network call.
+func validate(o *Options) error {
+	if len(o.Images) == 0 && len(o.Updates) == 0 {
+		return errors.New("deploy: no images to deploy")
+	}
+	for _, ref := range o.Images {
+		if _, err := updateFor(ref); err != nil {
+			return err
+		}
+	}
+	bo := o.Bump
+	if bo.Updates == nil {
+		bo.Updates = append(bo.Updates, o.Updates...)
+		for _, ref := range o.Images {
+			u, _ := updateFor(ref)
+			bo.Updates = append(bo.Updates, u)
+		}
+	}
+	if err := bo.Validate(); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	if o.Argo != nil {
+		if err := argocd.CheckAddress(o.Argo.Server); err != nil {
+			return fmt.Errorf("deploy: %w", err)
+		}
+		if o.Argo.Token == "" || o.Argo.App == "" {
+			return errors.New("deploy: Argo CD needs a token and an application name")
+		}
+	}
+	if o.Notify != nil {
+		if err := o.Notify.Validate(); err != nil {
+			return fmt.Errorf("deploy: %w", err)
+		}
+	}
+	return nil
+}
+
+func branchOf(o git.Options) string {
+	if o.Branch == "" {
+		return "main"
+	}
+	return o.Branch
 }
 
 // Run deploys and returns the report; the error is the deployment's (a failed email is only reported).
@@ -55,18 +130,36 @@ func Run(ctx context.Context, o Options, r *report.Run) (*report.Run, error) {
 		r.DORA.SourceCommitTime = &t
 	}
 	err := run(ctx, o, r)
-	r.Finish(err)
-	sendReport(ctx, o.Notify, r)
+	Finish(ctx, o, r, err)
 	return r, err
 }
 
+// Finish closes the report with err and mails it (not in a dry run). The container stages use it
+// too, so that a failed scan, build or publish is mailed like a failed rollout.
+func Finish(ctx context.Context, o Options, r *report.Run, err error) {
+	r.Finish(err)
+	if o.DryRun {
+		if err == nil {
+			r.Outcome(report.DryRun, "nothing was pushed, synced or mailed")
+		}
+		r.Skip("notify", "--dry-run")
+		return
+	}
+	sendReport(ctx, o.Notify, r)
+}
+
 func run(ctx context.Context, o Options, r *report.Run) error {
-	if len(o.Images) == 0 && len(o.Updates) == 0 {
-		return errors.New("deploy: no images to deploy")
+	if !o.Checked {
+		end := r.Begin("preflight")
+		err := Check(ctx, &o)
+		end(nil, err)
+		if err != nil {
+			return err
+		}
 	}
 	refs := o.Images
-	if o.SkipVerify || len(refs) == 0 {
-		r.Skip("verify", "--skip-verify")
+	if o.SkipVerify != "" || len(refs) == 0 {
+		r.Skip("verify", cmp.Or(o.SkipVerify, "no image references"))
 	} else {
 		end := r.Begin("verify")
 		imgs, err := registry.Resolve(ctx, o.Images, o.Registry)
@@ -100,62 +193,182 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 		out["sha"], out["changes"] = res.SHA, strings.ReplaceAll(res.Summary, "\n", "; ")
 		if o.DryRun {
 			out["diff"] = res.Diff
-		}
-	}
-	end(out, err)
-	if err != nil || o.DryRun {
-		if o.DryRun && o.Argo != nil {
-			r.Skip("sync", "--dry-run")
-		}
-		return err
-	}
-
-	if o.Argo == nil {
-		r.Skip("sync", "no Argo CD application given")
-		return nil
-	}
-	ao := *o.Argo
-	ao.Revision = res.SHA
-	if ao.Contains == nil {
-		ao.Contains = func(ctx context.Context, d, a string) (bool, error) { return git.Contains(ctx, bo.Git, d, a) }
-	}
-	var undo argocd.Rollback
-	if o.Rollback {
-		undo = func(ctx context.Context, reason string) (string, error) {
-			rv, err := git.Revert(ctx, bo.Git, res.SHA, reason)
-			if err != nil {
-				return "", err
-			}
-			return rv.SHA, nil
-		}
-	}
-	end = r.Begin("sync")
-	outcome, err := argocd.SyncOrRollback(ctx, ao, undo)
-	out = map[string]string{"app": ao.App, "revision": res.SHA}
-	if outcome != nil && outcome.Deployed != nil {
-		d := outcome.Deployed
-		out["synced"], out["health"], out["healthy_after"] = d.SyncedRevision, d.Health, d.Healthy.Round(time.Millisecond).String()
-		if r.DORA.SourceCommitTime != nil {
-			r.DORA.LeadTime = time.Since(*r.DORA.SourceCommitTime)
+			delete(out, "sha")
 		}
 	}
 	end(out, err)
 	if err != nil {
-		r.DORA.Failed = true
-		if outcome != nil && outcome.RolledBack {
-			r.DORA.RolledBack = true
-			rb := map[string]string{"revert": outcome.RollbackRevision}
-			if outcome.Restored != nil {
-				rb["health"] = outcome.Restored.Health
-				r.DORA.TimeToRestore = outcome.Restored.Healthy
-			}
-			r.Stages = append(r.Stages, report.Stage{Name: "rollback", Status: report.Succeeded, Start: time.Now(), Output: rb})
-			if outcome.Restored == nil {
-				r.Stages[len(r.Stages)-1].Status = report.Failed
+		return err
+	}
+	if o.Argo == nil {
+		r.Skip("sync", "no Argo CD application given")
+		return nil
+	}
+	if o.DryRun {
+		r.Skip("sync", fmt.Sprintf("--dry-run: would wait for %s to run %s (preflight passed)", o.Argo.App, res.Summary))
+		return nil
+	}
+	return syncAndWait(ctx, o, bo, res, r)
+}
+
+// syncAndWait waits until Argo CD runs the values of the bump — decided by content — and rolls back
+// our change when it fails because of it.
+func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Result, r *report.Run) error {
+	ao := *o.Argo
+	ao.Revision = res.SHA
+	end := r.Begin("sync")
+	out := map[string]string{"app": ao.App, "revision": res.SHA}
+	in, err := intentOf(ctx, bo, res)
+	if err != nil {
+		end(out, err)
+		return err
+	}
+	out["values"] = in.Summary()
+	ao.Match = matcher(bo.Git, in)
+	var undo argocd.Rollback
+	switch {
+	case !res.Changed:
+		// Nothing was pushed: never roll back (it would revert someone else's commit), never ask
+		// for a sync; only check that the values run.
+		ao.NoSync = true
+		if ao.Timeout <= 0 || ao.Timeout > 30*time.Second {
+			ao.Timeout = 30 * time.Second
+		}
+	case o.Rollback:
+		undo = rollbackFor(bo.Git, in)
+	}
+	outcome, err := argocd.SyncOrRollback(ctx, ao, undo)
+	if outcome != nil && outcome.Deployed != nil {
+		d := outcome.Deployed
+		out["synced"], out["health"], out["outcome"] = d.SyncedRevision, d.Health, d.Outcome
+		switch {
+		case d.Outcome == argocd.Superseded:
+			out["superseded"] = d.Reason
+			end(out, nil)
+			r.Outcome(report.Superseded, "superseded: "+d.Reason)
+			return nil
+		case !res.Changed:
+			out["outcome"] = report.AlreadyDeployed
+			r.Outcome(report.AlreadyDeployed, fmt.Sprintf("%s already runs %s (Synced and Healthy at %s)", ao.App, in.Summary(), short(d.SyncedRevision)))
+		default:
+			out["healthy_after"] = d.Healthy.Round(time.Millisecond).String()
+			if r.DORA.SourceCommitTime != nil {
+				r.DORA.LeadTime = time.Since(*r.DORA.SourceCommitTime)
 			}
 		}
 	}
+	end(out, err)
+	if err != nil {
+		var we *argocd.Error
+		// Only a failure of the deployed change counts as a change failure (DORA); a timeout, an
+		// outage or someone else's failure does not.
+		r.DORA.Failed = errors.As(err, &we) && we.Attributable
+		if outcome != nil && outcome.RolledBack {
+			r.DORA.RolledBack = true
+			rb := map[string]string{"revert": outcome.RollbackRevision}
+			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
+			if outcome.Restored != nil {
+				rb["health"] = outcome.Restored.Health
+				r.DORA.TimeToRestore = outcome.RollbackDuration
+				st.Status = report.Succeeded
+			}
+			r.Stages = append(r.Stages, st)
+		}
+	}
 	return err
+}
+
+// SyncOptions configure the sync of a revision that is already in git (the module's sync).
+type SyncOptions struct {
+	Argo argocd.Options
+	// Git is the GitOps repository (URL empty: no content check, no rollback; only the exact
+	// revision counts).
+	Git git.Options
+	// Rollback undoes the revision's image entries when it fails because of them.
+	Rollback bool
+}
+
+// Sync checks Argo CD (preflight), then waits until the revision's values run, with the same rules
+// as Run: decided by content, superseded told apart, rolled back only when it is the cause.
+func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
+	if o.Rollback && o.Git.URL == "" {
+		return nil, errors.New("sync: --rollback needs --repo (the GitOps repository to roll back in)")
+	}
+	t := argocd.Target{}
+	var rd *git.Reader
+	if o.Git.URL != "" {
+		var err error
+		if rd, err = git.Open(ctx, o.Git); err != nil {
+			return nil, fmt.Errorf("sync: preflight: %w", err)
+		}
+		t = argocd.Target{RepoURL: o.Git.URL, Branch: branchOf(o.Git), DefaultBranch: rd.DefaultBranch}
+	}
+	app, err := argocd.Preflight(ctx, o.Argo, t)
+	if err != nil {
+		return nil, fmt.Errorf("sync: preflight: %w", err)
+	}
+	ao := o.Argo
+	ao.MultiSource, ao.Source = app.MultiSource, app.Source
+	var undo argocd.Rollback
+	if rd != nil {
+		in, err := intent.Of(ctx, rd, ao.Revision, app.Path)
+		if err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
+		ao.Match = matcher(o.Git, in)
+		if o.Rollback {
+			undo = rollbackFor(o.Git, in)
+		}
+	}
+	return argocd.SyncOrRollback(ctx, ao, undo)
+}
+
+// intentOf is what the bump means to run: the entries its commit set, or (nothing pushed) the
+// entries its updates select at the head.
+func intentOf(ctx context.Context, bo bump.Options, res *bump.Result) (*intent.Intent, error) {
+	rd, err := git.Open(ctx, bo.Git)
+	if err != nil {
+		return nil, err
+	}
+	if res.Changed {
+		return intent.Of(ctx, rd, res.SHA, bo.Dir())
+	}
+	tree, err := rd.Tree(ctx, res.SHA)
+	if err != nil {
+		return nil, err
+	}
+	return intent.Current(tree, bo.Dir(), bo.Updates)
+}
+
+// rollbackFor undoes the intent's entries field by field and waits for the rollback's own values.
+func rollbackFor(g git.Options, in *intent.Intent) argocd.Rollback {
+	return func(ctx context.Context, reason string) (*argocd.Undone, error) {
+		gr, back, err := intent.Undo(ctx, g, in, reason)
+		if err != nil {
+			return nil, err
+		}
+		return &argocd.Undone{Revision: gr.SHA, Match: matcher(g, back), NoSync: !gr.Changed}, nil
+	}
+}
+
+// matcher judges revisions against the intent, reading the GitOps repository afresh for each
+// (revisions Argo CD shows may be newer than any we saw).
+func matcher(g git.Options, in *intent.Intent) func(ctx context.Context, rev string) (argocd.Match, error) {
+	return func(ctx context.Context, rev string) (argocd.Match, error) {
+		rd, err := git.Open(ctx, g)
+		if err != nil {
+			return argocd.Match{}, err
+		}
+		v, err := in.Judge(ctx, rd, rev)
+		return argocd.Match{Ours: v.Holds, Exact: v.Exact, Newer: v.Newer, By: v.By, Superseded: v.Superseded}, err
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
 }
 
 // sendReport emails the report; a failure is recorded in the report, never returned.
@@ -204,7 +417,8 @@ type PromoteOptions struct {
 	From, To string
 	// Git is the GitOps repository.
 	Git git.Options
-	// FromApp and ToApp are the Argo CD applications of the two environments (ToApp is synced).
+	// Argo is the Argo CD server; FromApp and ToApp are the applications of the two environments
+	// (ToApp is synced).
 	Argo           argocd.Options
 	FromApp, ToApp string
 	Rollback       bool
@@ -218,8 +432,7 @@ type PromoteOptions struct {
 func Promote(ctx context.Context, o PromoteOptions) (*report.Run, error) {
 	r := report.New(fmt.Sprintf("Wanderlust promote %s → %s", o.From, o.To), o.To)
 	err := promote(ctx, o, r)
-	r.Finish(err)
-	sendReport(ctx, o.Notify, r)
+	Finish(ctx, Options{Notify: o.Notify}, r, err)
 	return r, err
 }
 

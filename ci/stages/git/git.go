@@ -105,11 +105,20 @@ type ConflictError struct {
 	Ours           string // the value we wanted
 	Commit, Author string // the commit that set Theirs, and its author
 	Subject        string
+	// Hint says what to do (default: rerun to build on the new value).
+	Hint string
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("conflict on %s: commit %s (%s, %q) changed it from %q to %q after we read it; we wanted %q. Nothing was pushed; rerun to build on the new value",
-		e.Key, shortSHA(e.Commit), e.Author, e.Subject, e.Base, e.Theirs, e.Ours)
+	hint := e.Hint
+	if hint == "" {
+		hint = "Nothing was pushed; rerun to build on the new value"
+	}
+	by := "another commit"
+	if e.Commit != "" {
+		by = fmt.Sprintf("commit %s (%s, %q)", shortSHA(e.Commit), e.Author, e.Subject)
+	}
+	return fmt.Sprintf("conflict on %s: %s changed it from %q to %q; we wanted %q. %s", e.Key, by, e.Base, e.Theirs, e.Ours, hint)
 }
 
 // ErrRemoteMoved is wrapped when the branch kept moving for every attempt.
@@ -205,6 +214,15 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return nil, err
 		}
 	}
+}
+
+// Validate checks the options (URL, branch, credentials' form) without any network call; errors
+// carry no secret.
+func (o Options) Validate() error {
+	if _, err := newRun(o); err != nil {
+		return redact(fmt.Errorf("git: %w", err), o.Auth)
+	}
+	return nil
 }
 
 // newRun validates the options, fills in defaults and prepares the transport.

@@ -18,49 +18,17 @@ import (
 const maxHistory = 200
 
 // Contains reports whether commit descendant contains commit ancestor (is it or has it in its
-// history, within maxHistory commits). Argo CD may sync a newer commit than ours; it counts only if
-// it contains ours.
-func Contains(ctx context.Context, opts Options, descendant, ancestor string) (ok bool, err error) {
+// history, within maxHistory commits).
+func Contains(ctx context.Context, opts Options, descendant, ancestor string) (bool, error) {
 	if descendant == ancestor {
 		return true, nil
 	}
-	r, err := newRun(opts)
+	rd, err := Open(ctx, opts)
 	if err != nil {
-		return false, redact(fmt.Errorf("git: %w", err), opts.Auth)
-	}
-	defer func() { err = r.wrap(err) }()
-	if err := r.fetchHead(ctx, 1); err != nil { // learns the server's capabilities
 		return false, err
 	}
-	d, a := plumbing.NewHash(descendant), plumbing.NewHash(ancestor)
-	if err := r.fetchAt(ctx, d); err != nil {
-		return false, err
-	}
-	seen := map[plumbing.Hash]bool{}
-	queue := []plumbing.Hash{d}
-	for len(queue) > 0 && len(seen) < maxHistory {
-		h := queue[0]
-		queue = queue[1:]
-		if seen[h] {
-			continue
-		}
-		seen[h] = true
-		if h == a {
-			return true, nil
-		}
-		c, err := object.GetCommit(r.st, h)
-		if err != nil {
-			// Shallow edge: deepen once along this line.
-			if err := r.fetchDeeper(ctx, h); err != nil {
-				return false, err
-			}
-			if c, err = object.GetCommit(r.st, h); err != nil {
-				continue
-			}
-		}
-		queue = append(queue, c.ParentHashes...)
-	}
-	return false, nil
+	_, ok, err := rd.Between(ctx, descendant, ancestor)
+	return ok, err
 }
 
 // fetchDeeper fetches commit h and up to maxHistory of its ancestors, commits only where possible.
@@ -253,23 +221,12 @@ func (r *run) wrap(err error) error {
 
 // Read fetches commit rev and calls read with a view of its tree (in a partial clone, what read opens
 // is fetched as it is read).
-func Read(ctx context.Context, opts Options, rev string, read func(fs.FS) error) (err error) {
-	r, err := newRun(opts)
-	if err != nil {
-		return redact(fmt.Errorf("git: %w", err), opts.Auth)
-	}
-	defer func() { err = r.wrap(err) }()
-	if err := r.fetchHead(ctx, 1); err != nil {
-		return err
-	}
-	if err := r.fetchAt(ctx, plumbing.NewHash(rev)); err != nil {
-		return err
-	}
-	c, err := r.headCommit()
+func Read(ctx context.Context, opts Options, rev string, read func(fs.FS) error) error {
+	rd, err := Open(ctx, opts)
 	if err != nil {
 		return err
 	}
-	t, err := newTreeFS(c, r.objects(ctx))
+	t, err := rd.Tree(ctx, rev)
 	if err != nil {
 		return err
 	}

@@ -237,6 +237,16 @@ func (i Image) Ref() string {
 	return imageRef{Repo: repo, Tag: i.NewTag, Digest: i.Digest}.String()
 }
 
+// Update is the update that makes an images entry named i.Name exactly i: its newName (none when
+// i has none), tag and digest.
+func (i Image) Update() Update {
+	newName := i.NewName
+	if newName == "" {
+		newName = i.Name // setEntry drops a newName equal to the name
+	}
+	return Update{Name: i.Name, NewName: newName, Tag: i.NewTag, Digest: i.Digest}
+}
+
 // Images reads the `images:` of the kustomization in dir (for promotion: what an environment runs).
 func Images(fsys fs.FS, dir string) ([]Image, error) {
 	p, err := cleanPath(dir)

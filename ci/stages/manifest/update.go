@@ -77,6 +77,9 @@ func (u Update) Ref() string {
 	return imageRef{Tag: u.Tag, Digest: u.Digest}.version()
 }
 
+// Matches reports whether repository repo (as written in a manifest) is selected by the update.
+func (u Update) Matches(repo string) bool { return u.matches(repo) }
+
 // matches reports whether repository repo (as written in a manifest) is selected by the update.
 func (u Update) matches(repo string) bool {
 	if !strings.Contains(u.Name, "/") {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	netmail "net/mail"
 	"strings"
 	"time"
 
@@ -41,15 +42,44 @@ type Options struct {
 
 // Subject is the mail's subject: the seed's wording, with the result.
 func Subject(r *report.Run) string {
-	status := "SUCCESS"
-	if r.Result == report.Failed {
-		status = "FAILURE"
-	}
 	env := ""
 	if r.Env != "" {
 		env = " to " + r.Env
 	}
-	return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - '%s'", env, status)
+	switch r.Result {
+	case report.Failed:
+		return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - 'FAILURE'", env)
+	case report.Superseded:
+		return fmt.Sprintf("Wanderlust deployment%s superseded by a newer commit - 'SUPERSEDED'", env)
+	case report.AlreadyDeployed:
+		return fmt.Sprintf("Wanderlust Application already deployed%s - 'SUCCESS'", env)
+	}
+	return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - 'SUCCESS'", env)
+}
+
+// Validate checks the settings without connecting.
+func (o Options) Validate() error {
+	switch strings.ToLower(o.TLS) {
+	case "", StartTLS, Implicit, NoTLS:
+	default:
+		return fmt.Errorf("notify: SMTP TLS mode %q: want starttls, implicit or none", o.TLS)
+	}
+	switch {
+	case o.Host == "":
+		return fmt.Errorf("notify: an SMTP host is required")
+	case o.Port < 0 || o.Port > 65535:
+		return fmt.Errorf("notify: SMTP port %d is out of range", o.Port)
+	case o.From == "":
+		return fmt.Errorf("notify: a sender (--mail-from) is required")
+	case len(o.To) == 0:
+		return fmt.Errorf("notify: at least one recipient (--mail-to) is required")
+	}
+	for _, a := range append([]string{o.From}, o.To...) {
+		if _, err := netmail.ParseAddress(a); err != nil {
+			return fmt.Errorf("notify: %q is not an email address", a)
+		}
+	}
+	return nil
 }
 
 // Send mails the report.

@@ -19,6 +19,16 @@ const (
 	Skipped   = "skipped"
 )
 
+// Results of a run besides Succeeded and Failed.
+const (
+	// Superseded: a newer commit replaced our values before they ran (neither success nor failure).
+	Superseded = "superseded"
+	// AlreadyDeployed: nothing had to change; the values already run, Synced and Healthy.
+	AlreadyDeployed = "already deployed"
+	// DryRun: nothing was pushed; the report says what would have been.
+	DryRun = "dry run"
+)
+
 // Stage is one stage of the run.
 type Stage struct {
 	Name     string            `json:"name"`
@@ -43,7 +53,9 @@ type DORA struct {
 type Run struct {
 	Title   string            `json:"title"`
 	Env     string            `json:"environment,omitempty"`
-	Result  string            `json:"result"` // succeeded or failed
+	Result  string            `json:"result"` // succeeded, failed, superseded, already deployed or dry run
+	// Reason explains a result other than succeeded (who superseded us, why it failed).
+	Reason  string            `json:"reason,omitempty"`
 	Started time.Time         `json:"started"`
 	Ended   time.Time         `json:"ended"`
 	Stages  []Stage           `json:"stages"`
@@ -79,8 +91,14 @@ func (r *Run) Finish(err error) {
 	r.DORA.DeploymentDuration = r.Ended.Sub(r.Started)
 	if err != nil {
 		r.Result = Failed
+		if r.Reason == "" {
+			r.Reason = err.Error()
+		}
 	}
 }
+
+// Outcome sets a result other than succeeded or failed, and why.
+func (r *Run) Outcome(result, reason string) { r.Result, r.Reason = result, reason }
 
 // JSON renders the report.
 func (r *Run) JSON() []byte {
@@ -92,6 +110,9 @@ func (r *Run) JSON() []byte {
 func (r *Run) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", r.Title, strings.ToUpper(r.Result))
+	if r.Reason != "" && r.Result != Failed {
+		fmt.Fprintf(&b, "%s\n", r.Reason)
+	}
 	if r.Env != "" {
 		fmt.Fprintf(&b, "environment: %s\n", r.Env)
 	}
@@ -116,11 +137,15 @@ func (r *Run) Text() string {
 // Markdown renders the report for $GITHUB_STEP_SUMMARY.
 func (r *Run) Markdown() string {
 	var b strings.Builder
-	icon := "✅"
-	if r.Result == Failed {
-		icon = "❌"
+	icon := map[string]string{Failed: "❌", Superseded: "⏭️", DryRun: "📝"}[r.Result]
+	if icon == "" {
+		icon = "✅"
 	}
-	fmt.Fprintf(&b, "## %s %s: %s\n\n| stage | status | duration | output |\n|---|---|---:|---|\n", icon, r.Title, r.Result)
+	fmt.Fprintf(&b, "## %s %s: %s\n\n", icon, r.Title, r.Result)
+	if r.Reason != "" && r.Result != Failed {
+		fmt.Fprintf(&b, "%s\n\n", r.Reason)
+	}
+	b.WriteString("| stage | status | duration | output |\n|---|---|---:|---|\n")
 	for _, s := range r.Stages {
 		out := s.outputs(func(k, v string) string { return fmt.Sprintf("%s=`%s`", k, v) }, func(e string) string { return "error: " + e })
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, s.Status, s.Duration.Round(time.Millisecond), strings.ReplaceAll(strings.Join(out, " "), "|", `\|`))

@@ -1,0 +1,167 @@
+package argocd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"strings"
+	"time"
+
+	accountpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/account"
+	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+)
+
+// Target is what the application must deploy from: the repository, path and branch we push to
+// (an empty Path accepts any path of the repository).
+type Target struct {
+	RepoURL, Path, Branch string
+	// DefaultBranch is the remote's HEAD branch (what targetRevision "HEAD" or "" resolves to).
+	DefaultBranch string
+}
+
+// App is what the preflight learned of the application.
+type App struct {
+	Project  string
+	AutoSync bool
+	// MultiSource and Source: the application has several sources, ours at index Source.
+	MultiSource bool
+	Source      int
+	// Path is our source's path in the repository.
+	Path string
+}
+
+// CheckAddress validates a server address (host:port) without contacting it.
+func CheckAddress(server string) error {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil || host == "" || port == "" || strings.ContainsAny(server, "/@ ") {
+		return fmt.Errorf("argocd: server %q: want host:port (no scheme, path or credentials)", server)
+	}
+	return nil
+}
+
+// Preflight checks, before anything is pushed, that the server answers, the token is valid and may
+// get and sync the application, the application exists and deploys from target (single- or
+// multi-source), and no sync window blocks a sync now. Each failure is a clear error; nothing is
+// changed anywhere. It bounds itself to 30 seconds.
+func Preflight(ctx context.Context, o Options, t Target) (*App, error) {
+	if err := CheckAddress(o.Server); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Token == "":
+		return nil, errors.New("argocd: an auth token is required")
+	case o.App == "":
+		return nil, errors.New("argocd: an application name is required")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, apps, err := connect(o)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	s := &session{o: o}
+	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns()})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("argocd: server %s did not answer within 30s: check --argocd-server and the network", o.Server)
+		}
+		return nil, s.preflightError(err)
+	}
+	if app.DeletionTimestamp != nil {
+		return nil, fmt.Errorf("argocd: application %s is being deleted", o.App)
+	}
+	res := &App{Project: app.Spec.GetProject(), AutoSync: app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil}
+
+	// RBAC: may this token sync it? (Getting it worked.)
+	aconn, accounts, err := newAccountClient(o)
+	if err != nil {
+		return nil, err
+	}
+	defer aconn.Close()
+	sub := res.Project + "/" + o.App
+	if o.AppNamespace != "" {
+		sub = res.Project + "/" + o.AppNamespace + "/" + o.App
+	}
+	can, err := accounts.CanI(ctx, &accountpkg.CanIRequest{Resource: "applications", Action: "sync", Subresource: sub})
+	if err != nil {
+		return nil, s.preflightError(err)
+	}
+	if can.Value != "yes" {
+		return nil, fmt.Errorf("argocd: permission denied: the token may get %s but not sync it (RBAC: applications, sync, %s); grant it in argocd-rbac-cm or the project's roles", o.App, sub)
+	}
+
+	// Does it deploy what we push?
+	if err := tracks(app, t, res); err != nil {
+		return nil, err
+	}
+
+	// Sync windows.
+	w, err := apps.GetApplicationSyncWindows(ctx, &applicationpkg.ApplicationSyncWindowsQuery{Name: &o.App, AppNamespace: s.ns()})
+	if err != nil {
+		return nil, s.preflightError(err)
+	}
+	if w.CanSync != nil && !*w.CanSync {
+		var active []string
+		for _, a := range w.ActiveWindows {
+			if a.Kind != nil && a.Schedule != nil && a.Duration != nil {
+				active = append(active, fmt.Sprintf("%s %q for %s", *a.Kind, *a.Schedule, *a.Duration))
+			}
+		}
+		return nil, fmt.Errorf("argocd: a sync window of project %s blocks syncing %s now (active: %s); deploy outside it", res.Project, o.App, strings.Join(active, ", "))
+	}
+	return res, nil
+}
+
+// tracks checks that one of the application's sources is our repository and path, on our branch.
+func tracks(app *v1alpha1.Application, t Target, res *App) error {
+	sources := []v1alpha1.ApplicationSource{}
+	if app.Spec.HasMultipleSources() {
+		sources, res.MultiSource = app.Spec.Sources, true
+	} else if app.Spec.Source != nil {
+		sources = []v1alpha1.ApplicationSource{*app.Spec.Source}
+	}
+	var seen []string
+	for i, src := range sources {
+		seen = append(seen, fmt.Sprintf("%s path %q at %q", src.RepoURL, src.Path, src.TargetRevision))
+		if sameRepo(src.RepoURL, t.RepoURL) && src.Path != "" && (t.Path == "" || path.Clean(src.Path) == path.Clean(t.Path)) {
+			if !sameBranch(src.TargetRevision, t) {
+				return fmt.Errorf("argocd: application %s deploys %s from %q, but we push to branch %q: it would never run our commit (fix its targetRevision or --branch)",
+					app.Name, t.Path, src.TargetRevision, t.Branch)
+			}
+			res.Source, res.Path = i, path.Clean(src.Path)
+			return nil
+		}
+	}
+	return fmt.Errorf("argocd: application %s does not deploy %s from %s (its sources: %s); check --app and --repo",
+		app.Name, t.Path, t.RepoURL, strings.Join(seen, "; "))
+}
+
+// sameRepo compares repository URLs as Argo CD does (case, a trailing .git or slash do not matter).
+func sameRepo(a, b string) bool {
+	norm := func(u string) string {
+		u = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(u), "/"), ".git"))
+		return strings.TrimSuffix(u, "/")
+	}
+	return norm(a) == norm(b)
+}
+
+func sameBranch(rev string, t Target) bool {
+	rev = strings.TrimPrefix(rev, "refs/heads/")
+	if rev == "" || rev == "HEAD" {
+		return t.DefaultBranch != "" && t.DefaultBranch == t.Branch
+	}
+	return rev == t.Branch
+}
+
+// preflightError says what to check for an RPC error of the preflight.
+func (s *session) preflightError(err error) error {
+	if st, ok := statusOf(err); ok && st == "Unavailable" {
+		return fmt.Errorf("argocd: cannot reach %s (%s): check --argocd-server, TLS flags (--argocd-plain-text, --insecure, --grpc-web) and the network",
+			s.o.Server, strings.ReplaceAll(errMessage(err), s.o.Token, "***"))
+	}
+	return s.rpcError("get", err)
+}

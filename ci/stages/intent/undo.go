@@ -1,0 +1,106 @@
+package intent
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
+)
+
+// Undo rolls the deployment back field by field: every entry it set goes back to its value before
+// the deployment's commit, in a new commit pushed with git.Commit's compare-and-swap (never a force).
+// Other changes made since — another image, another environment, comments — stay. It fails with a
+// git.ConflictError when one of *our* entries changed again since (naming the commit that changed it),
+// and pushes nothing. The returned intent is the rollback's own: what to wait for.
+func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*git.Result, *Intent, error) {
+	if in.SHA == "" || len(in.Want) == 0 {
+		return nil, nil, fmt.Errorf("intent: nothing to undo (no commit, or it set no image entry in %s)", in.Dir)
+	}
+	restore := make([]manifest.Update, len(in.Want))
+	var lines []string
+	for i, w := range in.Want {
+		b := in.Before[i]
+		if b.Name == "" {
+			return nil, nil, fmt.Errorf("intent: commit %s added the images entry %s; remove it by hand to roll back", short(in.SHA), w.Name)
+		}
+		restore[i] = b.Update()
+		lines = append(lines, fmt.Sprintf("- %s: %s → %s", lastElem(w.Name), w.Ref(), b.Ref()))
+	}
+	msg := fmt.Sprintf("Roll back %s in %s\n\nRestores the image entries that commit %s set:\n%s\n", short(in.SHA), in.Dir, in.SHA, strings.Join(lines, "\n"))
+	if reason = strings.TrimSpace(reason); reason != "" {
+		msg += "\nReason: " + reason + "\n"
+	}
+	msg += "\nRolls-Back: " + in.SHA + "\n"
+
+	res, err := git.Commit(ctx, opts, func(head fs.FS) (*git.Patch, error) {
+		current, err := manifest.Images(head, in.Dir)
+		if err != nil {
+			return nil, err
+		}
+		byName := map[string]manifest.Image{}
+		for _, c := range current {
+			byName[c.Name] = c
+		}
+		p := &git.Patch{Message: msg}
+		var todo []manifest.Update
+		for i, w := range in.Want {
+			cur, b := byName[w.Name], in.Before[i]
+			key := in.Dir + "#images[" + w.Name + "]"
+			p.Values = append(p.Values, git.Value{Key: key, From: cur.Ref(), To: b.Ref()})
+			switch cur {
+			case b: // already restored
+			case w:
+				todo = append(todo, restore[i])
+			default:
+				ce := &git.ConflictError{Key: key, Base: w.Ref(), Theirs: cur.Ref(), Ours: b.Ref(),
+					Hint: "our entry was changed again since the deployment, so rolling it back would undo that change too; nothing was pushed: decide by hand"}
+				blame(ctx, opts, in, ce)
+				return nil, ce
+			}
+		}
+		if len(todo) == 0 {
+			return p, nil
+		}
+		r, err := manifest.Apply(head, manifest.Options{Path: in.Dir, Updates: todo})
+		if err != nil {
+			return nil, err
+		}
+		p.Files = r.Files
+		return p, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("roll back %s: %w", short(in.SHA), err)
+	}
+	back := &Intent{SHA: res.SHA, Dir: in.Dir, Want: in.Before, Before: in.Want}
+	if !res.Changed {
+		back.SHA = "" // already restored: nothing pushed, the values are in git
+	}
+	return res, back, nil
+}
+
+// blame names the first commit after ours that changed the conflicting entry.
+func blame(ctx context.Context, opts git.Options, in *Intent, ce *git.ConflictError) {
+	rd, err := git.Open(ctx, opts)
+	if err != nil {
+		return
+	}
+	between, _, err := rd.Between(ctx, rd.Head, in.SHA)
+	if err != nil {
+		return
+	}
+	for i := len(between) - 1; i >= 0; i-- {
+		m, err := in.missingAt(ctx, rd, between[i].SHA)
+		if err != nil {
+			return
+		}
+		for _, x := range m {
+			if in.Dir+"#images["+x.Image+"]" == ce.Key {
+				ce.Commit, ce.Author, ce.Subject = between[i].SHA, between[i].Author, between[i].Subject
+				return
+			}
+		}
+	}
+}
