@@ -7,13 +7,13 @@ package argocd
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"crypto/rand"
-	"encoding/hex"
 	mrand "math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,8 +80,8 @@ type Result struct {
 	AutoSync       bool
 	// Outcome is Deployed or Superseded; Reason says by whom and with what when superseded.
 	Outcome, Reason string
-	Phase          string
-	Health         string
+	Phase           string
+	Health          string
 	// Durations since the start: refresh done, our operation seen, synced at the revision, healthy.
 	Refresh, OperationStart, Synced, Healthy time.Duration
 }

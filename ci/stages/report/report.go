@@ -51,9 +51,9 @@ type DORA struct {
 
 // Run is the report of one run.
 type Run struct {
-	Title   string            `json:"title"`
-	Env     string            `json:"environment,omitempty"`
-	Result  string            `json:"result"` // succeeded, failed, superseded, already deployed or dry run
+	Title  string `json:"title"`
+	Env    string `json:"environment,omitempty"`
+	Result string `json:"result"` // succeeded, failed, superseded, already deployed or dry run
 	// Reason explains a result other than succeeded (who superseded us, why it failed).
 	Reason  string            `json:"reason,omitempty"`
 	Started time.Time         `json:"started"`
