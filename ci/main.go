@@ -589,7 +589,8 @@ func (m *Wanderlust) Deploy(
 	err = deploy.Check(ctx, o)
 	end(nil, err)
 	if err != nil {
-		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced", err)
+		deploy.Finish(ctx, *o, rep, err) // mailed (when the mail settings are valid), like any failed run
+		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced\n\n%s", err, render(rep))
 	}
 	if build {
 		refs, err := buildAndPublish(ctx, rep, source, skipScan, nvdApiKey, registry, version, registryUsername, registryPassword, sourceCommit, dryRun)

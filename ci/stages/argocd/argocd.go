@@ -233,9 +233,15 @@ func newClient(o Options) (apiclient.Client, error) {
 		UserAgent:  "wanderlust-pipeline",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+		return nil, unreachable(o, err)
 	}
 	return c, nil
+}
+
+// unreachable says that the server could not be reached, and what to check.
+func unreachable(o Options, err error) error {
+	return fmt.Errorf("argocd: cannot reach %s (%s): check --argocd-server, the TLS flags (--argocd-plain-text, --insecure, --grpc-web) and the network",
+		o.Server, strings.ReplaceAll(err.Error(), o.Token, "***"))
 }
 
 // connect opens the application service.
@@ -246,7 +252,7 @@ func connect(o Options) (io.Closer, applicationpkg.ApplicationServiceClient, err
 	}
 	conn, apps, err := c.NewApplicationClient()
 	if err != nil {
-		return nil, nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+		return nil, nil, unreachable(o, err)
 	}
 	return conn, apps, nil
 }
@@ -259,7 +265,7 @@ func newAccountClient(o Options) (io.Closer, accountpkg.AccountServiceClient, er
 	}
 	conn, acc, err := c.NewAccountClient()
 	if err != nil {
-		return nil, nil, fmt.Errorf("argocd: connect to %s: %w", o.Server, err)
+		return nil, nil, unreachable(o, err)
 	}
 	return conn, acc, nil
 }
@@ -507,6 +513,10 @@ func (s *session) rpcError(what string, err error) error {
 	case codes.Unauthenticated:
 		return fmt.Errorf("argocd: %s %s: authentication failed: the token is invalid or expired (%s)", what, s.o.App, msg)
 	case codes.PermissionDenied:
+		if what == "get" {
+			// Argo CD answers "permission denied" for applications that do not exist, too.
+			return fmt.Errorf("argocd: application %s not found, or the token may not get it (Argo CD answers %q for both); check --app, --app-namespace and the token's RBAC", s.o.App, msg)
+		}
 		return fmt.Errorf("argocd: %s %s: permission denied: the token's account may not %s this application (%s)", what, s.o.App, what, msg)
 	case codes.NotFound:
 		return fmt.Errorf("argocd: %s %s: application not found (%s)", what, s.o.App, msg)

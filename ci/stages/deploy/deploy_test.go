@@ -50,7 +50,10 @@ type world struct {
 	smtp     *smtpserver.Server
 }
 
-func setup(t *testing.T, repo string) *world {
+// setup seeds repository repo with overlays dev and staging (deployed by the auto-synced apps
+// <repo>-dev and <repo>-staging, both Healthy on return) and the extra overlays, each deploying
+// into namespace <repo>-<overlay>, with no application yet.
+func setup(t *testing.T, repo string, extra ...string) *world {
 	t.Helper()
 	h := argocdharness.Shared(t)
 	srv, err := gitserver.Start(filepath.Join(t.TempDir(), "git"), "argocd", gitToken)
@@ -58,7 +61,11 @@ func setup(t *testing.T, repo string) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	if err := argocdharness.SeedRepo(srv, "../../../kubernetes", repo, map[string]string{"dev": repo + "-dev", "staging": repo + "-staging"}); err != nil {
+	overlays := map[string]string{"dev": repo + "-dev", "staging": repo + "-staging"}
+	for _, o := range extra {
+		overlays[o] = repo + "-" + o
+	}
+	if err := argocdharness.SeedRepo(srv, "../../../kubernetes", repo, overlays); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.AddRepository(srv.RepoURL(repo), "argocd", gitToken); err != nil {
