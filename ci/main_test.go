@@ -1,14 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +25,7 @@ import (
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
+	"wanderlust.dev/pipeline/ci/testsupport/smtpserver"
 )
 
 const planted = "tok-planted-7c1d2e3f4a5b"
@@ -264,5 +269,149 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	if _, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "",
 		"", "", "", nil, false, "main", token, "", nil, "", "", false, false, false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json"); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
+	}
+}
+
+// deployArgs name the module's deploy flags for tests (the function takes them positionally, as
+// Dagger calls it).
+type deployArgs struct {
+	source                                          *dagger.Directory
+	env, registry, repo, version, backend, frontend string
+	sourceCommit, sourceCommitTime                  string
+	gitToken                                        *dagger.Secret
+	argocdServer                                    string
+	dryRun, skipScan                                bool
+	smtpHost                                        string
+	smtpPort                                        int
+	smtpTLS, mailFrom                               string
+	mailTo                                          []string
+}
+
+// useSession points the module's dag at the stand-in session the test started.
+func useSession(t *testing.T) *dagger.Client {
+	c, saved := dagger.Connect(), dag
+	dag = c
+	t.Cleanup(func() { dag = saved })
+	return c
+}
+
+func callDeploy(a deployArgs) (string, error) {
+	return (&Wanderlust{}).Deploy(context.Background(), a.source, a.env, a.registry, a.repo, a.version, a.backend, a.frontend,
+		a.sourceCommit, a.sourceCommitTime, "", nil, false, "main", a.gitToken, a.argocdServer, nil, "", "", false, false, false, true, 60,
+		a.dryRun, a.skipScan, nil, a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, "markdown")
+}
+
+// A failed build is mailed with the run report, like a failed rollout; nothing is pushed.
+func TestDeployMailsAFailedBuild(t *testing.T) {
+	srv := gitops(t)
+	mail, err := smtpserver.Start("", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mail.Close()
+	var session *daggerfake.Server
+	session = daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		if q = session.Expand(q); field == "sync" && strings.Contains(q, `"npm","test"`) && strings.Contains(q, `directory(path:"backend")`) {
+			return nil, errors.New("process \"npm test\" did not complete successfully: exit code: 1\n  ● auth › rejects a bad token")
+		}
+		return daggerfake.Default(field, q)
+	}))
+	c := useSession(t)
+	before, _ := srv.Head("gitops", "main")
+	host, port, _ := net.SplitHostPort(mail.Addr)
+	p, _ := strconv.Atoi(port)
+	_, err = callDeploy(deployArgs{source: c.Directory(), env: "dev", registry: "registry.invalid/wanderlust-app", repo: srv.RepoURL("gitops"),
+		version: "2.0.0", gitToken: c.Secret("env://GIT_TOKEN"), skipScan: true,
+		smtpHost: host, smtpPort: p, smtpTLS: "none", mailFrom: "ci@wanderlust.test", mailTo: []string{"team@wanderlust.test"}})
+	if err == nil || !strings.Contains(err.Error(), "rejects a bad token") {
+		t.Fatalf("err = %v", err)
+	}
+	msgs := mail.Messages()
+	if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "FAILURE") || !strings.Contains(string(msgs[0].Data), "build") ||
+		!strings.Contains(string(msgs[0].Data), "rejects a bad token") {
+		t.Fatalf("%d mails: %q", len(msgs), msgs)
+	}
+	if after, _ := srv.Head("gitops", "main"); after != before {
+		t.Error("pushed after a failed build")
+	}
+	if session.HasPublish() {
+		t.Error("published after a failed build")
+	}
+}
+
+// A dry run of a version that was never pushed builds, shows the change, pushes and mails nothing.
+func TestDeployDryRunOfANewVersion(t *testing.T) {
+	srv := gitops(t)
+	mail, err := smtpserver.Start("", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mail.Close()
+	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	c := useSession(t)
+	before, _ := srv.Head("gitops", "main")
+	host, port, _ := net.SplitHostPort(mail.Addr)
+	p, _ := strconv.Atoi(port)
+	out, err := callDeploy(deployArgs{source: c.Directory(), env: "prod", registry: "registry.invalid/wanderlust-app", repo: srv.RepoURL("gitops"),
+		version: "9.9.9", gitToken: c.Secret("env://GIT_TOKEN"), dryRun: true, skipScan: true,
+		smtpHost: host, smtpPort: p, smtpTLS: "none", mailFrom: "ci@wanderlust.test", mailTo: []string{"team@wanderlust.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"dry run", "would push registry.invalid/wanderlust-app/wanderlust-backend:9.9.9", `+    newTag: "9.9.9"`, "| build | succeeded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if after, _ := srv.Head("gitops", "main"); after != before {
+		t.Error("a dry run pushed")
+	}
+	if len(mail.Messages()) != 0 || session.HasPublish() {
+		t.Error("a dry run mailed or published")
+	}
+}
+
+// Inputs are checked before the first side effect: a bad flag fails before any container is built.
+func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
+	srv := gitops(t)
+	for name, a := range map[string]deployArgs{
+		"smtp tls":           {smtpHost: "127.0.0.1", smtpTLS: "bogus", mailFrom: "a@b.test", mailTo: []string{"c@d.test"}},
+		"source commit time": {sourceCommitTime: "yesterday"},
+		"version":            {version: "bad tag"},
+		"registry":           {registry: "Not A Registry"},
+		"environment":        {env: "Prod"},
+		"repository":         {repo: "https://x:" + planted + "@example.invalid/r.git"},
+		"argocd address":     {argocdServer: "https://argocd.example.invalid/"},
+		"unreachable remote": {repo: "http://127.0.0.1:1/gitops.git"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+				if field == "plaintext" {
+					return planted, nil
+				}
+				return daggerfake.Default(field, q)
+			}))
+			c := useSession(t)
+			a.source, a.gitToken = c.Directory(), c.Secret("env://GIT_TOKEN")
+			a.env, a.registry, a.repo, a.version = cmp.Or(a.env, "dev"), cmp.Or(a.registry, "registry.invalid/w"), cmp.Or(a.repo, srv.RepoURL("gitops")), cmp.Or(a.version, "1.2.3")
+			_, err := callDeploy(a)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), planted) {
+				t.Error("the token is in the error")
+			}
+			if strings.Contains(session.All(), "withExec") {
+				t.Errorf("built before the check failed (%v)", err)
+			}
+		})
 	}
 }

@@ -60,7 +60,9 @@ func Check(ctx context.Context, o *Options) error {
 	if err := validate(o); err != nil {
 		return err
 	}
-	rd, err := git.Open(ctx, o.Bump.Git)
+	g := o.Bump.Git
+	g.MaxAttempts = min(cmp.Or(g.MaxAttempts, 3), 3) // a check: fail fast on a remote that is down
+	rd, err := git.Open(ctx, g)
 	if err != nil {
 		return fmt.Errorf("deploy: preflight: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,6 +131,16 @@ func Chain(query string) []string {
 		i = skipArgs(query, k)
 	}
 	return fields
+}
+
+// HasPublish reports whether any recorded query published a container.
+func (s *Server) HasPublish() bool {
+	for _, q := range s.Queries() {
+		if slices.Contains(Chain(q), "publish") {
+			return true
+		}
+	}
+	return false
 }
 
 // Step is one field of a linear query with its raw arguments ("" without).
