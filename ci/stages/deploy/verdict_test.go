@@ -344,3 +344,24 @@ func TestDryRunOfANewVersionPushesAndMailsNothing(t *testing.T) {
 		t.Errorf("a dry run sent %d mails", n)
 	}
 }
+
+// The module's sync: a revision already in git, judged by the image values its commit set (the
+// application's own path), after the same preflight.
+func TestSyncOfARevisionInGit(t *testing.T) {
+	w := setup(t, "syn")
+	g := w.gitOpts("syn")
+	res, err := bump.Run(context.Background(), bump.Options{Git: g, Env: "dev", Updates: mustUpdates(t, w.push(t, "wanderlust-frontend", "6.0.0"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	argo := w.argo(t, "syn-dev")
+	argo.Revision = res.SHA
+	out, err := Sync(context.Background(), SyncOptions{Argo: argo, Git: g, Rollback: true})
+	if err != nil || out.Deployed.Outcome != argocd.Deployed || out.Deployed.SyncedRevision != res.SHA {
+		t.Fatalf("%+v %v", out, err)
+	}
+	// Without the repository nothing can be rolled back.
+	if _, err := Sync(context.Background(), SyncOptions{Argo: argo, Rollback: true}); err == nil || !strings.Contains(err.Error(), "--rollback needs --repo") {
+		t.Errorf("err = %v", err)
+	}
+}
