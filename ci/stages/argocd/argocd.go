@@ -592,6 +592,15 @@ type AppStatus struct {
 
 // Status reads an application's sync status, synced revision and health.
 func Status(ctx context.Context, o Options) (*AppStatus, error) {
+	app, err := get(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &AppStatus{Sync: string(app.Status.Sync.Status), Revision: app.Status.Sync.Revision, Health: string(app.Status.Health.Status)}, nil
+}
+
+// get reads the application once.
+func get(ctx context.Context, o Options) (*v1alpha1.Application, error) {
 	conn, apps, err := connect(o)
 	if err != nil {
 		return nil, err
@@ -600,7 +609,10 @@ func Status(ctx context.Context, o Options) (*AppStatus, error) {
 	s := &session{o: o}
 	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns()})
 	if err != nil {
-		return nil, s.rpcError("get", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("argocd: server %s did not answer in time: check --argocd-server and the network", o.Server)
+		}
+		return nil, s.preflightError(err)
 	}
-	return &AppStatus{Sync: string(app.Status.Sync.Status), Revision: app.Status.Sync.Revision, Health: string(app.Status.Health.Status)}, nil
+	return app, nil
 }

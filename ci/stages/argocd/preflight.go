@@ -58,19 +58,16 @@ func Preflight(ctx context.Context, o Options, t Target) (*App, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	app, err := get(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	conn, apps, err := connect(o)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	s := &session{o: o}
-	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns()})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("argocd: server %s did not answer within 30s: check --argocd-server and the network", o.Server)
-		}
-		return nil, s.preflightError(err)
-	}
 	if app.DeletionTimestamp != nil {
 		return nil, fmt.Errorf("argocd: application %s is being deleted", o.App)
 	}

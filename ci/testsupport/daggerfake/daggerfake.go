@@ -106,29 +106,8 @@ func Nest(pathAndLeaf ...any) any {
 // [container from withExec stdout]. Arguments (strings, lists, input objects) are skipped.
 func Chain(query string) []string {
 	var fields []string
-	i := strings.Index(query, "{")
-	if i < 0 {
-		return nil
-	}
-	for i < len(query) {
-		if query[i] != '{' {
-			i++
-			continue
-		}
-		// A field name follows each opening brace of a selection set.
-		j := i + 1
-		for j < len(query) && (query[j] == ' ' || query[j] == '\n') {
-			j++
-		}
-		k := j
-		for k < len(query) && (isIdent(query[k])) {
-			k++
-		}
-		if k == j {
-			break
-		}
-		fields = append(fields, query[j:k])
-		i = skipArgs(query, k)
+	for _, st := range Steps(query) {
+		fields = append(fields, st.Field)
 	}
 	return fields
 }
