@@ -156,6 +156,9 @@ func (o Options) validate() (string, manifest.Options, *template.Template, error
 	case target == "":
 		target = o.Path
 	}
+	if err := manifest.CheckPath(mopts.Path); err != nil {
+		return "", mopts, nil, err
+	}
 	if len(o.Updates) == 0 {
 		return "", mopts, nil, fmt.Errorf("no image updates given")
 	}

@@ -20,6 +20,9 @@ import (
 // token is planted: it must never show up in an error, a log line, a commit or a request URI.
 const token = "tok-5ecret-9f8e7d6c5b4a"
 
+// urlToken is a token a user pasted into a URL (not the one passed as a secret).
+const urlToken = "tok-in-url-0a9b8c7d"
+
 const digest1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
 // remote starts a real smart-HTTP remote holding this repository's kubernetes/ tree plus a "qa"
@@ -374,7 +377,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"bad tag", func(o *Options) { o.Updates = []manifest.Update{{Name: "wanderlust-backend", Tag: "bad tag"}} }, "tag", true, true},
 		{"bad digest", func(o *Options) { o.Updates = []manifest.Update{{Name: "wanderlust-backend", Digest: "sha256:123"}} }, "digest", true, true},
-		{"path leaves the repo", func(o *Options) { o.Env = ""; o.Path = "../../etc" }, "leaves the repository", false, true},
+		{"path leaves the repo", func(o *Options) { o.Env = ""; o.Path = "../../etc" }, "leaves the repository", true, true},
+		{"absolute path", func(o *Options) { o.Env = ""; o.Path = "/etc/passwd" }, "relative to the repository root", true, true},
+		{"credentials and a bad port in URL", func(o *Options) {
+			o.Git.URL = "https://x:" + urlToken + "@example.invalid:badport/r.git"
+		}, "repository URL", true, true},
 		{"bad env", func(o *Options) { o.Env = "Dev/../x" }, "environment", true, true},
 		{"unknown env", func(o *Options) { o.Env = "nope" }, `"kubernetes/overlays/nope"`, false, true},
 		{"image nowhere", func(o *Options) { o.Updates = []manifest.Update{{Name: "wanderlust-worker", Tag: "1"}} }, "wanderlust-worker", false, true},
@@ -395,6 +402,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Fatalf("err = %v (result %+v), want it to mention %q", err, res, c.want)
 			}
 			assertNoSecret(t, "error", err.Error())
+			if strings.Contains(err.Error(), urlToken) {
+				t.Errorf("the URL's token is in the error: %v", err)
+			}
 			if c.noFetch && srv.Requests() != before {
 				t.Errorf("%d requests made for input that is invalid on its face", srv.Requests()-before)
 			}
@@ -419,6 +429,37 @@ func TestDryRunPushesNothing(t *testing.T) {
 	}
 	if head(t, srv) != seed {
 		t.Error("a dry run pushed")
+	}
+}
+
+// A monorepo: folders before kubernetes/ that a partial clone never fetches. The diff used to stop at
+// the first of them and come out empty.
+func TestDryRunDiffInAMonorepoFromAPartialClone(t *testing.T) {
+	srv, err := gitserver.Start(t.TempDir(), "ci-bot", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	seed := t.TempDir()
+	for _, f := range []string{"app/backend/server.js", "app/frontend/index.html", "docs/README.md", "infra/main.tf"} {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(seed, f)), 0o755)
+		_ = os.WriteFile(filepath.Join(seed, f), []byte("content of "+f+"\n"), 0o644)
+	}
+	if err := os.CopyFS(filepath.Join(seed, "kubernetes"), os.DirFS("../../../kubernetes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.CreateRepo("gitops", "main", os.DirFS(seed)); err != nil {
+		t.Fatal(err)
+	}
+	o := opts(srv, nil, "prod", "wanderlust-frontend=5.0.0")
+	o.Git.DryRun = true
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || !strings.Contains(res.Diff, "+    newTag: \"5.0.0\"") || !strings.Contains(res.Diff, "--- a/kubernetes/overlays/prod/kustomization.yaml") ||
+		strings.Contains(res.Diff, "a/app/") {
+		t.Errorf("diff:\n%s", res.Diff)
 	}
 }
 

@@ -2,6 +2,7 @@ package git
 
 import (
 	"errors"
+	"regexp"
 	"fmt"
 	"net"
 	"os"
@@ -136,13 +137,16 @@ func describe(err error) error {
 	return err
 }
 
+// userinfo matches the credentials part of a URL ("https://user:token@host").
+var userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']+@`)
+
 // redact removes every secret from err's text (defence in depth: none should be there).
 func redact(err error, a Auth) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	clean := msg
+	clean := userinfo.ReplaceAllString(msg, "$1***@")
 	for _, s := range a.secrets() {
 		clean = strings.ReplaceAll(clean, s, "***")
 	}

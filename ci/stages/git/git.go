@@ -10,6 +10,8 @@ package git
 
 import (
 	"context"
+	"path"
+	"sort"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -181,7 +184,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		if err := r.fetchOld(objs, head, patch.Files); err != nil {
 			return nil, err
 		}
-		if res.Diff, err = diff(head, commit); err != nil {
+		if res.Diff, err = diff(objs, head, commit); err != nil {
 			return nil, err
 		}
 		if r.o.DryRun {
@@ -355,12 +358,52 @@ func (r *run) fetchOld(objs *objects, head *object.Commit, files map[string][]by
 	return r.fetchObjects(objs.ctx, want, "")
 }
 
-func diff(parent, c *object.Commit) (string, error) {
-	p, err := parent.Patch(c)
+// diff is the unified diff of c against its parent. It walks only the subtrees that differ (in a
+// partial clone the others were never fetched, and go-git's own tree diff would stop at them).
+func diff(objs *objects, parent, c *object.Commit) (string, error) {
+	from, err := objs.tree(parent.TreeHash)
+	if err != nil {
+		return "", fmt.Errorf("diff: %w", err)
+	}
+	to, err := objs.tree(c.TreeHash)
+	if err != nil {
+		return "", fmt.Errorf("diff: %w", err)
+	}
+	var changes object.Changes
+	err = diffTrees(objs, parent.TreeHash, c.TreeHash, "", func(p string, a, b plumbing.Hash) error {
+		ch := &object.Change{}
+		for _, side := range []struct {
+			h    plumbing.Hash
+			t    *object.Tree
+			into *object.ChangeEntry
+		}{{a, from, &ch.From}, {b, to, &ch.To}} {
+			if side.h.IsZero() {
+				continue
+			}
+			if _, err := objs.blob(side.h); err != nil { // fetched here in a partial clone
+				return err
+			}
+			*side.into = object.ChangeEntry{Name: p, Tree: side.t, TreeEntry: object.TreeEntry{Name: path.Base(p), Mode: filemode.Regular, Hash: side.h}}
+		}
+		changes = append(changes, ch)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("diff: %w", err)
+	}
+	sort.Slice(changes, func(i, j int) bool { return changeName(changes[i]) < changeName(changes[j]) })
+	p, err := changes.Patch()
 	if err != nil {
 		return "", fmt.Errorf("diff: %w", err)
 	}
 	return p.String(), nil
+}
+
+func changeName(c *object.Change) string {
+	if c.To.Name != "" {
+		return c.To.Name
+	}
+	return c.From.Name
 }
 
 // checkConflicts compares the values the patch sets on the new head with those at our base.

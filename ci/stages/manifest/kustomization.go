@@ -32,9 +32,12 @@ func (e *editor) kustomization(kpath string, updates []Update) error {
 		return fmt.Errorf("%s: not a kustomization (want one YAML mapping)", kpath)
 	}
 	root := docs[0]
-	images, err := root.Pipe(yaml.Lookup("images"))
-	if err != nil {
-		return fmt.Errorf("%s: %w", kpath, err)
+	var images *yaml.RNode
+	if f := root.Field("images"); f != nil {
+		if err := s.notAliased("images", f.Value.YNode()); err != nil {
+			return err
+		}
+		images = f.Value
 	}
 	if images != nil && images.YNode().Kind != yaml.SequenceNode {
 		return fmt.Errorf("%s: images is not a list", kpath)
@@ -42,24 +45,33 @@ func (e *editor) kustomization(kpath string, updates []Update) error {
 
 	var missing []Update
 	for _, u := range updates {
-		matched := false
+		var matched []*yaml.RNode
+		names := map[string]bool{}
 		if images != nil {
-			for i, item := range images.Content() {
+			for _, item := range images.Content() {
 				entry := yaml.NewRNode(item)
-				name := fieldValue(entry, fName)
-				if item.Kind != yaml.MappingNode || name == "" || !u.matches(name) {
+				if item.Kind == yaml.AliasNode && item.Alias != nil {
+					entry = yaml.NewRNode(item.Alias)
+				}
+				if entry.YNode().Kind != yaml.MappingNode || !entryMatches(entry, u) {
 					continue
 				}
-				if item.Style&yaml.FlowStyle != 0 {
-					return fmt.Errorf("%s: images[%d] is written in flow style; write it as a block mapping", kpath, i)
-				}
-				matched = true
-				if err := e.setEntry(s, kpath, entry, u); err != nil {
+				if err := s.notAliased("images entry "+fieldValue(entry, fName), item); err != nil {
 					return err
 				}
+				matched = append(matched, entry)
+				names[normalize(fieldValue(entry, fName))] = true
 			}
 		}
-		if !matched {
+		if len(names) > 1 {
+			return fmt.Errorf("image %q is ambiguous in %s: it matches %s; name the full repository", u.Name, kpath, strings.Join(sortedKeys(names), ", "))
+		}
+		for _, entry := range matched {
+			if err := e.setEntry(s, kpath, entry, u); err != nil {
+				return err
+			}
+		}
+		if len(matched) == 0 {
 			missing = append(missing, u)
 		}
 	}
@@ -71,7 +83,7 @@ func (e *editor) kustomization(kpath string, updates []Update) error {
 	if err := e.usedImages(kpath, map[string]bool{}, used); err != nil {
 		return err
 	}
-	var added []string
+	var added []imagesEntry
 	for _, u := range missing {
 		var repos []string
 		for repo := range used {
@@ -88,9 +100,52 @@ func (e *editor) kustomization(kpath string, updates []Update) error {
 		}
 		entry := imagesEntry{Name: repos[0], NewName: u.NewName, NewTag: u.Tag, Digest: u.Digest}
 		e.edits = append(e.edits, Edit{Image: u.Name, File: kpath, Field: "images[" + repos[0] + "]", To: entry.value()})
-		added = append(added, entry.render())
+		added = append(added, entry)
 	}
 	return appendEntries(s, kpath, images, added)
+}
+
+// entryMatches reports whether an images entry is selected by u: by its name, or by the newName it
+// deploys (the user names the image that runs).
+func entryMatches(entry *yaml.RNode, u Update) bool {
+	name, newName := fieldValue(entry, fName), fieldValue(entry, fNewName)
+	return name != "" && (u.matches(name) || (newName != "" && u.matches(newName)))
+}
+
+// notAliased refuses to edit what an anchor or alias defines: the edit would land elsewhere, or
+// change other places too. It checks n and, for a mapping, its keys and values.
+func (s *source) notAliased(what string, n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		line := n.Line
+		if n.Alias != nil {
+			line = n.Alias.Line
+		}
+		return fmt.Errorf("%s:%d: %s is defined through an anchor/alias at line %d; edit it there", s.path, n.Line, what, line)
+	case n.Anchor != "":
+		return fmt.Errorf("%s:%d: %s is defined through an anchor/alias at line %d (&%s, used elsewhere too); edit it there by hand", s.path, n.Line, what, n.Line, n.Anchor)
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == "<<" {
+				return fmt.Errorf("%s:%d: %s merges an anchor (<<) at line %d; edit it there", s.path, k.Line, what, v.Line)
+			}
+			if err := s.notAliased(what+" "+k.Value, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // imagesEntry is the content of one kustomize images entry.
@@ -117,6 +172,17 @@ func (ie imagesEntry) render() string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// renderFlow writes the entry as a flow mapping: {name: x, newTag: y}.
+func (ie imagesEntry) renderFlow() string {
+	parts := []string{fName + ": " + scalar(ie.Name)}
+	for _, kv := range [][2]string{{fNewName, ie.NewName}, {fNewTag, ie.NewTag}, {fDigest, ie.Digest}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+": "+scalar(kv[1]))
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 func scalar(v string) string {
@@ -155,6 +221,7 @@ func (e *editor) setEntry(s *source, kpath string, entry *yaml.RNode, u Update) 
 		return nil
 	}
 
+	flow := entry.YNode().Style&yaml.FlowStyle != 0
 	// The column of the entry's keys gives the indentation of a key that has to be added.
 	indent := strings.Repeat(" ", entry.YNode().Content[0].Column-1)
 	var add []string
@@ -164,31 +231,44 @@ func (e *editor) setEntry(s *source, kpath string, entry *yaml.RNode, u Update) 
 			continue
 		}
 		f := entry.Field(key)
+		var err error
 		switch {
+		case f != nil && to == "" && flow:
+			err = s.deleteFlowPair(entry.YNode(), f.Key.YNode())
 		case f != nil && to == "":
-			if err := s.deleteLine(f.Key.YNode(), f.Value.YNode()); err != nil {
-				return err
-			}
+			err = s.deleteLine(f.Key.YNode(), f.Value.YNode())
 		case f != nil:
-			if err := s.setScalar(f.Value.YNode(), to); err != nil {
-				return err
-			}
+			err = s.setScalar(f.Value.YNode(), to)
+		case flow:
+			add = append(add, ", "+key+": "+scalar(to))
 		default:
 			add = append(add, indent+key+": "+scalar(to)+"\n")
 		}
+		if err != nil {
+			return err
+		}
 	}
-	if len(add) > 0 {
+	switch {
+	case len(add) > 0 && flow:
+		vals := entry.YNode().Content
+		_, end, err := s.scalarExtent(vals[len(vals)-1])
+		if err != nil {
+			return err
+		}
+		s.edits = append(s.edits, splice{end, end, strings.Join(add, "")})
+	case len(add) > 0:
 		s.insertAfterLine(entry.YNode(), strings.Join(add, ""))
 	}
 	return nil
 }
 
-// appendEntries adds rendered entries to the images list, creating the list if there is none.
-func appendEntries(s *source, kpath string, images *yaml.RNode, entries []string) error {
+// appendEntries adds entries to the images list, creating the list if there is none, in the list's
+// own style.
+func appendEntries(s *source, kpath string, images *yaml.RNode, entries []imagesEntry) error {
 	indentLines := func(prefix string) string {
 		var b strings.Builder
 		for _, entry := range entries {
-			for _, l := range strings.Split(entry, "\n") {
+			for _, l := range strings.Split(entry.render(), "\n") {
 				b.WriteString(prefix + l + "\n")
 			}
 		}
@@ -199,16 +279,26 @@ func appendEntries(s *source, kpath string, images *yaml.RNode, entries []string
 		return nil
 	}
 	items := images.Content()
-	if len(items) == 0 || images.YNode().Style&yaml.FlowStyle != 0 {
-		if len(items) > 0 {
-			return fmt.Errorf("%s: images is a flow-style list; write it as a block list", kpath)
-		}
+	if len(items) == 0 {
 		// "images: []": replace the empty flow list with a block list.
 		start := s.offset(images.YNode())
 		if start < 0 || !strings.HasPrefix(string(s.data[start:]), "[]") {
 			return fmt.Errorf("%s:%d: cannot edit the images list in place", kpath, images.YNode().Line)
 		}
 		s.edits = append(s.edits, splice{start, start + 2, "\n" + strings.TrimSuffix(indentLines("  "), "\n")})
+		return nil
+	}
+	if images.YNode().Style&yaml.FlowStyle != 0 {
+		// A flow list: ", {name: …}" after the last item.
+		end, err := s.flowEnd(items[len(items)-1])
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for _, entry := range entries {
+			b.WriteString(", " + entry.renderFlow())
+		}
+		s.edits = append(s.edits, splice{end, end, b.String()})
 		return nil
 	}
 	// Line up with the existing items' dashes.
@@ -253,7 +343,10 @@ func Images(fsys fs.FS, dir string) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	k := findKustomization(fsys, p)
+	k, err := findKustomization(fsys, p)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
 	if k == "" {
 		return nil, fmt.Errorf("manifest: no kustomization in %s", dir)
 	}

@@ -111,7 +111,11 @@ func Apply(fsys fs.FS, opts Options) (*Result, error) {
 
 	e := &editor{fsys: fsys, sources: map[string]*source{}}
 	if info.IsDir() {
-		if k := findKustomization(fsys, p); k != "" {
+		var k string
+		if k, err = findKustomization(fsys, p); err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		if k != "" {
 			err = e.kustomization(k, opts.Updates)
 		} else {
 			err = e.workloadDir(p, opts.Updates)
@@ -153,14 +157,29 @@ func isKustomization(name string) bool {
 	return false
 }
 
-func findKustomization(fsys fs.FS, dir string) string {
+// findKustomization returns the kustomization file of dir ("" when there is none); like kustomize,
+// it refuses a directory with several.
+func findKustomization(fsys fs.FS, dir string) (string, error) {
+	var found []string
 	for _, n := range kustomizationNames {
 		p := path.Join(dir, n)
 		if st, err := fs.Stat(fsys, p); err == nil && !st.IsDir() {
-			return p
+			found = append(found, p)
 		}
 	}
-	return ""
+	if len(found) > 1 {
+		return "", fmt.Errorf("found multiple kustomization files in %s: %s; keep one (kustomize refuses to build it)", dir, strings.Join(found, ", "))
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	return found[0], nil
+}
+
+// CheckPath validates a repository-relative path on its face (no network, no file read).
+func CheckPath(p string) error {
+	_, err := cleanPath(p)
+	return err
 }
 
 // editor accumulates edits over the files it reads.

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // source is one YAML file under edit. kyaml finds the nodes; the edits are spliced into the original
@@ -19,6 +20,10 @@ type source struct {
 	data  []byte
 	lines []int // byte offset of the start of each line
 	edits []splice
+	// bom is the length of a UTF-8 byte order mark at the start (the parser's columns start after it);
+	// crlf says the file's lines end in CR LF, which added lines then use too.
+	bom  int
+	crlf bool
 }
 
 type splice struct {
@@ -32,6 +37,12 @@ func newSource(path string, data []byte) *source {
 		if b == '\n' {
 			s.lines = append(s.lines, i+1)
 		}
+	}
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		s.bom = 3
+	}
+	if i := bytes.IndexByte(data, '\n'); i > 0 && data[i-1] == '\r' {
+		s.crlf = true
 	}
 	return s
 }
@@ -50,9 +61,36 @@ func (s *source) documents() ([]*yaml.RNode, error) {
 			return nil, fmt.Errorf("%s: %w", s.path, err)
 		}
 		if len(n.Content) == 1 {
+			if err := s.duplicateKeys(n.Content[0]); err != nil {
+				return nil, err
+			}
 			docs = append(docs, yaml.NewRNode(n.Content[0]))
 		}
 	}
+}
+
+// duplicateKeys refuses a mapping that holds a key twice: YAML forbids it, the parser keeps the first
+// and kustomize the last, so an edit could change a value that is not the one that renders.
+func (s *source) duplicateKeys(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		first := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Value == "<<" {
+				continue
+			}
+			if l, ok := first[k.Value]; ok {
+				return fmt.Errorf("%s:%d: duplicate key %q (first at line %d); remove one", s.path, k.Line, k.Value, l)
+			}
+			first[k.Value] = k.Line
+		}
+	}
+	for _, c := range n.Content {
+		if err := s.duplicateKeys(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // offset converts a node's 1-based line and column (in characters) to a byte offset.
@@ -61,6 +99,9 @@ func (s *source) offset(n *yaml.Node) int {
 		return -1
 	}
 	off := s.lines[n.Line-1]
+	if n.Line == 1 {
+		off += s.bom
+	}
 	for col := 1; col < n.Column && off < len(s.data); col++ {
 		_, size := utf8.DecodeRune(s.data[off:])
 		off += size
@@ -151,6 +192,71 @@ func (s *source) deleteLine(k, v *yaml.Node) error {
 	return nil
 }
 
+// deleteFlowPair removes key k and its value from flow mapping m ("{a: 1, k: 2}" → "{a: 1}").
+func (s *source) deleteFlowPair(m, k *yaml.Node) error {
+	i := 0
+	for i < len(m.Content) && m.Content[i] != k {
+		i += 2
+	}
+	if i >= len(m.Content) {
+		return fmt.Errorf("%s:%d: %q not found in its mapping", s.path, k.Line, k.Value)
+	}
+	v := m.Content[i+1]
+	if i == 0 {
+		if len(m.Content) < 4 {
+			return fmt.Errorf("%s:%d: cannot remove %q, the only key of its mapping; edit it by hand", s.path, k.Line, k.Value)
+		}
+		start, next := s.offset(k), s.offset(m.Content[2])
+		if start < 0 || next < start {
+			return fmt.Errorf("%s:%d: cannot remove %q; edit it by hand", s.path, k.Line, k.Value)
+		}
+		s.edits = append(s.edits, splice{start, next, ""})
+		return nil
+	}
+	_, from, err := s.scalarExtent(m.Content[i-1])
+	if err != nil {
+		return err
+	}
+	_, to, err := s.scalarExtent(v)
+	if err != nil {
+		return err
+	}
+	s.edits = append(s.edits, splice{from, to, ""})
+	return nil
+}
+
+// flowEnd is the offset just past the closing brace or bracket of flow collection n.
+func (s *source) flowEnd(n *yaml.Node) (int, error) {
+	if n.Kind != yaml.MappingNode && n.Kind != yaml.SequenceNode || n.Style&yaml.FlowStyle == 0 || len(n.Content) == 0 {
+		return 0, fmt.Errorf("%s:%d: cannot find the end of this item; edit it by hand", s.path, n.Line)
+	}
+	last := n.Content[len(n.Content)-1]
+	var end int
+	var err error
+	if last.Kind == yaml.ScalarNode {
+		_, end, err = s.scalarExtent(last)
+	} else {
+		end, err = s.flowEnd(last)
+	}
+	if err != nil {
+		return 0, err
+	}
+	closer := byte('}')
+	if n.Kind == yaml.SequenceNode {
+		closer = ']'
+	}
+	for i := end; i < len(s.data); i++ {
+		switch s.data[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case closer:
+			return i + 1, nil
+		}
+		break
+	}
+	return 0, fmt.Errorf("%s:%d: cannot find the end of this item; edit it by hand", s.path, n.Line)
+}
+
 // insertAfterLine inserts text (whole lines) after the line that ends the subtree of n.
 func (s *source) insertAfterLine(n *yaml.Node, text string) {
 	off := s.lineEnd(s.lines[lastLine(n)-1])
@@ -178,8 +284,12 @@ func (s *source) result() ([]byte, error) {
 		if e.start < prev {
 			return nil, fmt.Errorf("%s: overlapping edits", s.path)
 		}
+		text := e.text
+		if s.crlf && strings.Contains(text, "\n") {
+			text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\n", "\r\n")
+		}
 		out.Write(s.data[prev:e.start])
-		out.WriteString(e.text)
+		out.WriteString(text)
 		prev = e.end
 	}
 	out.Write(s.data[prev:])
@@ -202,8 +312,17 @@ func lastLine(n *yaml.Node) int {
 	return l
 }
 
-// plainSafe reports whether v can be written as a plain scalar and still read back as the same string.
+// plainSafe reports whether v can be written as a plain scalar and still read back as the same string,
+// by YAML 1.2 (our parser) and by YAML 1.1 (kustomize reads kustomizations with sigs.k8s.io/yaml,
+// where yes/no/on/off/y/n are booleans, 0755 is octal and 1_000 a number).
 func plainSafe(v string) bool {
+	var m map[string]any
+	if err := sigsyaml.Unmarshal([]byte("k: "+v), &m); err != nil {
+		return false
+	}
+	if got, ok := m["k"].(string); !ok || got != v {
+		return false
+	}
 	if v == "" || strings.ContainsAny(v, ":#{}[],&*!|>'\"%@` \t\n") && !imageLike(v) {
 		return false
 	}

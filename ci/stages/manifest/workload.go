@@ -47,10 +47,18 @@ func containerImages(doc *yaml.RNode) []containerImage {
 		for _, c := range seq.Content() {
 			cn := yaml.NewRNode(c)
 			img := cn.Field("image")
-			if img == nil || img.Value.YNode().Kind != yaml.ScalarNode {
+			if img == nil {
 				continue
 			}
-			ref, err := parseImage(img.Value.YNode().Value)
+			node := img.Value.YNode()
+			value := node
+			if node.Kind == yaml.AliasNode && node.Alias != nil {
+				value = node.Alias // matched by what it says; refused when edited
+			}
+			if value.Kind != yaml.ScalarNode {
+				continue
+			}
+			ref, err := parseImage(value.Value)
 			if err != nil {
 				continue // a template placeholder or similar: not an image we can match
 			}
@@ -60,7 +68,7 @@ func containerImages(doc *yaml.RNode) []containerImage {
 			}
 			out = append(out, containerImage{
 				field: fmt.Sprintf("%s/%s %s[%s].image", kind, doc.GetName(), list, name),
-				node:  img.Value.YNode(),
+				node:  node,
 				ref:   ref,
 			})
 		}
@@ -92,8 +100,37 @@ func (e *editor) workloadDir(dir string, updates []Update) error {
 	return e.workloadFiles(files, updates)
 }
 
-// workloadFiles sets the images of matching containers in the given files.
+// workloadFiles sets the images of matching containers in the given files. A short name that
+// matches containers of different repositories is ambiguous: nothing is edited.
 func (e *editor) workloadFiles(files []string, updates []Update) error {
+	repos := map[string]map[string]bool{}
+	for _, p := range files {
+		s, err := e.load(p)
+		if err != nil {
+			return err
+		}
+		docs, err := s.documents()
+		if err != nil {
+			return err
+		}
+		for _, doc := range docs {
+			for _, ci := range containerImages(doc) {
+				for _, u := range updates {
+					if u.matches(ci.ref.Repo) {
+						if repos[u.Name] == nil {
+							repos[u.Name] = map[string]bool{}
+						}
+						repos[u.Name][normalize(ci.ref.Repo)] = true
+					}
+				}
+			}
+		}
+	}
+	for _, u := range updates {
+		if len(repos[u.Name]) > 1 {
+			return fmt.Errorf("image %q is ambiguous: it matches %s; name the full repository", u.Name, strings.Join(sortedKeys(repos[u.Name]), ", "))
+		}
+	}
 	found := map[string]bool{}
 	for _, p := range files {
 		s, err := e.load(p)
@@ -111,6 +148,9 @@ func (e *editor) workloadFiles(files []string, updates []Update) error {
 						continue
 					}
 					found[u.Name] = true
+					if err := s.notAliased(ci.field, ci.node); err != nil {
+						return err
+					}
 					to := ci.ref
 					if u.NewName != "" {
 						to.Repo = u.NewName
@@ -174,7 +214,11 @@ func (e *editor) usedImages(kpath string, seen map[string]bool, into map[string]
 				return fmt.Errorf("%s: resource %q: %w", kpath, ref, err)
 			}
 			if st.IsDir() {
-				if k := findKustomization(e.fsys, p); k != "" {
+				k, err := findKustomization(e.fsys, p)
+				if err != nil {
+					return err
+				}
+				if k != "" {
 					if err := e.usedImages(k, seen, into); err != nil {
 						return err
 					}
