@@ -2,10 +2,10 @@ package git
 
 import (
 	"errors"
-	"regexp"
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"

@@ -10,12 +10,12 @@ package git
 
 import (
 	"context"
-	"path"
-	"sort"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"path"
+	"sort"
 	"strings"
 	"time"
 
