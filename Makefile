@@ -8,7 +8,7 @@
 GO ?= go
 CI_MODFILE = $(if $(wildcard ci/go.stub.mod),-modfile=go.stub.mod,)
 
-.PHONY: test bench stub vet lint tidy e2e-tools
+.PHONY: test bench stub vet lint tidy e2e-tools fuzz
 
 stub:
 	$(GO) run ./hack/daggerstub
@@ -33,3 +33,13 @@ bench: stub e2e-tools
 
 tidy:
 	hack/tidy.sh
+
+# Fuzz the manifest edits against kustomize's renderer, FUZZTIME per target (make test replays the
+# seeds and the committed corpora under ci/stages/manifest/testdata/fuzz).
+FUZZTIME ?= 30s
+FUZZ_TARGETS = FuzzKustomizationEdit FuzzWorkloadEdit FuzzValues
+fuzz: stub
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		(cd ci && $(GO) test $(CI_MODFILE) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./stages/manifest/) || exit 1; \
+	done
