@@ -4,8 +4,9 @@
 //
 // P1: our bump+commit+push vs `git clone && sed -i && git commit -am && git push`, on a repository of
 // 10,000 files with 1,000 and 5,000 commits of history, served by git http-backend on loopback.
-// P3: eight concurrent bumps of different images on that repository: all land, and their p95 latency
-// over a single bump's median.
+// P3: N = 8 and N = 50 concurrent bumps on that repository (each of a different overlay, and 50 of
+// different images in one kustomization): all land, none forced, and their p95 latency over the
+// serial floor N × one bump.
 package bench
 
 import (
@@ -36,8 +37,24 @@ const (
 	parallel = 8
 )
 
-// envs are eight overlays (copies of dev), so that eight bumps touch eight different files.
-var envs = []string{"dev", "staging", "prod", "qa", "perf", "demo", "canary", "sandbox"}
+// envs are fifty overlays (copies of dev), so that concurrent bumps touch different files; "many" is
+// one more whose kustomization lists fifty images, so that fifty bumps touch one file.
+var envs = func() []string {
+	e := []string{"dev", "staging", "prod", "qa", "perf", "demo", "canary", "sandbox"}
+	for i := len(e); i < 50; i++ {
+		e = append(e, fmt.Sprintf("env%02d", i))
+	}
+	return e
+}()
+
+// services are the fifty images of the "many" overlay.
+var services = func() []string {
+	var s []string
+	for i := 0; i < 50; i++ {
+		s = append(s, fmt.Sprintf("svc%02d", i))
+	}
+	return s
+}()
 
 func BenchmarkGitOps(b *testing.B) {
 	srv, err := gitserver.Start(b.TempDir(), user, token)
@@ -81,60 +98,79 @@ func BenchmarkGitOps(b *testing.B) {
 		singleMedian = o
 
 		if history == 5000 {
-			if err := p3(b, srv, name, singleMedian); err != nil {
-				b.Fatal(err)
+			for _, c := range []struct {
+				writers int
+				oneFile bool
+			}{{8, false}, {50, false}, {50, true}} {
+				if err := p3(b, srv, name, singleMedian, c.writers, c.oneFile); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	}
 }
 
-func p3(b *testing.B, srv *gitserver.Server, name string, single time.Duration) error {
+// p3 starts writers concurrent bumps (of different overlays, or of different images of the "many"
+// overlay) and reports their p95 latency over the serial floor: writers × one bump.
+func p3(b *testing.B, srv *gitserver.Server, name string, single time.Duration, writers int, oneFile bool) error {
 	before, err := srv.CommitCount(name, "main")
 	if err != nil {
 		return err
 	}
 	requests := srv.Requests()
+	var mu sync.Mutex
 	var lat []time.Duration
-	landed := 0
-	const batches = 3
-	for batch := 0; batch < batches; batch++ {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		errs := make(chan error, parallel)
-		for i := 0; i < parallel; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d, err := timeOurs(srv, name, envs[i], fmt.Sprintf("wanderlust-frontend=9.%d.%d", batch, i))
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				lat = append(lat, d)
-				landed++
-				mu.Unlock()
-			}()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	start := make(chan struct{})
+	for i := 0; i < writers; i++ {
+		env, update := envs[i], fmt.Sprintf("wanderlust-frontend=9.%d.%d", writers, i)
+		if oneFile {
+			env, update = "many", fmt.Sprintf("%s=9.%d.%d", services[i], writers, i)
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			d, err := timeOurs(srv, name, env, update)
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return fmt.Errorf("P3 writers=%d: %w", writers, err)
 	}
 	after, err := srv.CommitCount(name, "main")
 	if err != nil {
 		return err
 	}
-	if after-before != batches*parallel {
-		return fmt.Errorf("P3: %d commits landed, want %d", after-before, batches*parallel)
+	if after-before != writers {
+		return fmt.Errorf("P3: %d commits landed, want %d", after-before, writers)
+	}
+	// Nothing was forced: every commit of the batch is on the first-parent chain, one per writer.
+	chain, err := gitserver.Output(srv.GitDir(name), "rev-list", "--first-parent", "--count", fmt.Sprintf("main~%d..main", writers))
+	if err != nil || strings.TrimSpace(chain) != fmt.Sprint(writers) {
+		return fmt.Errorf("P3: history is not a chain of %d commits (%q, %v)", writers, chain, err)
 	}
 	p95 := percentile(lat, 0.95)
-	perBump := float64(srv.Requests()-requests) / float64(batches*parallel)
-	fmt.Printf("BENCH P3 landed=%d/%d p95_ms=%d single_ms=%d p95_over_single=%.2f http_requests_per_bump=%.1f batches=%d\n",
-		landed/batches, parallel, p95.Milliseconds(), single.Milliseconds(), float64(p95)/float64(single), perBump, batches)
+	serial := time.Duration(writers) * single
+	layout := "overlays"
+	if oneFile {
+		layout = "one-kustomization"
+	}
+	perBump := float64(srv.Requests()-requests) / float64(writers)
+	fmt.Printf("BENCH P3 writers=%d layout=%s landed=%d/%d p95_ms=%d single_ms=%d p95_over_serial=%.2f http_requests_per_bump=%.1f\n",
+		writers, layout, len(lat), writers, p95.Milliseconds(), single.Milliseconds(), float64(p95)/float64(serial), perBump)
 	if b != nil {
-		b.ReportMetric(float64(p95)/float64(single), "p95_over_single")
+		b.ReportMetric(float64(p95)/float64(serial), fmt.Sprintf("p95_over_serial/%d-%s", writers, layout))
 	}
 	return nil
 }
@@ -146,7 +182,7 @@ func timeOurs(srv *gitserver.Server, repo, env, update string) (time.Duration, e
 	}
 	start := time.Now()
 	res, err := bump.Run(context.Background(), bump.Options{
-		Git: git.Options{URL: srv.RepoURL(repo), Auth: git.Auth{Username: user, Token: token}, MaxAttempts: 20},
+		Git: git.Options{URL: srv.RepoURL(repo), Auth: git.Auth{Username: user, Token: token}},
 		Env: env, Updates: []manifest.Update{u},
 	})
 	d := time.Since(start)
@@ -231,6 +267,11 @@ func makeRepo(srv *gitserver.Server, name string, history int) error {
 	if err != nil {
 		return err
 	}
+	many := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n"
+	for _, svc := range services {
+		many += "  - name: ghcr.io/wanderlust-app/" + svc + "\n    newTag: \"1.0.0\"\n"
+	}
+	paths["kubernetes/overlays/many/kustomization.yaml"] = blob(many)
 	filler := func(i, version int) string {
 		return fmt.Sprintf("// file %d version %d\n%s", i, version, strings.Repeat(fmt.Sprintf("line of source %d\n", i), 12))
 	}

@@ -320,8 +320,9 @@ func (m *Wanderlust) Bump(
 	// Compute the commit and print its diff; push nothing.
 	// +optional
 	dryRun bool,
-	// How many times to push when other runs keep moving the branch.
-	// +default=10
+	// How many times to push when other runs keep moving the branch (one lands per round: N writers
+	// racing need up to N).
+	// +default=60
 	maxAttempts int,
 ) (string, error) {
 	updates, err := parseUpdates(image)
@@ -342,7 +343,7 @@ func (m *Wanderlust) Bump(
 		Git: git.Options{
 			URL: repo, Branch: branch, Auth: auth,
 			Author:      git.Signature{Name: authorName, Email: authorEmail},
-			MaxAttempts: maxAttempts, DryRun: dryRun,
+			MaxPushes: maxAttempts, DryRun: dryRun,
 			Log: func(s string) { fmt.Fprintln(os.Stderr, s) },
 		},
 		Env: env, Path: path, Updates: updates,

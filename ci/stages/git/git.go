@@ -38,13 +38,16 @@ type Options struct {
 	Auth Auth
 	// Author (and committer) of the commit; default "Wanderlust CI <ci@wanderlust.invalid>".
 	Author Signature
-	// MaxAttempts bounds both the pushes tried when the branch moved and the tries to reach the
-	// remote when it does not answer; default 10.
+	// MaxAttempts bounds the tries to reach the remote when it does not answer; default 10.
 	MaxAttempts int
+	// MaxPushes bounds the pushes tried when other writers keep moving the branch; default 60. With
+	// N writers racing on one branch, one lands per round, so the last may need up to N pushes in
+	// the worst case: a monorepo GitOps branch sees dozens of services deploying at once.
+	MaxPushes int
 	// Backoff sets the retry delays, each drawn at random to spread concurrent runs apart: after the
-	// branch moved, up to Backoff × attempt (the run that moved it is done, so the next try can
-	// follow soon); after a failure to reach the remote, Backoff doubled per attempt. Both are capped
-	// by MaxBackoff. Defaults 50ms and 2s.
+	// branch moved, up to attempt × the duration of our last attempt (at least Backoff), so that the
+	// losers of a race spread over about as many turns as there are of them; after a failure to reach
+	// the remote, Backoff doubled per attempt. Both are capped by MaxBackoff. Defaults 50ms and 2s.
 	Backoff, MaxBackoff time.Duration
 	// Prefetch lists the directories the edit reads (e.g. "kubernetes"). From a server that serves
 	// partial clones, only their blobs are fetched up front, in one request; other blobs the edit
@@ -130,6 +133,7 @@ var ErrRemoteMoved = errors.New("the branch moved on every attempt")
 const (
 	defaultBranch      = "main"
 	defaultMaxAttempts = 10
+	defaultMaxPushes   = 60
 )
 
 // Commit applies change to the head of the branch, commits it and pushes it. No commit is made when
@@ -146,6 +150,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 
 	var base map[string]Value
 	for attempt := 1; ; attempt++ {
+		turnStart := time.Now()
 		head, err := r.headCommit()
 		if err != nil {
 			return nil, err
@@ -203,10 +208,11 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		if !errors.As(err, &moved) {
 			return nil, err
 		}
-		if attempt >= r.o.MaxAttempts {
+		if attempt >= r.o.MaxPushes {
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %v", ErrRemoteMoved, attempt, err)
 		}
-		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, r.o.MaxAttempts)
+		r.turn = max(time.Since(turnStart), r.o.Backoff)
+		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, r.o.MaxPushes)
 		r.sleep(ctx, contention, attempt)
 		if moved.now != "" {
 			err = r.fetchAt(ctx, plumbing.NewHash(moved.now))
@@ -261,6 +267,9 @@ func (o Options) normalize() (Options, transport.AuthMethod, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = defaultMaxAttempts
 	}
+	if o.MaxPushes <= 0 {
+		o.MaxPushes = defaultMaxPushes
+	}
 	if o.Backoff <= 0 {
 		o.Backoff = 50 * time.Millisecond
 	}
@@ -287,6 +296,8 @@ type run struct {
 	// prefetched are the commits whose Prefetch directories are here whole: the "have"s that let a
 	// later head's prefetch bring only what changed.
 	prefetched []plumbing.Hash
+	// turn is how long our last attempt (fetch, edit, push) took: the unit of the contention backoff.
+	turn time.Duration
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -470,7 +481,7 @@ const (
 func (r *run) sleep(ctx context.Context, why, attempt int) {
 	var d time.Duration
 	if why == contention {
-		d = min(r.o.Backoff*time.Duration(attempt), r.o.MaxBackoff)
+		d = min(max(r.turn, r.o.Backoff)*time.Duration(attempt), r.o.MaxBackoff)
 		d = rand.N(d + 1) // full jitter: the losers of a race spread out
 	} else {
 		d = min(r.o.Backoff<<min(attempt-1, 16), r.o.MaxBackoff)
