@@ -208,3 +208,23 @@ func TestAnchorsAndAliasesSayWhereToEdit(t *testing.T) {
 		t.Errorf("aliased image: err = %v", err)
 	}
 }
+
+// Found by FuzzKustomizationEdit: a kustomization without a final line break gets the new images:
+// list on a line of its own, and no byte of it changes.
+func TestNoFinalLineBreak(t *testing.T) {
+	for _, nl := range []string{"\n", "\r\n"} {
+		before := "resources:" + nl + "- d.yaml"
+		files := fstest.MapFS{"k/kustomization.yaml": {Data: []byte(before)}, "k/d.yaml": {Data: []byte(deployment)}}
+		after, _, err := applyTo(t, files, "k", "api=0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := before + nl + "images:" + nl + "  - name: ghcr.io/acme/api" + nl + "    newTag: \"0\"" + nl
+		if got := string(after["k/kustomization.yaml"].Data); got != want {
+			t.Errorf("got  %q\nwant %q", got, want)
+		}
+		if out, err := render(t, after, "k"); err != nil || !strings.Contains(out, "image: ghcr.io/acme/api:0\n") {
+			t.Errorf("render %v:\n%s", err, out)
+		}
+	}
+}

@@ -121,6 +121,18 @@ var editedLine = regexp.MustCompile(`^\s*(- )?(images|name|newName|newTag|digest
 // are all lines an image edit may touch, and added lines keep the file's line ending.
 func checkBytes(t testing.TB, file string, before, after []byte) {
 	t.Helper()
+	// An edit that adds lines at the end of a file without a final line break first ends its last
+	// line: that inserts bytes and changes none, so compare with the break in place.
+	if len(before) > 0 && !strings.HasSuffix(string(before), "\n") && strings.HasPrefix(string(after), string(before)) {
+		nl := "\n"
+		if strings.HasPrefix(string(after[len(before):]), "\r\n") {
+			nl = "\r\n"
+		}
+		before = append(append([]byte(nil), before...), nl...)
+		if !strings.HasPrefix(string(after), string(before)) {
+			t.Fatalf("%s: the last line was not ended by the edit's line break: %q → %q", file, before, after)
+		}
+	}
 	a, b := strings.SplitAfter(string(before), "\n"), strings.SplitAfter(string(after), "\n")
 	if len(a) > 400 || len(b) > 400 {
 		return // too large for the quadratic diff; the render check still holds
