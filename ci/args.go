@@ -1,8 +1,12 @@
 package main
 
+// The functions' bodies: the constructor's shared configuration and each call's flags turned into the
+// stages' typed options. Secrets are read here and go only to the stage that uses them.
+
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +28,29 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 )
 
+// logf prints a stage's progress line on stderr (the function's result goes to stdout).
+func logf(s string) { fmt.Fprintln(os.Stderr, s) }
+
+// plaintext reads an optional secret ("" when not given).
+func plaintext(ctx context.Context, s *dagger.Secret) (string, error) {
+	if s == nil {
+		return "", nil
+	}
+	v, err := s.Plaintext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	return v, nil
+}
+
+// need says which constructor flag a function requires.
+func need(value, flag, why string) error {
+	if value == "" {
+		return fmt.Errorf("--%s is required: %s (a flag of the constructor: dagger call --%s … <function>)", flag, why, flag)
+	}
+	return nil
+}
+
 // scanPolicy builds the gate policy from the scan flags.
 func scanPolicy(failOn string, maxCVSS float64, allow []string) (*findings.Policy, error) {
 	p := findings.DefaultPolicy()
@@ -36,6 +63,88 @@ func scanPolicy(failOn string, maxCVSS float64, allow []string) (*findings.Polic
 	}
 	p.FailOn, p.MaxCVSS, p.Allow = sev, maxCVSS, allow
 	return &p, nil
+}
+
+func (m *Wanderlust) scan(ctx context.Context, images bool, failOn string, maxCVSS float64, allow []string, o scan.Options) (*scan.Result, error) {
+	policy, err := scanPolicy(failOn, maxCVSS, allow)
+	if err != nil {
+		return nil, err
+	}
+	o.Policy = policy
+	if images {
+		built, err := build.Both(ctx, dag, m.Source, build.Options{})
+		if err != nil {
+			return nil, err
+		}
+		o.Images = map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}
+	}
+	return scan.Run(ctx, dag, m.Source, o)
+}
+
+func (m *Wanderlust) publish(ctx context.Context, version, sourceCommit string, skipTests bool) ([]publish.Published, error) {
+	if err := need(m.Registry, "registry", "publish pushes the images there"); err != nil {
+		return nil, err
+	}
+	built, err := build.Both(ctx, dag, m.Source, build.Options{SkipTests: skipTests})
+	if err != nil {
+		return nil, err
+	}
+	return publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+		publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword, Version: version, SourceCommit: sourceCommit})
+}
+
+func (m *Wanderlust) registryAuth(ctx context.Context) (registry.Auth, error) {
+	pass, err := plaintext(ctx, m.RegistryPassword)
+	return registry.Auth{Username: m.RegistryUsername, Password: pass}, err
+}
+
+// gitOptions are the GitOps repository's options, with the token read.
+func (m *Wanderlust) gitOptions(ctx context.Context, why string) (git.Options, error) {
+	if err := need(m.Repo, "repo", why); err != nil {
+		return git.Options{}, err
+	}
+	token, err := plaintext(ctx, m.GitToken)
+	if err != nil {
+		return git.Options{}, err
+	}
+	return git.Options{URL: m.Repo, Branch: m.Branch, Auth: git.Auth{Username: m.GitUser, Token: token}, Log: logf}, nil
+}
+
+// argoOptions are Argo CD's options for app, with the token read.
+func (m *Wanderlust) argoOptions(ctx context.Context, app string, timeout int) (*argocd.Options, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds", timeout)
+	}
+	token, err := plaintext(ctx, m.ArgocdToken)
+	if err != nil {
+		return nil, err
+	}
+	return &argocd.Options{Server: m.ArgocdServer, Token: token, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure,
+		GRPCWeb: m.ArgocdGrpcWeb, App: app, AppNamespace: m.AppNamespace, Timeout: time.Duration(timeout) * time.Second, Log: logf}, nil
+}
+
+// notifyOptions are the SMTP settings (nil without --smtp-host).
+func (m *Wanderlust) notifyOptions(ctx context.Context) (*notify.Options, error) {
+	if m.SMTPHost == "" {
+		return nil, nil
+	}
+	pass, err := plaintext(ctx, m.SMTPPassword)
+	if err != nil {
+		return nil, err
+	}
+	o := &notify.Options{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, Password: pass, From: m.MailFrom, To: m.MailTo}
+	return o, o.Validate()
+}
+
+// bumpFlags are bump's own flags.
+type bumpFlags struct {
+	images                           []string
+	env, path, knownHosts            string
+	sshKey                           *dagger.Secret
+	authorName, authorEmail, message string
+	sourceCommit                     string
+	dryRun                           bool
+	maxPushes                        int
 }
 
 // parseUpdates reads name=ref arguments; each may hold several, comma-separated.
@@ -59,90 +168,82 @@ func parseUpdates(args []string) ([]manifest.Update, error) {
 	return out, nil
 }
 
-// plaintext reads an optional secret ("" when not given). Its value goes only to the stage that uses it.
-func plaintext(ctx context.Context, s *dagger.Secret) (string, error) {
-	if s == nil {
-		return "", nil
-	}
-	v, err := s.Plaintext(ctx)
+func (m *Wanderlust) bump(ctx context.Context, f bumpFlags) (string, error) {
+	updates, err := parseUpdates(f.images)
 	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
+		return "", err
 	}
-	return v, nil
+	g, err := m.gitOptions(ctx, "bump commits to the GitOps repository")
+	if err != nil {
+		return "", err
+	}
+	key, err := plaintext(ctx, f.sshKey)
+	if err != nil {
+		return "", err
+	}
+	g.Auth.SSHPrivateKey, g.Auth.SSHKnownHosts = []byte(key), []byte(f.knownHosts)
+	g.Author = git.Signature{Name: f.authorName, Email: f.authorEmail}
+	g.MaxPushes, g.DryRun = f.maxPushes, f.dryRun
+	res, err := bump.Run(ctx, bump.Options{Git: g, Env: f.env, Path: f.path, Updates: updates, Message: f.message, SourceCommit: f.sourceCommit})
+	if err != nil {
+		return "", err
+	}
+	logf(res.Summary)
+	switch {
+	case f.dryRun:
+		return res.Diff, nil
+	case !res.Changed:
+		return "unchanged", nil
+	}
+	return res.SHA, nil
 }
 
-// buildAndPublish runs the container stages of deploy and returns the published references.
-func buildAndPublish(ctx context.Context, rep *report.Run, source *dagger.Directory, skipScan bool, nvd *dagger.Secret,
-	registry, version, user string, password *dagger.Secret, sourceCommit string, dryRun bool) ([]string, error) {
-	if version == "" {
-		return nil, fmt.Errorf("--version is required to build and publish (or give --backend-tag and --frontend-tag)")
+func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback bool, runID string) (string, error) {
+	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
+		return "", err
 	}
-	if skipScan {
-		rep.Skip("scan", "--skip-scan")
-	} else {
-		end := rep.Begin("scan")
-		res, err := scan.Run(ctx, dag, source, scan.Options{NVDAPIKey: nvd})
-		if err == nil && !res.Verdict.Pass {
-			err = errors.New(res.Verdict.Reason())
-		}
-		out := map[string]string{}
-		if res != nil {
-			out["findings"] = fmt.Sprint(len(res.Findings))
-		}
-		end(out, err)
-		if err != nil {
-			return nil, err
-		}
+	if err := argocd.CheckAddress(m.ArgocdServer); err != nil {
+		return "", err
 	}
-	end := rep.Begin("build")
-	built, err := build.Both(ctx, dag, source, build.Options{})
-	end(nil, err)
+	ao, err := m.argoOptions(ctx, app, timeout)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if dryRun {
-		refs := []string{registry + "/wanderlust-backend:" + version, registry + "/wanderlust-frontend:" + version}
-		rep.Skip("publish", "--dry-run: would push "+strings.Join(refs, ", "))
-		return refs, nil
+	ao.Revision, ao.RunID = revision, runID
+	ao.DegradedGrace = time.Duration(degradedGrace) * time.Second
+	var g git.Options
+	if m.Repo != "" {
+		if g, err = m.gitOptions(ctx, ""); err != nil {
+			return "", err
+		}
 	}
-	end = rep.Begin("publish")
-	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
-		publish.Options{Registry: registry, Username: user, Password: password, Version: version, SourceCommit: sourceCommit})
-	out := map[string]string{}
-	var refs []string
-	for _, p := range pub {
-		out[p.Name] = p.Digest
-		refs = append(refs, strings.SplitN(p.Ref, "@", 2)[0])
+	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback})
+	if err != nil {
+		return "", err
 	}
-	end(out, err)
-	return refs, err
+	r := out.Deployed
+	if r.Outcome == argocd.Superseded {
+		return fmt.Sprintf("%s: superseded: %s", r.App, r.Reason), nil
+	}
+	return fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
+		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
+		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond)), nil
 }
 
-// deployFlags are the module flags that deploy and promote share.
+// deployFlags are deploy's own flags.
 type deployFlags struct {
-	env, repo, branch   string
-	gitToken            *dagger.Secret
-	regUser             string
-	regPass             *dagger.Secret
-	pinDigest, dryRun   bool
-	argoServer, app     string
-	appNamespace        string
-	argoToken           *dagger.Secret
-	plainText, rollback bool
-	insecure, grpcWeb   bool
-	timeout             int
-	smtpHost, smtpTLS   string
-	smtpPort            int
-	smtpUser, from      string
-	smtpPass            *dagger.Secret
-	to                  []string
-	sourceCommit        string
-	sourceCommitTime    string
+	env, version, backendTag, frontendTag string
+	sourceCommit, sourceCommitTime        string
+	pinDigest, rollback, dryRun, skipScan bool
+	skipCI                                bool
+	app, reportFormat                     string
+	timeout                               int
+	nvd                                   *dagger.Secret
 }
 
-// deployOptions turns the module's flags into deploy options, reading the secrets. Flags that can be
+// deployOptions turns the configuration and deploy's flags into deploy options. Flags that can be
 // checked without the network are checked here; deploy.Check does the rest.
-func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) {
+func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) {
 	var commitTime time.Time
 	if f.sourceCommitTime != "" {
 		t, err := time.Parse(time.RFC3339, f.sourceCommitTime)
@@ -151,30 +252,23 @@ func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) 
 		}
 		commitTime = t
 	}
-	if f.timeout <= 0 {
-		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds", f.timeout)
+	g, err := m.gitOptions(ctx, "deploy commits to the GitOps repository")
+	if err != nil {
+		return nil, err
 	}
-	var secrets [4]string
-	for i, s := range []*dagger.Secret{f.gitToken, f.regPass, f.argoToken, f.smtpPass} {
-		v, err := plaintext(ctx, s)
-		if err != nil {
+	auth, err := m.registryAuth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := &deploy.Options{Registry: auth, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback, SourceCommitTime: commitTime,
+		Bump: bump.Options{Env: f.env, SourceCommit: f.sourceCommit, Git: g, SkipCI: f.skipCI}}
+	if m.ArgocdServer != "" {
+		if o.Argo, err = m.argoOptions(ctx, cmp.Or(f.app, "wanderlust-"+f.env), f.timeout); err != nil {
 			return nil, err
 		}
-		secrets[i] = v
 	}
-	logf := func(s string) { fmt.Fprintln(os.Stderr, s) }
-	o := &deploy.Options{
-		Registry:  registry.Auth{Username: f.regUser, Password: secrets[1]},
-		PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback, SourceCommitTime: commitTime,
-		Bump: bump.Options{Env: f.env, SourceCommit: f.sourceCommit,
-			Git: git.Options{URL: f.repo, Branch: f.branch, Auth: git.Auth{Token: secrets[0]}, Log: logf}},
-	}
-	if f.argoServer != "" {
-		o.Argo = &argocd.Options{Server: f.argoServer, Token: secrets[2], PlainText: f.plainText, Insecure: f.insecure, GRPCWeb: f.grpcWeb,
-			App: cmp.Or(f.app, "wanderlust-"+f.env), AppNamespace: f.appNamespace, Timeout: time.Duration(f.timeout) * time.Second, Log: logf}
-	}
-	if f.smtpHost != "" {
-		o.Notify = &notify.Options{Host: f.smtpHost, Port: f.smtpPort, TLS: f.smtpTLS, Username: f.smtpUser, Password: secrets[3], From: f.from, To: f.to}
+	if o.Notify, err = m.notifyOptions(ctx); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -182,6 +276,8 @@ func deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) 
 // deployImages are the references deploy ships: the given tags, or the ones the build will push.
 func deployImages(registry, version, backendTag, frontendTag string) ([]string, error) {
 	switch {
+	case registry == "":
+		return nil, errors.New("--registry is required: deploy names the images <registry>/wanderlust-{backend,frontend}")
 	case (backendTag == "") != (frontendTag == ""):
 		return nil, errors.New("--backend-tag and --frontend-tag go together")
 	case backendTag != "":
@@ -201,4 +297,154 @@ func renderer(format string) (func(*report.Run) string, error) {
 		return func(r *report.Run) string { return string(r.JSON()) }, nil
 	}
 	return nil, fmt.Errorf("--report-format %q: want markdown or json", format)
+}
+
+func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) {
+	render, err := renderer(f.reportFormat)
+	if err != nil {
+		return "", err
+	}
+	build := f.backendTag == "" && f.frontendTag == ""
+	images, err := deployImages(m.Registry, f.version, f.backendTag, f.frontendTag)
+	if err != nil {
+		return "", err
+	}
+	o, err := m.deployOptions(ctx, f)
+	if err != nil {
+		return "", err
+	}
+	o.Images = images
+	if build && f.dryRun {
+		o.SkipVerify = "--dry-run: the built images are not pushed"
+	}
+	rep := report.New("Wanderlust deploy", f.env)
+	// Everything is checked before the first side effect: nothing is built, pushed or synced when an
+	// input, the repository or Argo CD is wrong.
+	end := rep.Begin("preflight")
+	err = deploy.Check(ctx, o)
+	end(nil, err)
+	if err != nil {
+		deploy.Finish(ctx, *o, rep, err) // mailed (when the mail settings are valid), like any failed run
+		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced\n\n%s", err, render(rep))
+	}
+	if build {
+		refs, err := m.buildAndPublish(ctx, rep, f)
+		if err != nil {
+			deploy.Finish(ctx, *o, rep, err) // the failure is mailed like a failed rollout
+			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+		}
+		o.Images = refs
+	} else {
+		for _, s := range []string{"scan", "build", "publish"} {
+			rep.Skip(s, "--backend-tag and --frontend-tag given")
+		}
+	}
+	rep, err = deploy.Run(ctx, *o, rep)
+	if err != nil {
+		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+	}
+	return render(rep), nil
+}
+
+// buildAndPublish runs the container stages of deploy and returns the published references.
+func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f deployFlags) ([]string, error) {
+	if f.skipScan {
+		rep.Skip("scan", "--skip-scan")
+	} else {
+		end := rep.Begin("scan")
+		res, err := scan.Run(ctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd})
+		if err == nil && !res.Verdict.Pass {
+			err = errors.New(res.Verdict.Reason())
+		}
+		out := map[string]string{}
+		if res != nil {
+			out["findings"] = fmt.Sprint(len(res.Findings))
+		}
+		end(out, err)
+		if err != nil {
+			return nil, err
+		}
+	}
+	end := rep.Begin("build")
+	built, err := build.Both(ctx, dag, m.Source, build.Options{})
+	end(nil, err)
+	if err != nil {
+		return nil, err
+	}
+	if f.dryRun {
+		refs := []string{m.Registry + "/wanderlust-backend:" + f.version, m.Registry + "/wanderlust-frontend:" + f.version}
+		rep.Skip("publish", "--dry-run: would push "+strings.Join(refs, ", "))
+		return refs, nil
+	}
+	end = rep.Begin("publish")
+	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+		publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword, Version: f.version, SourceCommit: f.sourceCommit})
+	out := map[string]string{}
+	var refs []string
+	for _, p := range pub {
+		out[p.Name] = p.Digest
+		refs = append(refs, strings.SplitN(p.Ref, "@", 2)[0])
+	}
+	end(out, err)
+	return refs, err
+}
+
+func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string) (string, error) {
+	render, err := renderer(reportFormat)
+	if err != nil {
+		return "", err
+	}
+	if err := need(m.ArgocdServer, "argocd-server", "promote checks and syncs Argo CD applications"); err != nil {
+		return "", err
+	}
+	for _, env := range []string{from, to} {
+		if err := bump.CheckEnv(env); err != nil {
+			return "", err
+		}
+	}
+	g, err := m.gitOptions(ctx, "promote commits to the GitOps repository")
+	if err != nil {
+		return "", err
+	}
+	ao, err := m.argoOptions(ctx, cmp.Or(toApp, "wanderlust-"+to), timeout)
+	if err != nil {
+		return "", err
+	}
+	n, err := m.notifyOptions(ctx)
+	if err != nil {
+		return "", err
+	}
+	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: g, Argo: *ao,
+		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n})
+	if err != nil {
+		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+	}
+	return render(rep), nil
+}
+
+func (m *Wanderlust) notify(ctx context.Context, file *dagger.File) (string, error) {
+	if err := need(m.SMTPHost, "smtp-host", "notify sends with the configured SMTP server"); err != nil {
+		return "", err
+	}
+	n, err := m.notifyOptions(ctx)
+	if err != nil {
+		return "", err
+	}
+	r := report.New("Wanderlust mail test", "")
+	r.Finish(nil)
+	r.Outcome(report.MailTest, "a test message sent with the pipeline's SMTP settings: they work")
+	if file != nil {
+		body, err := file.Contents(ctx)
+		if err != nil {
+			return "", err
+		}
+		r = &report.Run{}
+		if err := json.Unmarshal([]byte(body), r); err != nil || r.Title == "" {
+			return "", fmt.Errorf("--report: not a run report in JSON (deploy --report-format json): %v", err)
+		}
+	}
+	if err := notify.Send(ctx, *n, r); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("sent %q to %s", notify.Subject(r), strings.Join(n.To, ", ")), nil
 }

@@ -79,9 +79,8 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	var sha string
 	var err error
 	stderr := captureStderr(t, func() {
-		sha, err = (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
-			[]string{"wanderlust-backend=2.0.0,wanderlust-frontend=2.0.1"}, "staging", "", "main",
-			token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+		sha, err = gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
+		[]string{"wanderlust-backend=2.0.0,wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +102,8 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	}
 
 	// Same again: nothing to do.
-	again, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
-		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", "main",
-		token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	again, err := gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
+		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
 	if err != nil || again != "unchanged" {
 		t.Errorf("rerun = %q, %v; want unchanged", again, err)
 	}
@@ -120,9 +118,8 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	}
 	reverted, _ := srv.Head("gitops", "main")
 	requests := srv.Requests()
-	third, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
-		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", "main",
-		token, "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	third, err := gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
+		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
 	if err != nil || third == sha || third == reverted || srv.Requests() == requests {
 		t.Fatalf("rerun after a revert = %q, %v (first %s, reverted head %s); want a new commit", third, err, sha, reverted)
 	}
@@ -135,9 +132,8 @@ func TestBumpDryRunPrintsTheDiff(t *testing.T) {
 	srv := gitops(t)
 	daggerfake.Start(t, func(string) (any, error) { return daggerfake.Nest("secret", "plaintext", planted), nil })
 	before, _ := srv.Head("gitops", "main")
-	out, err := (&Wanderlust{}).Bump(context.Background(), srv.RepoURL("gitops"),
-		[]string{"wanderlust-backend=3.0.0"}, "prod", "", "main",
-		dagger.Connect().Secret("env://GIT_TOKEN"), "x-access-token", nil, "", "Bot", "bot@example.test", "", "", true, 10)
+	out, err := gitopsModule(srv.RepoURL("gitops"), dagger.Connect().Secret("env://GIT_TOKEN")).Bump(context.Background(),
+		[]string{"wanderlust-backend=3.0.0"}, "prod", "", nil, "", "Bot", "bot@example.test", "", "", true, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,9 +147,8 @@ func TestBumpDryRunPrintsTheDiff(t *testing.T) {
 
 func TestBumpRejectsBadImagesBeforeAnything(t *testing.T) {
 	session := daggerfake.Start(t, func(string) (any, error) { return nil, nil })
-	_, err := (&Wanderlust{}).Bump(context.Background(), "https://example.invalid/x.git",
-		[]string{"wanderlust-backend=bad tag"}, "dev", "", "main",
-		dagger.Connect().Secret("env://GIT_TOKEN"), "x-access-token", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+	_, err := gitopsModule("https://example.invalid/x.git", dagger.Connect().Secret("env://GIT_TOKEN")).Bump(context.Background(),
+		[]string{"wanderlust-backend=bad tag"}, "dev", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
 	if err == nil || !strings.Contains(err.Error(), "tag") {
 		t.Fatalf("err = %v", err)
 	}
@@ -186,7 +181,7 @@ func TestVerifyImagesReadsThePasswordThroughTheSession(t *testing.T) {
 		}
 		return daggerfake.Default(field, q)
 	}))
-	out, err := (&Wanderlust{}).VerifyImages(context.Background(), []string{ref}, "bot", dagger.Connect().Secret("env://REGISTRY_TOKEN"))
+	out, err := (&Wanderlust{RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +191,7 @@ func TestVerifyImagesReadsThePasswordThroughTheSession(t *testing.T) {
 	if strings.Contains(session.All(), planted) {
 		t.Error("the password appears in an engine query")
 	}
-	_, err = (&Wanderlust{}).VerifyImages(context.Background(), []string{ref[:len(ref)-5] + "9.9.9"}, "bot", dagger.Connect().Secret("env://REGISTRY_TOKEN"))
+	_, err = (&Wanderlust{RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref[:len(ref)-5] + "9.9.9"})
 	if err == nil || !strings.Contains(err.Error(), "not pushed") {
 		t.Errorf("missing tag: %v", err)
 	}
@@ -239,8 +234,8 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 		return daggerfake.Default(field, q)
 	}))
 	token := dagger.Connect().Secret("env://GIT_TOKEN")
-	out, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "7.0.1",
-		"abcdef0", "", "", nil, true, "main", token, "", nil, "", "", false, false, false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json")
+	out, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1",
+		sourceCommit: "abcdef0", pinDigest: true, gitToken: token, reportFormat: "json"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,18 +261,17 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	if strings.Contains(out, planted) {
 		t.Error("the token is in the report")
 	}
-	if _, err := (&Wanderlust{}).Deploy(context.Background(), nil, "staging", registry, srv.RepoURL("gitops"), "", "7.0.0", "",
-		"", "", "", nil, false, "main", token, "", nil, "", "", false, false, false, true, 60, false, false, nil, "", 0, "starttls", "", nil, "", nil, "json"); err == nil {
+	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", gitToken: token}); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
 	}
 }
 
-// deployArgs name the module's deploy flags for tests (the function takes them positionally, as
-// Dagger calls it).
+// deployArgs name the constructor's and deploy's flags for tests.
 type deployArgs struct {
 	source                                          *dagger.Directory
 	env, registry, repo, version, backend, frontend string
-	sourceCommit, sourceCommitTime                  string
+	sourceCommit, sourceCommitTime, reportFormat    string
+	pinDigest                                       bool
 	gitToken                                        *dagger.Secret
 	argocdServer                                    string
 	dryRun, skipScan                                bool
@@ -287,18 +281,17 @@ type deployArgs struct {
 	mailTo                                          []string
 }
 
-// useSession points the module's dag at the stand-in session the test started.
-func useSession(t *testing.T) *dagger.Client {
-	c, saved := dagger.Connect(), dag
-	dag = c
-	t.Cleanup(func() { dag = saved })
-	return c
+// callDeploy configures the module with New, as `dagger call --repo … deploy …` does, and deploys.
+func callDeploy(a deployArgs) (string, error) {
+	m := New(a.source, a.registry, "", nil, a.repo, "main", "x-access-token", a.gitToken, a.argocdServer, nil, false, false, false, "",
+		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo)
+	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
+		"", true, 60, a.dryRun, a.skipScan, nil, false, cmp.Or(a.reportFormat, "markdown"))
 }
 
-func callDeploy(a deployArgs) (string, error) {
-	return (&Wanderlust{}).Deploy(context.Background(), a.source, a.env, a.registry, a.repo, a.version, a.backend, a.frontend,
-		a.sourceCommit, a.sourceCommitTime, "", nil, false, "main", a.gitToken, a.argocdServer, nil, "", "", false, false, false, true, 60,
-		a.dryRun, a.skipScan, nil, a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, "markdown")
+// gitopsModule is the module configured with a GitOps repository and its token.
+func gitopsModule(repo string, token *dagger.Secret) *Wanderlust {
+	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil)
 }
 
 // A failed build is mailed with the run report, like a failed rollout; nothing is pushed.
@@ -413,5 +406,60 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 				t.Errorf("built before the check failed (%v)", err)
 			}
 		})
+	}
+}
+
+// useSession points the module's dag at the stand-in session the test started.
+func useSession(t *testing.T) *dagger.Client {
+	c, saved := dagger.Connect(), dag
+	dag = c
+	t.Cleanup(func() { dag = saved })
+	return c
+}
+
+// "Does my mail setup work?": notify sends a test message with the constructor's SMTP settings, and
+// a run report given as JSON.
+func TestNotifySendsATestMessageAndAReport(t *testing.T) {
+	mail, err := smtpserver.Start("ci", planted, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mail.Close()
+	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		switch field {
+		case "plaintext":
+			return planted, nil
+		case "contents":
+			return `{"title":"Wanderlust deploy","environment":"dev","result":"failed","stages":[{"name":"sync","status":"failed","error":"Degraded"}]}`, nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	c := dagger.Connect()
+	host, port, _ := net.SplitHostPort(mail.Addr)
+	p, _ := strconv.Atoi(port)
+	m := New(nil, "", "", nil, "", "main", "x-access-token", nil, "", nil, false, false, false, "",
+		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"})
+	// go-smtp refuses AUTH over a plain connection: the settings are wrong, and notify says so.
+	if _, err := m.Notify(context.Background(), nil); err == nil || strings.Contains(err.Error(), planted) {
+		t.Fatalf("plain-text auth: err = %v", err)
+	}
+	m.SMTPTLS, m.SMTPUsername, m.SMTPPassword = "none", "", nil
+	noAuth, _ := smtpserver.Start("", "", false)
+	defer noAuth.Close()
+	_, port, _ = net.SplitHostPort(noAuth.Addr)
+	m.SMTPPort, _ = strconv.Atoi(port)
+	out, err := m.Notify(context.Background(), nil)
+	if err != nil || !strings.Contains(out, "test message") {
+		t.Fatalf("%q, %v", out, err)
+	}
+	if _, err := m.Notify(context.Background(), c.File("report.json", "{}")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := noAuth.Messages()
+	if len(msgs) != 2 || !strings.Contains(string(msgs[0].Data), "the SMTP settings work") || !strings.Contains(string(msgs[1].Data), "FAILURE") {
+		t.Errorf("%d mails: %q", len(msgs), msgs)
+	}
+	if strings.Contains(session.All(), planted) {
+		t.Error("the SMTP password is in an engine query")
 	}
 }

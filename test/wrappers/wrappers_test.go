@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rhysd/actionlint"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -28,8 +29,10 @@ func checkCommand(t *testing.T, where, cmd string) {
 	}
 }
 
+var workflows = []string{"../../.github/workflows/pull-request.yml", "../../.github/workflows/deploy.yml", "../../.github/workflows/promote.yml"}
+
 func TestGitHubWorkflows(t *testing.T) {
-	for _, file := range []string{"../../.github/workflows/pull-request.yml", "../../.github/workflows/deploy.yml"} {
+	for _, file := range workflows {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -107,6 +110,9 @@ func TestJenkinsfile(t *testing.T) {
 	if strings.Contains(src, "emailext") {
 		t.Error("emailext: the email is the pipeline's own")
 	}
+	if strings.Contains(src, "sh \"") || strings.Contains(src, "sh \"\"\"") {
+		t.Error("a double-quoted sh step: Groovy would interpolate parameters into the command")
+	}
 	shells := regexp.MustCompile(`(?m)^\s*sh\s+'([^']*)'`).FindAllStringSubmatch(src, -1)
 	if len(shells) < 3 {
 		t.Fatalf("%d sh steps found", len(shells))
@@ -121,5 +127,188 @@ func TestJenkinsfile(t *testing.T) {
 		if strings.ContainsAny(m[1], " =") {
 			t.Errorf("credential %q is not a credential ID", m[1])
 		}
+	}
+}
+
+// parse reads a workflow.
+func parse(t *testing.T, file string) *yaml.RNode {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := yaml.Parse(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func lookup(n *yaml.RNode, path ...string) *yaml.RNode {
+	v, err := n.Pipe(yaml.Lookup(path...))
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// Every job gets exactly the permissions it needs: nothing at the top level; contents: read to check
+// out; packages: write only to push images; security-events: write only to upload SARIF; id-token
+// never (no keyless signing yet).
+func TestWorkflowPermissionsAreLeast(t *testing.T) {
+	for _, file := range workflows {
+		doc := parse(t, file)
+		if top := lookup(doc, "permissions"); top == nil || len(top.Content()) != 0 {
+			t.Errorf("%s: top-level permissions must be {} (each job declares its own)", file)
+		}
+		jobs := lookup(doc, "jobs")
+		for i := 0; i+1 < len(jobs.YNode().Content); i += 2 {
+			name, job := jobs.YNode().Content[i].Value, yaml.NewRNode(jobs.YNode().Content[i+1])
+			perms := lookup(job, "permissions")
+			if perms == nil {
+				t.Errorf("%s: job %s declares no permissions", file, name)
+				continue
+			}
+			src, _ := job.String()
+			pushes := strings.Contains(src, "--registry-password=")
+			uploads := strings.Contains(src, "upload-sarif")
+			for j := 0; j+1 < len(perms.YNode().Content); j += 2 {
+				scope, level := perms.YNode().Content[j].Value, perms.YNode().Content[j+1].Value
+				ok := scope == "contents" && level == "read" ||
+					scope == "packages" && level == "write" && pushes ||
+					scope == "security-events" && level == "write" && uploads
+				if !ok {
+					t.Errorf("%s: job %s has %s: %s, which it does not need", file, name, scope, level)
+				}
+			}
+			if pushes && lookup(job, "permissions", "packages") == nil {
+				t.Errorf("%s: job %s pushes images without packages: write (GHCR answers 403)", file, name)
+			}
+		}
+	}
+}
+
+// The deploy pushes its bump commit to the GitOps repository; when that is this repository, the push
+// must not start another deploy.
+func TestDeployWorkflowCannotLoop(t *testing.T) {
+	doc := parse(t, "../../.github/workflows/deploy.yml")
+	ignored := lookup(doc, "on", "push", "paths-ignore")
+	if ignored == nil || !strings.Contains(mustString(t, ignored), "kubernetes/**") {
+		t.Error("deploy.yml does not ignore pushes that only touch kubernetes/")
+	}
+	src, _ := doc.String()
+	if !strings.Contains(src, "--skip-ci") {
+		t.Error("deploy.yml does not mark its bump commit [skip ci]")
+	}
+}
+
+func mustString(t *testing.T, n *yaml.RNode) string {
+	s, err := n.String()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPromoteWorkflow(t *testing.T) {
+	doc := parse(t, "../../.github/workflows/promote.yml")
+	for _, in := range []string{"from", "to"} {
+		typ, opts := lookup(doc, "on", "workflow_dispatch", "inputs", in, "type"), lookup(doc, "on", "workflow_dispatch", "inputs", in, "options")
+		if typ == nil || typ.YNode().Value != "choice" || opts == nil || len(opts.Content()) == 0 {
+			t.Errorf("input %s is not validated against a list", in)
+		}
+	}
+	if g := lookup(doc, "concurrency", "group"); g == nil || !strings.Contains(g.YNode().Value, "inputs.to") {
+		t.Error("no concurrency per target environment")
+	}
+	if e := lookup(doc, "jobs", "promote", "environment"); e == nil || !strings.Contains(e.YNode().Value, "inputs.to") {
+		t.Error("the job does not run in the target's GitHub environment (approvals for prod)")
+	}
+}
+
+// Pull requests from forks get no secrets: every step that passes one must not run for them, and the
+// scan and its gate still run without.
+func TestForkPullRequestsNeedNoSecret(t *testing.T) {
+	doc := parse(t, "../../.github/workflows/pull-request.yml")
+	forkSteps := 0
+	for _, job := range lookup(doc, "jobs").YNode().Content {
+		if job.Kind != yaml.MappingNode {
+			continue
+		}
+		steps := lookup(yaml.NewRNode(job), "steps")
+		if steps == nil {
+			continue
+		}
+		for _, st := range steps.Content() {
+			s := yaml.NewRNode(st)
+			src, _ := s.String()
+			cond := ""
+			if c := s.Field("if"); c != nil {
+				cond = c.Value.YNode().Value
+			}
+			if strings.Contains(src, "secrets.") && !strings.Contains(cond, "!github.event.pull_request.head.repo.fork") {
+				t.Errorf("a step uses secrets but runs for forks: %s", src)
+			}
+			if strings.Contains(cond, "github.event.pull_request.head.repo.fork") && !strings.Contains(cond, "!") {
+				forkSteps++
+			}
+		}
+	}
+	if forkSteps < 2 {
+		t.Errorf("%d steps for forks; want the scan and its gate", forkSteps)
+	}
+}
+
+func TestJenkinsCredentialsAndParameters(t *testing.T) {
+	b, err := os.ReadFile("../../Jenkinsfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	if regexp.MustCompile(`=\s*credentials\(`).MatchString(src) {
+		t.Error("credentials bound pipeline-wide; bind each in the stage that needs it")
+	}
+	stages := regexp.MustCompile(`stage\('([^']+)'\)`).FindAllStringSubmatchIndex(src, -1)
+	deployCreds := []string{"registry-token", "gitops-token", "argocd-auth-token", "smtp-password"}
+	for i, st := range stages {
+		end := len(src)
+		if i+1 < len(stages) {
+			end = stages[i+1][0]
+		}
+		name, body := src[st[2]:st[3]], src[st[0]:end]
+		for _, c := range deployCreds {
+			if strings.Contains(name, "Scan") && strings.Contains(body, c) {
+				t.Errorf("the pull-request stage %q binds the deploy credential %s", name, c)
+			}
+		}
+	}
+	for _, p := range []string{"FRONTEND_DOCKER_TAG", "BACKEND_DOCKER_TAG"} {
+		if strings.Contains(src, "${"+p+"}") || regexp.MustCompile(`[^"]\$`+p+`\b`).MatchString(strings.ReplaceAll(src, "${"+p+":+", "")) {
+			t.Errorf("%s reaches the shell unquoted", p)
+		}
+	}
+	if !strings.Contains(src, "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}") {
+		t.Error("the tag parameters are not checked against the OCI tag grammar")
+	}
+}
+
+// actionlint (the linter GitHub users run) finds nothing in the workflows.
+func TestActionlint(t *testing.T) {
+	var out strings.Builder
+	l, err := actionlint.NewLinter(&out, &actionlint.LinterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := l.LintFiles(workflows, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("actionlint: %s:%d:%d: %s [%s]", e.Filepath, e.Line, e.Column, e.Message, e.Kind)
+	}
+	// The linter is live: it finds the mistakes of a broken workflow.
+	bad, err := l.Lint("broken.yml", []byte("on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ secrets }}\n        if: ${{ inputs.nope }}\n"), nil)
+	if err != nil || len(bad) == 0 {
+		t.Errorf("actionlint found nothing in a broken workflow (%v)", err)
 	}
 }

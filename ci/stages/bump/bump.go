@@ -34,6 +34,9 @@ type Options struct {
 	Message string
 	// SourceCommit, when set, is added as a "Source-Commit:" trailer.
 	SourceCommit string
+	// SkipCI marks the commit "[skip ci]" (in its subject, where GitHub, GitLab and most CI systems
+	// look), so that a push to the application's own repository does not start the pipeline again.
+	SkipCI bool
 }
 
 // MessageData is what the message template sees.
@@ -94,6 +97,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if res.Changed() {
 			if p.Message, err = render(tmpl, data); err != nil {
 				return nil, err
+			}
+			if o.SkipCI && !strings.Contains(p.Message, "[skip ci]") {
+				subject, rest, _ := strings.Cut(p.Message, "\n")
+				p.Message = subject + " [skip ci]\n" + rest
 			}
 		}
 		return p, nil

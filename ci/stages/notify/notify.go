@@ -51,6 +51,8 @@ func Subject(r *report.Run) string {
 		return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - 'FAILURE'", env)
 	case report.Superseded:
 		return fmt.Sprintf("Wanderlust deployment%s superseded by a newer commit - 'SUPERSEDED'", env)
+	case report.MailTest:
+		return "Wanderlust pipeline: test message - the SMTP settings work"
 	case report.AlreadyDeployed:
 		return fmt.Sprintf("Wanderlust Application already deployed%s - 'SUCCESS'", env)
 	}

@@ -27,6 +27,8 @@ const (
 	AlreadyDeployed = "already deployed"
 	// DryRun: nothing was pushed; the report says what would have been.
 	DryRun = "dry run"
+	// MailTest: a test message of the mail settings, no run.
+	MailTest = "mail test"
 )
 
 // Stage is one stage of the run.
