@@ -478,7 +478,7 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	ao := o.Argo
 	ao.App = o.ToApp
 	return run(ctx, Options{
-		Updates: updates,
+		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
 		Bump:    bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
 		Argo:    &ao, Rollback: o.Rollback,
 	}, r)
