@@ -41,5 +41,5 @@ FUZZ_TARGETS = FuzzKustomizationEdit FuzzWorkloadEdit FuzzValues
 fuzz: stub
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \
-		(cd ci && $(GO) test $(CI_MODFILE) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./stages/manifest/) || exit 1; \
+		(cd ci && $(GO) test $(CI_MODFILE) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -timeout 0 ./stages/manifest/) || exit 1; \
 	done
