@@ -320,8 +320,8 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 	rep := report.New("Wanderlust deploy", f.env)
 	// Everything is checked before the first side effect: nothing is built, pushed or synced when an
 	// input, the repository or Argo CD is wrong.
-	end := rep.Begin("preflight")
-	err = deploy.Check(ctx, o)
+	sctx, end := rep.Start(ctx, "preflight")
+	err = deploy.Check(sctx, o)
 	end(nil, err)
 	if err != nil {
 		deploy.Finish(ctx, *o, rep, err) // mailed (when the mail settings are valid), like any failed run
@@ -351,8 +351,8 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 	if f.skipScan {
 		rep.Skip("scan", "--skip-scan")
 	} else {
-		end := rep.Begin("scan")
-		res, err := scan.Run(ctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd})
+		sctx, end := rep.Start(ctx, "scan")
+		res, err := scan.Run(sctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd})
 		if err == nil && !res.Verdict.Pass {
 			err = errors.New(res.Verdict.Reason())
 		}
@@ -365,8 +365,8 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 			return nil, err
 		}
 	}
-	end := rep.Begin("build")
-	built, err := build.Both(ctx, dag, m.Source, build.Options{})
+	sctx, end := rep.Start(ctx, "build")
+	built, err := build.Both(sctx, dag, m.Source, build.Options{})
 	end(nil, err)
 	if err != nil {
 		return nil, err
@@ -376,8 +376,8 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 		rep.Skip("publish", "--dry-run: would push "+strings.Join(refs, ", "))
 		return refs, nil
 	}
-	end = rep.Begin("publish")
-	pub, err := publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+	sctx, end = rep.Start(ctx, "publish")
+	pub, err := publish.Images(sctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
 		publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword, Version: f.version, SourceCommit: f.sourceCommit})
 	out := map[string]string{}
 	var refs []string

@@ -23,8 +23,12 @@ import (
 	accountpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/account"
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Options say which server and application, which revision, and how long to wait.
@@ -119,7 +123,23 @@ func (e *Error) Unwrap() error {
 // Sync refreshes the application, syncs it to the revision (or, with auto-sync, waits for the
 // controller to do so), and waits until a revision holding our values is Synced and Healthy. A newer
 // commit that replaced our values ends the wait with the outcome Superseded and no error.
-func Sync(ctx context.Context, o Options) (*Result, error) {
+func Sync(ctx context.Context, o Options) (res *Result, err error) {
+	ctx, span := telemetry.Start(ctx, "argocd.sync", telemetry.Attr("argocd.app", o.App), telemetry.Attr("argocd.revision", o.Revision),
+		telemetry.Attr("argocd.server", o.Server), attribute.Bool("argocd.no_sync", o.NoSync))
+	defer func() {
+		if res != nil {
+			span.SetAttributes(telemetry.Attr("argocd.outcome", res.Outcome), telemetry.Attr("argocd.synced_revision", res.SyncedRevision),
+				telemetry.Attr("argocd.health", res.Health), telemetry.Attr("argocd.phase", res.Phase), attribute.Bool("argocd.auto_sync", res.AutoSync))
+			if res.Reason != "" {
+				span.SetAttributes(telemetry.Attr("argocd.reason", res.Reason))
+			}
+		}
+		var we *Error
+		if errors.As(err, &we) {
+			span.SetAttributes(attribute.Bool("argocd.attributable", we.Attributable), telemetry.Attr("argocd.health", we.Health), telemetry.Attr("argocd.phase", we.Phase))
+		}
+		telemetry.End(span, err)
+	}()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -134,16 +154,18 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer conn.Close()
 
-	s := &session{o: o, apps: apps, start: start, ctx: ctx, matches: map[string]Match{}}
+	s := &session{o: o, apps: apps, start: start, ctx: ctx, matches: map[string]Match{}, span: span}
 	source := -1
 	if o.MultiSource {
 		source = o.Source
 	}
 	s.judge = &judge{revision: o.Revision, runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace}
-	res := &Result{App: o.App, Revision: o.Revision}
+	res = &Result{App: o.App, Revision: o.Revision}
 
 	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll.
-	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns(), Refresh: ptr(string(v1alpha1.RefreshTypeHard))})
+	rctx, refresh := telemetry.Start(ctx, "argocd.refresh")
+	app, err := apps.Get(rctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns(), Refresh: ptr(string(v1alpha1.RefreshTypeHard))})
+	telemetry.End(refresh, err)
 	if err != nil {
 		return nil, s.rpcError("get", err)
 	}
@@ -155,7 +177,10 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	// (unless the values already run: then there is nothing to sync).
 	if !res.AutoSync && !o.NoSync {
 		if out := s.judge.observe(app, o.Now()); out.verdict == waiting {
-			if app, err = s.requestSync(ctx, app); err != nil {
+			qctx, request := telemetry.Start(ctx, "argocd.request-sync", telemetry.Attr("argocd.run_id", o.RunID))
+			app, err = s.requestSync(qctx, app)
+			telemetry.End(request, err)
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -289,6 +314,8 @@ type session struct {
 	lastLine string
 	// ctx is the wait's: every git read made to judge a revision uses it.
 	ctx context.Context
+	// span is the wait's span: each state change is an event on it.
+	span trace.Span
 
 	mu      sync.Mutex
 	matches map[string]Match
@@ -563,6 +590,14 @@ func (s *session) log(app *v1alpha1.Application) {
 	if line != s.lastLine {
 		s.lastLine = line
 		s.logf("%s: %s", s.o.App, line)
+		if s.span != nil {
+			phase := "none"
+			if op := app.Status.OperationState; op != nil {
+				phase = string(op.Phase)
+			}
+			s.span.AddEvent("state", trace.WithAttributes(telemetry.Attr("argocd.phase", phase), telemetry.Attr("argocd.sync", string(app.Status.Sync.Status)),
+				telemetry.Attr("argocd.sync_revision", app.Status.Sync.Revision), telemetry.Attr("argocd.health", string(app.Status.Health.Status))))
+		}
 	}
 }
 

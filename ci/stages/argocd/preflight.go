@@ -9,9 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	accountpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/account"
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Target is what the application must deploy from: the repository, path and branch we push to
@@ -46,7 +50,14 @@ func CheckAddress(server string) error {
 // get and sync the application, the application exists and deploys from target (single- or
 // multi-source), and no sync window blocks a sync now. Each failure is a clear error; nothing is
 // changed anywhere. It bounds itself to 30 seconds.
-func Preflight(ctx context.Context, o Options, t Target) (*App, error) {
+func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) {
+	ctx, span := telemetry.Start(ctx, "argocd.preflight", telemetry.Attr("argocd.app", o.App), telemetry.Attr("argocd.server", o.Server))
+	defer func() {
+		if info != nil {
+			span.SetAttributes(telemetry.Attr("argocd.project", info.Project), attribute.Bool("argocd.multi_source", info.MultiSource), attribute.Bool("argocd.auto_sync", info.AutoSync))
+		}
+		telemetry.End(span, err)
+	}()
 	if err := CheckAddress(o.Server); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Rollback undoes our change in git (a new commit, pushed) and says what to wait for instead.
@@ -53,15 +55,19 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	}
 	o.log("rolling back: %v", err)
 	start := time.Now()
+	ctx, span := telemetry.Start(ctx, "argocd.rollback", telemetry.Attr("argocd.app", o.App), telemetry.Attr("argocd.revision", o.Revision))
 	undone, rerr := rollback(ctx, err.Error())
 	if rerr != nil {
+		telemetry.End(span, rerr)
 		return out, fmt.Errorf("%w; rollback failed: %v", err, rerr)
 	}
+	span.SetAttributes(telemetry.Attr("argocd.rollback_revision", undone.Revision))
 	out.RolledBack, out.RollbackRevision = true, undone.Revision
 	o.Revision, o.Match, o.NoSync = undone.Revision, undone.Match, undone.NoSync
 	o.RunID += "-rollback"
 	restored, serr := Sync(context.WithoutCancel(ctx), o)
 	out.RollbackDuration = time.Since(start)
+	telemetry.End(span, serr)
 	if serr != nil {
 		return out, fmt.Errorf("%w; rolled back with %s, which did not become Healthy either: %v", err, short(undone.Revision), serr)
 	}

@@ -152,8 +152,8 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 
 func run(ctx context.Context, o Options, r *report.Run) error {
 	if !o.Checked {
-		end := r.Begin("preflight")
-		err := Check(ctx, &o)
+		sctx, end := r.Start(ctx, "preflight")
+		err := Check(sctx, &o)
 		end(nil, err)
 		if err != nil {
 			return err
@@ -163,8 +163,8 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 	if o.SkipVerify != "" || len(refs) == 0 {
 		r.Skip("verify", cmp.Or(o.SkipVerify, "no image references"))
 	} else {
-		end := r.Begin("verify")
-		imgs, err := registry.Resolve(ctx, o.Images, o.Registry)
+		sctx, end := r.Start(ctx, "verify")
+		imgs, err := registry.Resolve(sctx, o.Images, o.Registry)
 		out := map[string]string{}
 		for _, i := range imgs {
 			out[lastElem(i.Repository())] = i.Digest
@@ -188,8 +188,8 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 		bo.Updates = append(bo.Updates, u)
 	}
 	bo.Git.DryRun = o.DryRun
-	end := r.Begin("bump")
-	res, err := bump.Run(ctx, bo)
+	sctx, end := r.Start(ctx, "bump")
+	res, err := bump.Run(sctx, bo)
 	out := map[string]string{}
 	if res != nil {
 		out["sha"], out["changes"] = res.SHA, strings.ReplaceAll(res.Summary, "\n", "; ")
@@ -218,7 +218,7 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Result, r *report.Run) error {
 	ao := *o.Argo
 	ao.Revision = res.SHA
-	end := r.Begin("sync")
+	ctx, end := r.Start(ctx, "sync")
 	out := map[string]string{"app": ao.App, "revision": res.SHA}
 	in, err := intentOf(ctx, bo, res)
 	if err != nil {
@@ -379,8 +379,8 @@ func sendReport(ctx context.Context, n *notify.Options, r *report.Run) {
 		r.Skip("notify", "no SMTP server given")
 		return
 	}
-	end := r.Begin("notify")
-	err := notify.Send(ctx, *n, r)
+	sctx, end := r.Start(ctx, "notify")
+	err := notify.Send(sctx, *n, r)
 	end(map[string]string{"to": strings.Join(n.To, ",")}, err)
 }
 
@@ -439,10 +439,10 @@ func Promote(ctx context.Context, o PromoteOptions) (*report.Run, error) {
 }
 
 func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
-	end := r.Begin("check-source")
+	sctx, end := r.Start(ctx, "check-source")
 	src := o.Argo
 	src.App = o.FromApp
-	st, err := argocd.Status(ctx, src)
+	st, err := argocd.Status(sctx, src)
 	if err == nil && (st.Sync != "Synced" || st.Health != "Healthy") {
 		err = fmt.Errorf("promote: %s is %s and %s, not Synced and Healthy: refusing to promote it", o.FromApp, st.Sync, st.Health)
 	}
@@ -456,9 +456,9 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	}
 
 	// What the source runs: its overlay at the revision Argo CD synced.
-	end = r.Begin("read-source")
+	sctx, end = r.Start(ctx, "read-source")
 	var imgs []manifest.Image
-	err = git.Read(ctx, o.Git, st.Revision, func(fsys fs.FS) (err error) {
+	err = git.Read(sctx, o.Git, st.Revision, func(fsys fs.FS) (err error) {
 		imgs, err = manifest.Images(fsys, manifest.EnvPath(o.From))
 		return err
 	})
@@ -479,7 +479,7 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	ao.App = o.ToApp
 	return run(ctx, Options{
 		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
-		Bump:    bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
-		Argo:    &ao, Rollback: o.Rollback,
+		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
+		Argo: &ao, Rollback: o.Rollback,
 	}, r)
 }

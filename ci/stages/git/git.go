@@ -9,6 +9,7 @@
 package git
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"go.opentelemetry.io/otel/attribute"
+
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Options say where to commit, as whom, and how hard to try.
@@ -139,12 +143,24 @@ const (
 // Commit applies change to the head of the branch, commits it and pushes it. No commit is made when
 // the change leaves every file as it is.
 func Commit(ctx context.Context, opts Options, change Change) (res *Result, err error) {
+	ctx, span := telemetry.Start(ctx, "git.commit", telemetry.Attr("git.repository", opts.URL), telemetry.Attr("git.branch", cmp.Or(opts.Branch, defaultBranch)))
+	defer func() {
+		if res != nil {
+			span.SetAttributes(telemetry.Attr("git.sha", res.SHA), telemetry.Attr("git.base", res.Base), attribute.Int("git.attempts", res.Attempts),
+				attribute.Bool("git.changed", res.Changed), attribute.Bool("git.pushed", res.Pushed))
+		}
+		telemetry.End(span, err)
+	}()
 	r, err := newRun(opts)
 	if err != nil {
 		return nil, redact(fmt.Errorf("git: %w", err), opts.Auth)
 	}
 	defer func() { err = r.wrap(err) }()
-	if err := r.fetchHead(ctx, 1); err != nil {
+	fctx, fetch := telemetry.Start(ctx, "git.fetch")
+	err = r.fetchHead(fctx, 1)
+	fetch.SetAttributes(attribute.Bool("git.partial_clone", r.partial), telemetry.Attr("git.head", r.head.String()))
+	telemetry.End(fetch, err)
+	if err != nil {
 		return nil, err
 	}
 
@@ -163,7 +179,12 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		if err != nil {
 			return nil, err
 		}
+		_, edit := telemetry.Start(ctx, "git.edit", telemetry.Attr("git.head", head.Hash.String()))
 		patch, err := change(tree)
+		if patch != nil {
+			edit.SetAttributes(attribute.Int("git.files_changed", len(patch.Files)))
+		}
+		telemetry.End(edit, err)
 		if err != nil {
 			return nil, err
 		}
@@ -198,14 +219,27 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		}
 
 		res.Attempts = attempt
-		err = r.push(ctx, head.Hash, commit.Hash, objects)
+		pctx, push := telemetry.Start(ctx, "git.push", attribute.Int("git.attempt", attempt),
+			telemetry.Attr("git.base", head.Hash.String()), telemetry.Attr("git.commit", commit.Hash.String()))
+		err = r.push(pctx, head.Hash, commit.Hash, objects)
+		var moved *movedError
+		switch {
+		case err == nil:
+			push.SetAttributes(telemetry.Attr("git.outcome", "landed"))
+			telemetry.End(push, nil)
+		case errors.As(err, &moved):
+			push.SetAttributes(telemetry.Attr("git.outcome", "branch moved"), telemetry.Attr("git.moved_to", moved.now))
+			telemetry.End(push, nil)
+		default:
+			push.SetAttributes(telemetry.Attr("git.outcome", "failed"))
+			telemetry.End(push, redact(err, r.o.Auth))
+		}
 		if err == nil {
 			res.Pushed = true
 			r.logf("pushed %s to %s (attempt %d)", shortSHA(res.SHA), r.o.Branch, attempt)
 			return res, nil
 		}
-		var moved *movedError
-		if !errors.As(err, &moved) {
+		if moved == nil {
 			return nil, err
 		}
 		if attempt >= r.o.MaxPushes {

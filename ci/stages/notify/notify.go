@@ -4,6 +4,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -16,7 +17,10 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"wanderlust.dev/pipeline/ci/stages/report"
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // TLS modes.
@@ -85,7 +89,10 @@ func (o Options) Validate() error {
 }
 
 // Send mails the report.
-func Send(ctx context.Context, o Options, r *report.Run) error {
+func Send(ctx context.Context, o Options, r *report.Run) (err error) {
+	ctx, span := telemetry.Start(ctx, "notify.send", telemetry.Attr("notify.subject", Subject(r)), telemetry.Attr("notify.tls", cmp.Or(o.TLS, StartTLS)),
+		attribute.Int("notify.recipients", len(o.To)))
+	defer func() { telemetry.End(span, err) }()
 	if o.Host == "" || o.From == "" || len(o.To) == 0 {
 		return errors.New("notify: SMTP host, sender and at least one recipient are required")
 	}

@@ -4,12 +4,15 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
 	"sort"
 	"strings"
 	"time"
+
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Stage statuses.
@@ -72,12 +75,24 @@ func New(title, env string) *Run {
 
 // Begin starts a stage; the returned function ends it with its output and error (nil: succeeded).
 func (r *Run) Begin(name string) func(output map[string]string, err error) {
+	_, end := r.Start(context.Background(), name)
+	return end
+}
+
+// Start starts a stage and its span (under ctx's span); the returned function ends both, with the
+// stage's output as the span's attributes. The stage's duration is the span's.
+func (r *Run) Start(ctx context.Context, name string) (context.Context, func(output map[string]string, err error)) {
 	start := time.Now()
-	return func(output map[string]string, err error) {
+	ctx, span := telemetry.Start(ctx, name, telemetry.Attr("wanderlust.environment", r.Env))
+	return ctx, func(output map[string]string, err error) {
 		s := Stage{Name: name, Status: Succeeded, Start: start, Duration: time.Since(start), Output: output}
 		if err != nil {
 			s.Status, s.Error = Failed, err.Error()
 		}
+		for _, k := range keys(output) {
+			span.SetAttributes(telemetry.Attr("wanderlust."+k, output[k]))
+		}
+		telemetry.End(span, err)
 		r.Stages = append(r.Stages, s)
 	}
 }
