@@ -80,7 +80,7 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	var err error
 	stderr := captureStderr(t, func() {
 		sha, err = gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
-		[]string{"wanderlust-backend=2.0.0,wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
+			[]string{"wanderlust-backend=2.0.0,wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
 	})
 	if err != nil {
 		t.Fatal(err)
