@@ -62,6 +62,9 @@ type Options struct {
 	NoSync bool
 	// Now is the pipeline's clock (default time.Now); it is never compared with server timestamps.
 	Now func() time.Time
+	// Verify, when set, runs once our values are Synced and Healthy (post-deploy verification): its
+	// error fails the deployment, as a failure of our change (unless nothing was pushed, NoSync).
+	Verify func(ctx context.Context) error
 	// Log receives one line per state change; nil discards them.
 	Log func(string)
 }

@@ -41,6 +41,12 @@ type Outcome struct {
 // The returned error is non-nil whenever the change did not deploy, and reports the rollback too.
 func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome, error) {
 	res, err := Sync(ctx, o)
+	if err == nil && res.Outcome == Deployed && o.Verify != nil {
+		if verr := o.Verify(ctx); verr != nil {
+			err = &Error{App: o.App, Revision: o.Revision, Reason: "verification failed: " + verr.Error(), Phase: res.Phase,
+				Sync: "Synced", Health: res.Health, Attributable: !o.NoSync}
+		}
+	}
 	if err == nil {
 		return &Outcome{Deployed: res}, nil
 	}
@@ -65,6 +71,7 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	out.RolledBack, out.RollbackRevision = true, undone.Revision
 	o.Revision, o.Match, o.NoSync = undone.Revision, undone.Match, undone.NoSync
 	o.RunID += "-rollback"
+	o.Verify = nil // the restored version is waited for until Healthy; its checks are the next deploy's
 	restored, serr := Sync(context.WithoutCancel(ctx), o)
 	out.RollbackDuration = time.Since(start)
 	telemetry.End(span, serr)

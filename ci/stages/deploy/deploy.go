@@ -19,6 +19,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	Argo *argocd.Options
 	// Rollback reverts our change, field by field, when the rollout fails because of it.
 	Rollback bool
+	// Probe, when set, verifies that the application answers once it is Healthy at our values; a
+	// failed check fails the deployment (and rolls it back).
+	Probe *probe.Options
 	// Notify, when set, emails the report whatever the result (not in a dry run).
 	Notify *notify.Options
 	// SourceCommitTime is when the application commit was made (for the lead time).
@@ -105,6 +109,11 @@ func validate(o *Options) error {
 		}
 		if o.Argo.Token == "" || o.Argo.App == "" {
 			return errors.New("deploy: Argo CD needs a token and an application name")
+		}
+	}
+	if o.Probe != nil {
+		if err := o.Probe.Validate(); err != nil {
+			return fmt.Errorf("deploy: %w", err)
 		}
 	}
 	if o.Notify != nil {
@@ -239,6 +248,14 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 	case o.Rollback:
 		undo = rollbackFor(bo.Git, in)
 	}
+	if o.Probe != nil {
+		ao.Verify = func(ctx context.Context) error {
+			vctx, end := r.Start(ctx, "verify-app")
+			res, err := probe.Run(vctx, *o.Probe)
+			end(probeOutput(res), err)
+			return err
+		}
+	}
 	outcome, err := argocd.SyncOrRollback(ctx, ao, undo)
 	if outcome != nil && outcome.Deployed != nil {
 		d := outcome.Deployed
@@ -323,6 +340,22 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 		}
 	}
 	return argocd.SyncOrRollback(ctx, ao, undo)
+}
+
+// probeOutput summarizes a probe for the report: per URL, checks, failures and latencies.
+func probeOutput(res *probe.Result) map[string]string {
+	out := map[string]string{}
+	if res == nil {
+		return out
+	}
+	for _, c := range res.Checks {
+		v := fmt.Sprintf("%d checks, %d failed, p50 %s, max %s", c.Checks, c.Failures, c.P50Latency.Round(time.Millisecond), c.MaxLatency.Round(time.Millisecond))
+		if !c.Passed {
+			v += "; " + c.LastError
+		}
+		out[c.URL] = v
+	}
+	return out
 }
 
 // intentOf is what the bump means to run: the entries its commit set, or (nothing pushed) the
@@ -426,6 +459,8 @@ type PromoteOptions struct {
 	Rollback       bool
 	Notify         *notify.Options
 	Message        string
+	// Probe verifies the target application once it is Healthy (as deploy's).
+	Probe *probe.Options
 }
 
 // Promote copies the exact images (digests where the source pins them) that the source environment

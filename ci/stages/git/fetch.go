@@ -40,6 +40,10 @@ func (r *run) fetchHead(ctx context.Context, depth int) error {
 		}
 		r.caps = adv.Capabilities
 		r.partial = adv.Capabilities.Supports(capability.Filter) && adv.Capabilities.Supports(capability.AllowReachableSHA1InWant)
+		if head.IsZero() {
+			r.head = head // a reference to create: nothing to fetch
+			return nil
+		}
 		return r.fetchCommit(ctx, sess, head, depth)
 	})
 }
@@ -55,7 +59,12 @@ func (r *run) advertisedHead(ctx context.Context, sess transport.Session) (*pack
 		return nil, plumbing.ZeroHash, err
 	}
 	ref, err := refs.Reference(r.ref)
-	if err != nil {
+	switch {
+	case err != nil && r.o.CreateRef:
+		return adv, plumbing.ZeroHash, nil // created by our push
+	case err != nil && r.o.Ref != "":
+		return nil, plumbing.ZeroHash, permanent(fmt.Errorf("reference %q not found on the remote", r.o.Ref))
+	case err != nil:
 		return nil, plumbing.ZeroHash, permanent(fmt.Errorf("branch %q not found on the remote", r.o.Branch))
 	}
 	return adv, ref.Hash(), nil

@@ -38,6 +38,10 @@ type Options struct {
 	URL string
 	// Branch to commit to; default "main".
 	Branch string
+	// Ref, when set, is the full name of the reference to commit to instead of Branch (e.g.
+	// refs/notes/deployments); CreateRef lets a missing one be created.
+	Ref       string
+	CreateRef bool
 	// Auth for the remote; the zero value means none.
 	Auth Auth
 	// Author (and committer) of the commit; default "Wanderlust CI <ci@wanderlust.invalid>".
@@ -282,7 +286,14 @@ func newRun(o Options) (*run, error) {
 	if err != nil {
 		return nil, permanent(err)
 	}
-	return &run{o: o, auth: auth, ep: ep, cli: cli, ref: plumbing.NewBranchReferenceName(o.Branch), st: memory.NewStorage(), complete: map[plumbing.Hash]bool{}}, nil
+	ref := plumbing.NewBranchReferenceName(o.Branch)
+	if o.Ref != "" {
+		ref = plumbing.ReferenceName(o.Ref)
+		if err := ref.Validate(); err != nil || !strings.HasPrefix(o.Ref, "refs/") {
+			return nil, permanent(fmt.Errorf("reference %q is not a full reference name", o.Ref))
+		}
+	}
+	return &run{o: o, auth: auth, ep: ep, cli: cli, ref: ref, st: memory.NewStorage(), complete: map[plumbing.Hash]bool{}}, nil
 }
 
 func (o Options) normalize() (Options, transport.AuthMethod, error) {
