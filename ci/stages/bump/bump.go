@@ -34,6 +34,8 @@ type Options struct {
 	Message string
 	// SourceCommit, when set, is added as a "Source-Commit:" trailer.
 	SourceCommit string
+	// Trailers are added to the message's trailer paragraph (after Source-Commit), in order.
+	Trailers [][2]string
 	// SkipCI marks the commit "[skip ci]" (in its subject, where GitHub, GitLab and most CI systems
 	// look), so that a push to the application's own repository does not start the pipeline again.
 	SkipCI bool
@@ -73,6 +75,7 @@ type Result struct {
 var (
 	envPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	shaPattern = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+	trailerKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 )
 
 // Run performs the bump. Inputs are validated before anything is fetched; a bad one changes nothing.
@@ -98,6 +101,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if p.Message, err = render(tmpl, data); err != nil {
 				return nil, err
 			}
+			p.Message = withTrailers(p.Message, o.Trailers)
 			if o.SkipCI && !strings.Contains(p.Message, "[skip ci]") {
 				subject, rest, _ := strings.Cut(p.Message, "\n")
 				p.Message = subject + " [skip ci]\n" + rest
@@ -174,6 +178,11 @@ func (o Options) validate() (string, manifest.Options, *template.Template, error
 			return "", mopts, nil, err
 		}
 	}
+	for _, t := range o.Trailers {
+		if !trailerKey.MatchString(t[0]) || strings.ContainsAny(t[1], "\r\n") {
+			return "", mopts, nil, fmt.Errorf("trailer %q: want a key of letters, digits and dashes and a one-line value", t[0])
+		}
+	}
 	if o.SourceCommit != "" && !shaPattern.MatchString(o.SourceCommit) {
 		return "", mopts, nil, fmt.Errorf("source commit %q is not a hex commit SHA", o.SourceCommit)
 	}
@@ -191,6 +200,30 @@ func (o Options) validate() (string, manifest.Options, *template.Template, error
 		return "", mopts, nil, err
 	}
 	return target, mopts, tmpl, nil
+}
+
+// withTrailers appends "Key: value" lines to the message's trailer paragraph (a new one if the
+// message has none).
+func withTrailers(msg string, trailers [][2]string) string {
+	if len(trailers) == 0 {
+		return msg
+	}
+	msg = strings.TrimRight(msg, "\n")
+	paras := strings.Split(msg, "\n\n")
+	last := paras[len(paras)-1]
+	isTrailers := len(paras) > 1
+	for _, l := range strings.Split(last, "\n") {
+		if k, _, ok := strings.Cut(l, ": "); !ok || strings.ContainsAny(k, " \t") {
+			isTrailers = false
+		}
+	}
+	if !isTrailers {
+		msg += "\n"
+	}
+	for _, t := range trailers {
+		msg += "\n" + t[0] + ": " + t[1]
+	}
+	return msg + "\n"
 }
 
 func render(t *template.Template, d MessageData) (string, error) {

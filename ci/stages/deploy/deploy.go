@@ -7,6 +7,8 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +22,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/probe"
+	"wanderlust.dev/pipeline/ci/stages/record"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
@@ -53,6 +56,8 @@ type Options struct {
 	SourceCommitTime time.Time
 	// Checked records that Check passed (Run checks otherwise).
 	Checked bool
+	// RunID names the run (Deploy-Run trailer, Argo CD operation info); default NewRunID().
+	RunID string
 }
 
 // Check validates every input and then, before anything is pushed, that the GitOps repository
@@ -140,9 +145,38 @@ func Run(ctx context.Context, o Options, r *report.Run) (*report.Run, error) {
 		t := o.SourceCommitTime
 		r.DORA.SourceCommitTime = &t
 	}
-	err := run(ctx, o, r)
+	err := deployAndRecord(ctx, o, r)
 	Finish(ctx, o, r, err)
 	return r, err
+}
+
+// deployAndRecord deploys and leaves the outcome as a git note on the deployment's commit.
+func deployAndRecord(ctx context.Context, o Options, r *report.Run) error {
+	if o.RunID == "" {
+		o.RunID = NewRunID()
+	}
+	rec := &record.Deployment{Run: o.RunID, Env: o.Bump.Env, Started: r.Started, SourceCommit: o.Bump.SourceCommit}
+	if !o.SourceCommitTime.IsZero() {
+		t := o.SourceCommitTime
+		rec.SourceCommitTime = &t
+	}
+	err := run(ctx, o, r, rec)
+	if rec.Commit != "" && !o.DryRun {
+		// The outcome, as a git note on the deployment's commit (a failed record is reported only).
+		r.Finish(err)
+		rec.Result, rec.Reason = r.Result, r.Reason
+		sctx, end := r.Start(ctx, "record")
+		werr := record.Write(sctx, o.Bump.Git, *rec)
+		end(map[string]string{"note": git.NotesRef + " on " + short(rec.Commit)}, werr)
+	}
+	return err
+}
+
+// NewRunID names a run: the Deploy-Run trailer and the run id of its Argo CD operation.
+func NewRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
 // Finish closes the report with err and mails it (not in a dry run). The container stages use it
@@ -159,7 +193,7 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 	sendReport(ctx, o.Notify, r)
 }
 
-func run(ctx context.Context, o Options, r *report.Run) error {
+func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) error {
 	if !o.Checked {
 		sctx, end := r.Start(ctx, "preflight")
 		err := Check(sctx, &o)
@@ -197,8 +231,12 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 		bo.Updates = append(bo.Updates, u)
 	}
 	bo.Git.DryRun = o.DryRun
+	bo.Trailers = append(bo.Trailers, record.Trailers(o.RunID, o.Bump.Env, o.SourceCommitTime)...)
 	sctx, end := r.Start(ctx, "bump")
 	res, err := bump.Run(sctx, bo)
+	if res != nil && res.Pushed {
+		rec.Commit = res.SHA
+	}
 	out := map[string]string{}
 	if res != nil {
 		out["sha"], out["changes"] = res.SHA, strings.ReplaceAll(res.Summary, "\n", "; ")
@@ -219,14 +257,14 @@ func run(ctx context.Context, o Options, r *report.Run) error {
 		r.Skip("sync", fmt.Sprintf("--dry-run: would wait for %s to run %s (preflight passed)", o.Argo.App, res.Summary))
 		return nil
 	}
-	return syncAndWait(ctx, o, bo, res, r)
+	return syncAndWait(ctx, o, bo, res, r, rec)
 }
 
 // syncAndWait waits until Argo CD runs the values of the bump — decided by content — and rolls back
 // our change when it fails because of it.
-func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Result, r *report.Run) error {
+func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Result, r *report.Run, rec *record.Deployment) error {
 	ao := *o.Argo
-	ao.Revision = res.SHA
+	ao.Revision, ao.RunID = res.SHA, o.RunID
 	ctx, end := r.Start(ctx, "sync")
 	out := map[string]string{"app": ao.App, "revision": res.SHA}
 	in, err := intentOf(ctx, bo, res)
@@ -253,6 +291,7 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 			vctx, end := r.Start(ctx, "verify-app")
 			res, err := probe.Run(vctx, *o.Probe)
 			end(probeOutput(res), err)
+			rec.Verification = probeOutput(res)
 			return err
 		}
 	}
@@ -270,6 +309,8 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 			out["outcome"] = report.AlreadyDeployed
 			r.Outcome(report.AlreadyDeployed, fmt.Sprintf("%s already runs %s (Synced and Healthy at %s)", ao.App, in.Summary(), short(d.SyncedRevision)))
 		default:
+			now := time.Now()
+			rec.Healthy = &now
 			out["healthy_after"] = d.Healthy.Round(time.Millisecond).String()
 			if r.DORA.SourceCommitTime != nil {
 				r.DORA.LeadTime = time.Since(*r.DORA.SourceCommitTime)
@@ -282,7 +323,18 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		// Only a failure of the deployed change counts as a change failure (DORA); a timeout, an
 		// outage or someone else's failure does not.
 		r.DORA.Failed = errors.As(err, &we) && we.Attributable
+		rec.ChangeFailed = r.DORA.Failed
+		failedAt := time.Now()
+		if outcome != nil {
+			failedAt = failedAt.Add(-outcome.RollbackDuration)
+		}
+		rec.FailedAt = &failedAt
 		if outcome != nil && outcome.RolledBack {
+			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
+			if outcome.Restored != nil {
+				restored := time.Now()
+				rec.Restored = &restored
+			}
 			r.DORA.RolledBack = true
 			rb := map[string]string{"revert": outcome.RollbackRevision}
 			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
@@ -512,7 +564,7 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	}
 	ao := o.Argo
 	ao.App = o.ToApp
-	return run(ctx, Options{
+	return deployAndRecord(ctx, Options{
 		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
 		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
 		Argo: &ao, Rollback: o.Rollback,

@@ -1,0 +1,80 @@
+// Package record is the machine-readable record every deployment leaves in the GitOps repository
+// itself: trailers on the deployment's commit (Source-Commit, Source-Commit-Time, Deploy-Run,
+// Deploy-Env) and, once the outcome is known, a git note on that commit (refs/notes/deployments) with
+// the result, the Healthy time, the verification, the rollback and the time to restore. Delivery
+// metrics are computed from nothing else.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"wanderlust.dev/pipeline/ci/stages/git"
+)
+
+// Trailer keys on a deployment commit.
+const (
+	SourceCommit     = "Source-Commit"
+	SourceCommitTime = "Source-Commit-Time"
+	DeployRun        = "Deploy-Run"
+	DeployEnv        = "Deploy-Env"
+	RollsBack        = "Rolls-Back"
+)
+
+// Deployment is the note on a deployment's commit.
+type Deployment struct {
+	Commit           string     `json:"commit"`
+	Run              string     `json:"run"`
+	Env              string     `json:"env"`
+	Result           string     `json:"result"` // succeeded, failed, superseded, already deployed
+	Reason           string     `json:"reason,omitempty"`
+	ChangeFailed     bool       `json:"changeFailed"` // a failure of the deployed change (DORA)
+	SourceCommit     string     `json:"sourceCommit,omitempty"`
+	SourceCommitTime *time.Time `json:"sourceCommitTime,omitempty"`
+	Started          time.Time  `json:"started"`
+	Healthy          *time.Time `json:"healthy,omitempty"` // when our values ran, Synced and Healthy
+	FailedAt         *time.Time `json:"failedAt,omitempty"`
+	// Verification is the post-deploy checks' summary, by URL.
+	Verification map[string]string `json:"verification,omitempty"`
+	RolledBack   bool              `json:"rolledBack"`
+	Revert       string            `json:"revert,omitempty"`   // the rollback's commit
+	Restored     *time.Time        `json:"restored,omitempty"` // Healthy again after the rollback
+}
+
+// Trailers returns the trailers of a deployment commit, in order.
+func Trailers(run, env string, sourceCommitTime time.Time) [][2]string {
+	t := [][2]string{{DeployRun, run}, {DeployEnv, env}}
+	if !sourceCommitTime.IsZero() {
+		t = append(t, [2]string{SourceCommitTime, sourceCommitTime.UTC().Format(time.RFC3339)})
+	}
+	return t
+}
+
+// ParseTrailers reads the trailers of a commit message (its last paragraph's "Key: value" lines).
+func ParseTrailers(message string) map[string]string {
+	out := map[string]string{}
+	paras := strings.Split(strings.TrimSpace(strings.ReplaceAll(message, "\r\n", "\n")), "\n\n")
+	for _, line := range strings.Split(paras[len(paras)-1], "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if ok && k != "" && !strings.ContainsAny(k, " \t") {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// Write attaches (or replaces) the deployment's note, with the compare-and-swap and retry rules of
+// every push.
+func Write(ctx context.Context, g git.Options, d Deployment) error {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := git.AddNote(ctx, g, git.NotesRef, d.Commit, append(b, '\n')); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
