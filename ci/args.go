@@ -20,7 +20,9 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/metrics"
 	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/publish"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
@@ -136,6 +138,40 @@ func (m *Wanderlust) notifyOptions(ctx context.Context) (*notify.Options, error)
 	return o, o.Validate()
 }
 
+// verifyFlags are the post-deploy verification flags of deploy, promote and sync.
+type verifyFlags struct {
+	urls                                     []string
+	status, body, maxLatency, soak, interval string
+	insecure                                 bool
+}
+
+// probeOptions turns the verification flags into probe options (nil without --verify-url).
+func (v verifyFlags) probeOptions() (*probe.Options, error) {
+	if len(v.urls) == 0 {
+		return nil, nil
+	}
+	o := &probe.Options{URLs: v.urls, Status: v.status, Body: v.body, Insecure: v.insecure, Log: logf}
+	for _, d := range []struct {
+		flag, value string
+		into        *time.Duration
+	}{{"--verify-max-latency", v.maxLatency, &o.MaxLatency}, {"--verify-for", v.soak, &o.For}, {"--verify-interval", v.interval, &o.Interval}} {
+		if d.value == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(d.value)
+		if err != nil || dur < 0 {
+			return nil, fmt.Errorf("%s %q: want a duration such as 30s or 500ms", d.flag, d.value)
+		}
+		*d.into = dur
+	}
+	return o, o.Validate()
+}
+
+// webhook reads the webhook URL secret ("" without).
+func (m *Wanderlust) webhook(ctx context.Context) (string, error) {
+	return plaintext(ctx, m.WebhookURL)
+}
+
 // bumpFlags are bump's own flags.
 type bumpFlags struct {
 	images                           []string
@@ -198,7 +234,7 @@ func (m *Wanderlust) bump(ctx context.Context, f bumpFlags) (string, error) {
 	return res.SHA, nil
 }
 
-func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback bool, runID string) (string, error) {
+func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback bool, runID string, v verifyFlags) (string, error) {
 	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
 		return "", err
 	}
@@ -217,7 +253,11 @@ func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, de
 			return "", err
 		}
 	}
-	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback})
+	p, err := v.probeOptions()
+	if err != nil {
+		return "", err
+	}
+	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback, Probe: p})
 	if err != nil {
 		return "", err
 	}
@@ -239,6 +279,7 @@ type deployFlags struct {
 	app, reportFormat                     string
 	timeout                               int
 	nvd                                   *dagger.Secret
+	verify                                verifyFlags
 }
 
 // deployOptions turns the configuration and deploy's flags into deploy options. Flags that can be
@@ -268,6 +309,12 @@ func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.
 		}
 	}
 	if o.Notify, err = m.notifyOptions(ctx); err != nil {
+		return nil, err
+	}
+	if o.Probe, err = f.verify.probeOptions(); err != nil {
+		return nil, err
+	}
+	if o.Webhook, err = m.webhook(ctx); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -389,7 +436,7 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 	return refs, err
 }
 
-func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string) (string, error) {
+func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, v verifyFlags) (string, error) {
 	render, err := renderer(reportFormat)
 	if err != nil {
 		return "", err
@@ -414,8 +461,16 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err != nil {
 		return "", err
 	}
+	p, err := v.probeOptions()
+	if err != nil {
+		return "", err
+	}
+	hook, err := m.webhook(ctx)
+	if err != nil {
+		return "", err
+	}
 	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: g, Argo: *ao,
-		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n})
+		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n, Probe: p, Webhook: hook})
 	if err != nil {
 		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
 	}
@@ -447,4 +502,41 @@ func (m *Wanderlust) notify(ctx context.Context, file *dagger.File) (string, err
 		return "", err
 	}
 	return fmt.Sprintf("sent %q to %s", notify.Subject(r), strings.Join(n.To, ", ")), nil
+}
+
+func (m *Wanderlust) metrics(ctx context.Context, env, since, until, format string) (*DeliveryMetrics, error) {
+	now := time.Now()
+	o := metrics.Options{Env: env, Until: now}
+	var err error
+	if o.Since, err = metrics.ParseSince(since, now); err != nil {
+		return nil, err
+	}
+	if until != "" {
+		if o.Until, err = time.Parse(time.RFC3339, until); err != nil {
+			return nil, fmt.Errorf("--until %q: want an RFC 3339 time", until)
+		}
+	}
+	if env != "" {
+		if err := bump.CheckEnv(env); err != nil {
+			return nil, err
+		}
+	}
+	render := map[string]func([]metrics.Env) string{
+		"markdown": func(e []metrics.Env) string { return metrics.Markdown(e, o) }, "json": metrics.JSON, "csv": metrics.CSV}[format]
+	if render == nil {
+		return nil, fmt.Errorf("--format %q: want markdown, json or csv", format)
+	}
+	g, err := m.gitOptions(ctx, "metrics reads the GitOps repository")
+	if err != nil {
+		return nil, err
+	}
+	envs, err := metrics.Collect(ctx, g, o, 0)
+	if err != nil {
+		return nil, err
+	}
+	charts := dag.Directory()
+	for _, e := range envs {
+		charts = charts.WithNewFile(e.Env+".svg", metrics.SVG(e))
+	}
+	return &DeliveryMetrics{Report: render(envs), Charts: charts}, nil
 }

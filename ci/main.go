@@ -67,6 +67,8 @@ type Wanderlust struct {
 	MailFrom string
 	// +private
 	MailTo []string
+	// +private
+	WebhookURL *dagger.Secret
 }
 
 // New configures the pipeline: what every stage shares. Give only what the functions you call need
@@ -138,13 +140,17 @@ func New(
 	// Recipients of the report.
 	// +optional
 	mailTo []string,
+	// Incoming-webhook URL (Slack-compatible) that gets each run's summary; a secret, as such URLs
+	// embed a token.
+	// +optional
+	webhookUrl *dagger.Secret,
 ) *Wanderlust {
 	return &Wanderlust{Source: source, Registry: registry, RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
 		ArgocdServer: argocdServer, ArgocdToken: argocdToken, ArgocdPlainText: argocdPlainText, ArgocdInsecure: argocdInsecure,
 		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
-		MailFrom: mailFrom, MailTo: mailTo}
+		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl}
 }
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
@@ -402,8 +408,30 @@ func (m *Wanderlust) Sync(
 	// Identifies this run in the sync operation's info.
 	// +optional
 	runId string,
+	// URL that must answer once the application is Healthy (post-deploy verification); repeat for several.
+	// +optional
+	verifyUrl []string,
+	// Expected status of --verify-url: 2xx, a code, or a list (200,204).
+	// +default="2xx"
+	verifyStatus string,
+	// Regular expression the body of --verify-url must match.
+	// +optional
+	verifyBody string,
+	// Slowest acceptable response of --verify-url (e.g. 500ms).
+	// +optional
+	verifyMaxLatency string,
+	// How long --verify-url is checked after Healthy (soak).
+	// +default="30s"
+	verifyFor string,
+	// Time between checks of --verify-url.
+	// +default="2s"
+	verifyInterval string,
+	// Skip TLS verification of --verify-url (for tests only).
+	// +optional
+	verifyInsecure bool,
 ) (string, error) {
-	return m.sync(ctx, app, revision, timeout, degradedGrace, rollback, runId)
+	return m.sync(ctx, app, revision, timeout, degradedGrace, rollback, runId,
+		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
 }
 
 // Deploy runs the whole pipeline: check everything (inputs, GitOps repository, Argo CD: token, RBAC,
@@ -462,13 +490,35 @@ func (m *Wanderlust) Deploy(
 	// repository is the application's own).
 	// +optional
 	skipCi bool,
+	// URL that must answer once the application is Healthy (post-deploy verification); repeat for several.
+	// +optional
+	verifyUrl []string,
+	// Expected status of --verify-url: 2xx, a code, or a list (200,204).
+	// +default="2xx"
+	verifyStatus string,
+	// Regular expression the body of --verify-url must match.
+	// +optional
+	verifyBody string,
+	// Slowest acceptable response of --verify-url (e.g. 500ms).
+	// +optional
+	verifyMaxLatency string,
+	// How long --verify-url is checked after Healthy (soak).
+	// +default="30s"
+	verifyFor string,
+	// Time between checks of --verify-url.
+	// +default="2s"
+	verifyInterval string,
+	// Skip TLS verification of --verify-url (for tests only).
+	// +optional
+	verifyInsecure bool,
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
 ) (string, error) {
 	return m.deploy(ctx, deployFlags{env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, rollback: rollback,
-		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat})
+		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
+		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
 }
 
 // Promote copies the exact images that run in one environment (digests where pinned) into the next
@@ -495,11 +545,67 @@ func (m *Wanderlust) Promote(
 	// Seconds to wait for Synced and Healthy.
 	// +default=300
 	timeout int,
+	// URL that must answer once the application is Healthy (post-deploy verification); repeat for several.
+	// +optional
+	verifyUrl []string,
+	// Expected status of --verify-url: 2xx, a code, or a list (200,204).
+	// +default="2xx"
+	verifyStatus string,
+	// Regular expression the body of --verify-url must match.
+	// +optional
+	verifyBody string,
+	// Slowest acceptable response of --verify-url (e.g. 500ms).
+	// +optional
+	verifyMaxLatency string,
+	// How long --verify-url is checked after Healthy (soak).
+	// +default="30s"
+	verifyFor string,
+	// Time between checks of --verify-url.
+	// +default="2s"
+	verifyInterval string,
+	// Skip TLS verification of --verify-url (for tests only).
+	// +optional
+	verifyInsecure bool,
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
 ) (string, error) {
-	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat)
+	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat,
+		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
+}
+
+// DeliveryMetrics are the delivery metrics of a window: a report and a chart per environment.
+type DeliveryMetrics struct {
+	// The metrics in the requested format (markdown, json or csv).
+	Report string
+	// One SVG chart per environment (<env>.svg): deployments per week, stacked success/failure, with
+	// the median lead time as a line.
+	Charts *dagger.Directory
+}
+
+// Metrics computes delivery metrics (DORA) per environment from the GitOps repository (--repo) alone —
+// the deployment commits' trailers and the notes on refs/notes/deployments, no checkout, no blobs:
+// deployment frequency, lead time for changes (median, p90), change failure rate, time to restore,
+// pipeline success rate, each with its DORA performance band. `… metrics report`, or
+// `… metrics charts export --path charts`.
+//
+// +cache="never"
+func (m *Wanderlust) Metrics(
+	ctx context.Context,
+	// Environment (default: each that deployed in the window).
+	// +optional
+	env string,
+	// Start of the window: 30d, 12h, 2w or an RFC 3339 time.
+	// +default="30d"
+	since string,
+	// End of the window (RFC 3339; default now).
+	// +optional
+	until string,
+	// Format of the report: markdown, json or csv.
+	// +default="markdown"
+	format string,
+) (*DeliveryMetrics, error) {
+	return m.metrics(ctx, env, since, until, format)
 }
 
 // Notify emails with the configured SMTP settings: a run report (the JSON that deploy prints with

@@ -250,9 +250,16 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	for _, s := range rep.Stages {
 		got = append(got, s.Name+":"+s.Status)
 	}
-	want := "preflight:succeeded scan:skipped build:skipped publish:skipped verify:succeeded bump:succeeded sync:skipped notify:skipped"
+	want := "preflight:succeeded scan:skipped build:skipped publish:skipped verify:succeeded bump:succeeded sync:skipped record:succeeded notify:skipped"
 	if rep.Result != "succeeded" || strings.Join(got, " ") != want {
 		t.Errorf("stages %v (result %s), want %s", got, rep.Result, want)
+	}
+	// The deployment's record: trailers on its commit, and its outcome as a git note (read by git).
+	msg, _ := gitserver.Output(srv.GitDir("gitops"), "log", "-1", "--format=%B", "main")
+	note, err := gitserver.Output(srv.GitDir("gitops"), "notes", "--ref=deployments", "show", "main")
+	if !strings.Contains(msg, "Deploy-Env: staging") || !strings.Contains(msg, "Deploy-Run: ") || !strings.Contains(msg, "Source-Commit: abcdef0") ||
+		err != nil || !strings.Contains(note, `"result": "succeeded"`) || !strings.Contains(note, `"env": "staging"`) {
+		t.Errorf("record: message %q, note %q (%v)", msg, note, err)
 	}
 	k, _ := srv.Show("gitops", "main", "kubernetes/overlays/staging/kustomization.yaml")
 	if !strings.Contains(k, "newName: "+registry+"/wanderlust-frontend") || !strings.Contains(k, `newTag: "7.0.1"`) || !strings.Contains(k, "digest: sha256:") {
@@ -284,14 +291,14 @@ type deployArgs struct {
 // callDeploy configures the module with New, as `dagger call --repo … deploy …` does, and deploys.
 func callDeploy(a deployArgs) (string, error) {
 	m := New(a.source, a.registry, "", nil, a.repo, "main", "x-access-token", a.gitToken, a.argocdServer, nil, false, false, false, "",
-		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo)
+		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil)
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
-		"", true, 60, a.dryRun, a.skipScan, nil, false, cmp.Or(a.reportFormat, "markdown"))
+		"", true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"))
 }
 
 // gitopsModule is the module configured with a GitOps repository and its token.
 func gitopsModule(repo string, token *dagger.Secret) *Wanderlust {
-	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil)
+	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil)
 }
 
 // A failed build is mailed with the run report, like a failed rollout; nothing is pushed.
@@ -438,7 +445,7 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 	host, port, _ := net.SplitHostPort(mail.Addr)
 	p, _ := strconv.Atoi(port)
 	m := New(nil, "", "", nil, "", "main", "x-access-token", nil, "", nil, false, false, false, "",
-		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"})
+		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"}, nil)
 	// go-smtp refuses AUTH over a plain connection: the settings are wrong, and notify says so.
 	if _, err := m.Notify(context.Background(), nil); err == nil || strings.Contains(err.Error(), planted) {
 		t.Fatalf("plain-text auth: err = %v", err)

@@ -52,6 +52,8 @@ type Options struct {
 	Probe *probe.Options
 	// Notify, when set, emails the report whatever the result (not in a dry run).
 	Notify *notify.Options
+	// Webhook, when set, is an incoming-webhook URL (a secret) that gets the run's summary.
+	Webhook string
 	// SourceCommitTime is when the application commit was made (for the lead time).
 	SourceCommitTime time.Time
 	// Checked records that Check passed (Run checks otherwise).
@@ -191,6 +193,10 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 		return
 	}
 	sendReport(ctx, o.Notify, r)
+	if o.Webhook != "" {
+		sctx, end := r.Start(ctx, "webhook")
+		end(nil, notify.Webhook(sctx, o.Webhook, r))
+	}
 }
 
 func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) error {
@@ -357,6 +363,8 @@ type SyncOptions struct {
 	Git git.Options
 	// Rollback undoes the revision's image entries when it fails because of them.
 	Rollback bool
+	// Probe verifies that the application answers once it is Healthy.
+	Probe *probe.Options
 }
 
 // Sync checks Argo CD (preflight), then waits until the revision's values run, with the same rules
@@ -380,6 +388,13 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 	}
 	ao := o.Argo
 	ao.MultiSource, ao.Source = app.MultiSource, app.Source
+	if o.Probe != nil {
+		p := *o.Probe
+		ao.Verify = func(ctx context.Context) error {
+			_, err := probe.Run(ctx, p)
+			return err
+		}
+	}
 	var undo argocd.Rollback
 	if rd != nil {
 		in, err := intent.Of(ctx, rd, ao.Revision, app.Path)
@@ -510,6 +525,7 @@ type PromoteOptions struct {
 	FromApp, ToApp string
 	Rollback       bool
 	Notify         *notify.Options
+	Webhook        string
 	Message        string
 	// Probe verifies the target application once it is Healthy (as deploy's).
 	Probe *probe.Options
@@ -521,7 +537,7 @@ type PromoteOptions struct {
 func Promote(ctx context.Context, o PromoteOptions) (*report.Run, error) {
 	r := report.New(fmt.Sprintf("Wanderlust promote %s → %s", o.From, o.To), o.To)
 	err := promote(ctx, o, r)
-	Finish(ctx, Options{Notify: o.Notify}, r, err)
+	Finish(ctx, Options{Notify: o.Notify, Webhook: o.Webhook}, r, err)
 	return r, err
 }
 

@@ -8,10 +8,13 @@ package deploy
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
@@ -363,5 +367,44 @@ func TestSyncOfARevisionInGit(t *testing.T) {
 	// Without the repository nothing can be rolled back.
 	if _, err := Sync(context.Background(), SyncOptions{Argo: argo, Rollback: true}); err == nil || !strings.Contains(err.Error(), "--rollback needs --repo") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The application answers 500 during the soak: the deployment failed (our change), it is rolled back
+// and Healthy again at the rollback, the mail names the check, and the record says so.
+func TestFailedVerificationRollsBackAndIsRecorded(t *testing.T) {
+	w := setup(t, "probe")
+	var calls atomic.Int32
+	app := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 2 {
+			http.Error(rw, "upstream mongodb: connection refused", http.StatusInternalServerError)
+			return
+		}
+		rw.Write([]byte("ok"))
+	}))
+	defer app.Close()
+	o := w.deployOf(t, "probe", "dev", w.push(t, "wanderlust-backend", "2.0.0"))
+	o.Probe = &probe.Options{URLs: []string{app.URL + "/api/health"}, For: 5 * time.Second, Interval: 100 * time.Millisecond}
+	rep, err := Run(context.Background(), o, nil)
+	if err == nil || !strings.Contains(err.Error(), "verification failed") || !strings.Contains(err.Error(), "status 500") {
+		t.Fatalf("err = %v\n%s", err, rep.Text())
+	}
+	bumped := stage(rep, "bump").Output["sha"]
+	if !rep.DORA.Failed || !rep.DORA.RolledBack || stage(rep, "rollback").Status != report.Succeeded || stage(rep, "verify-app").Status != report.Failed {
+		t.Fatalf("report:\n%s", rep.Text())
+	}
+	k, _ := w.git.Show("probe", "main", "kubernetes/overlays/dev/kustomization.yaml")
+	if strings.Contains(k, "2.0.0") {
+		t.Errorf("not rolled back:\n%s", k)
+	}
+	subject, body := w.lastMail(t)
+	if !strings.Contains(subject, "FAILURE") || !strings.Contains(body, "/api/health") || !strings.Contains(body, "status 500") {
+		t.Errorf("mail %q:\n%s", subject, body)
+	}
+	note, err := gitserver.Output(w.git.GitDir("probe"), "notes", "--ref=deployments", "show", bumped)
+	head, _ := w.git.Head("probe", "main")
+	if err != nil || !strings.Contains(note, `"rolledBack": true`) || !strings.Contains(note, `"revert": "`+head+`"`) ||
+		!strings.Contains(note, `"changeFailed": true`) || !strings.Contains(note, `"restored"`) || !strings.Contains(note, "/api/health") {
+		t.Errorf("note on %s: %q (%v)", bumped, note, err)
 	}
 }
