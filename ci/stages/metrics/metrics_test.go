@@ -21,8 +21,10 @@ const token = "metrics-token-7f6e"
 
 var day0 = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
 
-func at(d int, hh, mm int) time.Time { return day0.Add(time.Duration(d)*24*time.Hour + time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute) }
-func ptr(t time.Time) *time.Time     { return &t }
+func at(d int, hh, mm int) time.Time {
+	return day0.Add(time.Duration(d)*24*time.Hour + time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute)
+}
+func ptr(t time.Time) *time.Time { return &t }
 
 // scripted is a deployment history: the commits (made with the git CLI at the given times, with
 // the trailers a deploy writes, or the subject of an old bump) and the notes (written with record).
