@@ -91,7 +91,7 @@ func images(t testing.TB, docs []*kyaml.RNode) (map[string]string, string) {
 					cn := kyaml.NewRNode(c)
 					if f := cn.Field("image"); f != nil {
 						found[fmt.Sprintf("%s/%s %s[%d]", d.GetKind(), d.GetName(), list, i)] = f.Value.YNode().Value
-						f.Value.YNode().Value = "<image>"
+						f.Value.YNode().Value, f.Value.YNode().Style = "<image>", 0 // the quoting of the value is the edit's
 					}
 				}
 			}
