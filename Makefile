@@ -37,7 +37,7 @@ tidy:
 # Fuzz the manifest edits against kustomize's renderer, FUZZTIME per target (make test replays the
 # seeds and the committed corpora under ci/stages/manifest/testdata/fuzz).
 FUZZTIME ?= 30s
-FUZZ_TARGETS = FuzzKustomizationEdit FuzzWorkloadEdit FuzzValues
+FUZZ_TARGETS ?= FuzzKustomizationEdit FuzzWorkloadEdit FuzzValues
 fuzz: stub
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \
