@@ -22,7 +22,9 @@ lint: stub
 # redis-server; WANDERLUST_E2E makes a missing binary a failure rather than a skip.
 test: lint e2e-tools
 	$(GO) test -count=1 ./...
-	cd ci && WANDERLUST_E2E=1 $(GO) test -count=1 -timeout 30m $(CI_MODFILE) ./...
+	# -p 1: one package at a time, so that the two packages that start an Argo CD harness (argocd,
+	# deploy) never compete for the 2 cores (a harness under that load once left a pod unready).
+	cd ci && WANDERLUST_E2E=1 $(GO) test -p 1 -count=1 -timeout 30m $(CI_MODFILE) ./...
 
 e2e-tools:
 	hack/e2e/build.sh
