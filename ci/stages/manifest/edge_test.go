@@ -228,3 +228,22 @@ func TestNoFinalLineBreak(t *testing.T) {
 		}
 	}
 }
+
+// Found by FuzzWorkloadEdit: a YAML document that is a list (or a scalar) made kyaml panic when asked
+// for its kind; aliases to their own ancestors must not send the edit into a loop either.
+func TestListsAndSelfAliasesAreNoWorkloads(t *testing.T) {
+	for _, in := range []string{"&img\n- e:\n    e: *img\n", "&a [*a]\n", "a: &a\n  b: *a\n", "- 1\n- 2\n", "just a scalar\n",
+		"kind: Pod\nmetadata: &m\n  name: p\n  labels: {self: *m}\nspec:\n  containers: [{name: a, image: ghcr.io/acme/api:1}]\n"} {
+		files := fstest.MapFS{"k/w.yaml": {Data: []byte(in)}}
+		res, err := Apply(files, Options{Path: "k/w.yaml", Updates: mustUpdates(t, "api=2")})
+		if strings.Contains(in, "kind: Pod") {
+			if err != nil || !strings.Contains(string(res.Files["k/w.yaml"]), "ghcr.io/acme/api:2") {
+				t.Errorf("%q: %v", in, err)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrNotFound) && !strings.Contains(err.Error(), "k/w.yaml") {
+			t.Errorf("%q: err = %v", in, err)
+		}
+	}
+}

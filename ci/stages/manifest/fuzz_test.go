@@ -173,8 +173,43 @@ func checkBytes(t testing.TB, file string, before, after []byte) {
 	}
 }
 
+// recursiveAlias reports whether a YAML file holds an alias to one of its own ancestors. kustomize's
+// renderer overflows its stack on those (a fatal error no test can recover from): such inputs are no
+// oracle, and our edit is checked on them by TestListsAndSelfAliasesAreNoWorkloads.
+func recursiveAlias(data []byte) bool {
+	dec := kyaml.NewDecoder(strings.NewReader(string(data)))
+	var walk func(n *kyaml.Node, up map[*kyaml.Node]bool) bool
+	walk = func(n *kyaml.Node, up map[*kyaml.Node]bool) bool {
+		if n.Kind == kyaml.AliasNode {
+			return n.Alias == nil || up[n.Alias]
+		}
+		up[n] = true
+		defer delete(up, n)
+		for _, c := range n.Content {
+			if walk(c, up) {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		var n kyaml.Node
+		if err := dec.Decode(&n); err != nil {
+			return false
+		}
+		if walk(&n, map[*kyaml.Node]bool{}) {
+			return true
+		}
+	}
+}
+
 // checkEdit runs the three properties for one update of dir in tree.
 func checkEdit(t *testing.T, tree fstest.MapFS, dir string, target string, u Update) {
+	for _, f := range tree {
+		if recursiveAlias(f.Data) {
+			t.Skip("an alias to its own ancestor: kustomize's renderer would overflow its stack")
+		}
+	}
 	before, err := renderTree(tree, dir)
 	if err != nil {
 		t.Skip("kustomize does not render the input")

@@ -29,6 +29,9 @@ type containerImage struct {
 
 // containerImages lists the container and init-container images of a workload document.
 func containerImages(doc *yaml.RNode) []containerImage {
+	if doc.YNode().Kind != yaml.MappingNode {
+		return nil // a list or a scalar document is no workload (and kyaml's GetKind would panic on it)
+	}
 	kind := doc.GetKind()
 	specPath, ok := podSpecPaths[kind]
 	if !ok {
