@@ -225,6 +225,73 @@ func timeShell(srv *gitserver.Server, repo, env, tag string) (time.Duration, err
 // makeRepo builds a bare repository with the kubernetes/ tree (eight overlays), `files` filler files
 // and `history` commits, with git fast-import.
 func makeRepo(srv *gitserver.Server, name string, history int) error {
+	return fastImport(srv, name, func(w *bufio.Writer) error {
+		mark := 0
+		blob := func(content string) int {
+			mark++
+			fmt.Fprintf(w, "blob\nmark :%d\ndata %d\n%s\n", mark, len(content), content)
+			return mark
+		}
+		paths := map[string]int{}
+		root := os.DirFS("../kubernetes")
+		err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(root, p)
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(p, "overlays/dev/") {
+				for _, env := range envs {
+					paths["kubernetes/overlays/"+env+"/"+filepath.Base(p)] = blob(string(b))
+				}
+				return nil
+			}
+			paths["kubernetes/"+p] = blob(string(b))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		many := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n"
+		for _, svc := range services {
+			many += "  - name: ghcr.io/wanderlust-app/" + svc + "\n    newTag: \"1.0.0\"\n"
+		}
+		paths["kubernetes/overlays/many/kustomization.yaml"] = blob(many)
+		filler := func(i, version int) string {
+			return fmt.Sprintf("// file %d version %d\n%s", i, version, strings.Repeat(fmt.Sprintf("line of source %d\n", i), 12))
+		}
+		for i := 0; i < files; i++ {
+			paths[fmt.Sprintf("src/pkg%03d/file%05d.go", i%100, i)] = blob(filler(i, 0))
+		}
+		when := int64(1_700_000_000)
+		commit := func(msg string, changes map[string]int) {
+			mark++
+			when += 60
+			fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter Dev <dev@example.test> %d +0000\ndata %d\n%s\n", mark, when, len(msg), msg)
+			keys := make([]string, 0, len(changes))
+			for p := range changes {
+				keys = append(keys, p)
+			}
+			sort.Strings(keys)
+			for _, p := range keys {
+				fmt.Fprintf(w, "M 100644 :%d %s\n", changes[p], p)
+			}
+			w.WriteString("\n")
+		}
+		commit("initial import", paths)
+		for c := 1; c < history; c++ {
+			i := (c * 7919) % files // touch files all over the tree
+			p := fmt.Sprintf("src/pkg%03d/file%05d.go", i%100, i)
+			commit(fmt.Sprintf("change %d", c), map[string]int{p: blob(filler(i, c))})
+		}
+		return nil
+	})
+}
+
+// fastImport makes bare repository name on srv from the stream write writes, and repacks it.
+func fastImport(srv *gitserver.Server, name string, write func(w *bufio.Writer) error) error {
 	dir, err := srv.InitBare(name, "main")
 	if err != nil {
 		return err
@@ -239,65 +306,8 @@ func makeRepo(srv *gitserver.Server, name string, history int) error {
 		return err
 	}
 	w := bufio.NewWriterSize(in, 1<<20)
-	mark := 0
-	blob := func(content string) int {
-		mark++
-		fmt.Fprintf(w, "blob\nmark :%d\ndata %d\n%s\n", mark, len(content), content)
-		return mark
-	}
-	paths := map[string]int{}
-	root := os.DirFS("../kubernetes")
-	err = fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(root, p)
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(p, "overlays/dev/") {
-			for _, env := range envs {
-				paths["kubernetes/overlays/"+env+"/"+filepath.Base(p)] = blob(string(b))
-			}
-			return nil
-		}
-		paths["kubernetes/"+p] = blob(string(b))
-		return nil
-	})
-	if err != nil {
+	if err := write(w); err != nil {
 		return err
-	}
-	many := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n"
-	for _, svc := range services {
-		many += "  - name: ghcr.io/wanderlust-app/" + svc + "\n    newTag: \"1.0.0\"\n"
-	}
-	paths["kubernetes/overlays/many/kustomization.yaml"] = blob(many)
-	filler := func(i, version int) string {
-		return fmt.Sprintf("// file %d version %d\n%s", i, version, strings.Repeat(fmt.Sprintf("line of source %d\n", i), 12))
-	}
-	for i := 0; i < files; i++ {
-		paths[fmt.Sprintf("src/pkg%03d/file%05d.go", i%100, i)] = blob(filler(i, 0))
-	}
-	when := int64(1_700_000_000)
-	commit := func(msg string, changes map[string]int) {
-		mark++
-		when += 60
-		fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter Dev <dev@example.test> %d +0000\ndata %d\n%s\n", mark, when, len(msg), msg)
-		keys := make([]string, 0, len(changes))
-		for p := range changes {
-			keys = append(keys, p)
-		}
-		sort.Strings(keys)
-		for _, p := range keys {
-			fmt.Fprintf(w, "M 100644 :%d %s\n", changes[p], p)
-		}
-		w.WriteString("\n")
-	}
-	commit("initial import", paths)
-	for c := 1; c < history; c++ {
-		i := (c * 7919) % files // touch files all over the tree
-		p := fmt.Sprintf("src/pkg%03d/file%05d.go", i%100, i)
-		commit(fmt.Sprintf("change %d", c), map[string]int{p: blob(filler(i, c))})
 	}
 	if err := w.Flush(); err != nil {
 		return err

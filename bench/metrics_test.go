@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -51,48 +50,29 @@ func BenchmarkMetrics(b *testing.B) {
 // makeDeployHistory writes commits commits with git fast-import, every every-th a deployment to prod
 // (trailers as deploy writes them) with its note on refs/notes/deployments.
 func makeDeployHistory(srv *gitserver.Server, name string, commits, every int) error {
-	dir, err := srv.InitBare(name, "main")
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
-	cmd.Dir = dir
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(in, 1<<20)
-	when := int64(1_700_000_000)
-	var deploys []int
-	for c := 1; c <= commits; c++ {
-		when += 3600
-		msg := fmt.Sprintf("chore: change %d", c)
-		if c%every == 0 {
-			msg = fmt.Sprintf("deploy(prod): backend 1.%d.0\n\nSource-Commit: %040x\nDeploy-Run: run-%d\nDeploy-Env: prod\nSource-Commit-Time: %s",
-				c, c, c, time.Unix(when-1800, 0).UTC().Format(time.RFC3339))
-			deploys = append(deploys, c)
+	return fastImport(srv, name, func(w *bufio.Writer) error {
+		when := int64(1_700_000_000)
+		var deploys []int
+		for c := 1; c <= commits; c++ {
+			when += 3600
+			msg := fmt.Sprintf("chore: change %d", c)
+			if c%every == 0 {
+				msg = fmt.Sprintf("deploy(prod): backend 1.%d.0\n\nSource-Commit: %040x\nDeploy-Run: run-%d\nDeploy-Env: prod\nSource-Commit-Time: %s",
+					c, c, c, time.Unix(when-1800, 0).UTC().Format(time.RFC3339))
+				deploys = append(deploys, c)
+			}
+			fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter CI <ci@example.test> %d +0000\ndata %d\n%s\n", c, when, len(msg), msg)
+			content := fmt.Sprintf("images:\n- name: backend\n  newTag: \"1.%d.0\"\n", c)
+			fmt.Fprintf(w, "M 100644 inline kubernetes/overlays/prod/kustomization.yaml\ndata %d\n%s\n\n", len(content), content)
 		}
-		fmt.Fprintf(w, "commit refs/heads/main\nmark :%d\ncommitter CI <ci@example.test> %d +0000\ndata %d\n%s\n", c, when, len(msg), msg)
-		content := fmt.Sprintf("images:\n- name: backend\n  newTag: \"1.%d.0\"\n", c)
-		fmt.Fprintf(w, "M 100644 inline kubernetes/overlays/prod/kustomization.yaml\ndata %d\n%s\n\n", len(content), content)
-	}
-	fmt.Fprintf(w, "commit refs/notes/deployments\ncommitter CI <ci@example.test> %d +0000\ndata 27\nDeployment records (notes)\n", when)
-	for _, c := range deploys {
-		t := time.Unix(1_700_000_000+int64(c)*3600, 0).UTC()
-		note := fmt.Sprintf(`{"env":"prod","run":"run-%d","result":"succeeded","sourceCommitTime":%q,"healthy":%q}`,
-			c, t.Add(-30*time.Minute).Format(time.RFC3339), t.Add(2*time.Minute).Format(time.RFC3339))
-		fmt.Fprintf(w, "N inline :%d\ndata %d\n%s\n", c, len(note), note)
-	}
-	w.WriteString("\n")
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	in.Close()
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("fast-import: %w", err)
-	}
-	return gitserver.Git(dir, "repack", "-adq")
+		fmt.Fprintf(w, "commit refs/notes/deployments\ncommitter CI <ci@example.test> %d +0000\ndata 27\nDeployment records (notes)\n", when)
+		for _, c := range deploys {
+			t := time.Unix(1_700_000_000+int64(c)*3600, 0).UTC()
+			note := fmt.Sprintf(`{"env":"prod","run":"run-%d","result":"succeeded","sourceCommitTime":%q,"healthy":%q}`,
+				c, t.Add(-30*time.Minute).Format(time.RFC3339), t.Add(2*time.Minute).Format(time.RFC3339))
+			fmt.Fprintf(w, "N inline :%d\ndata %d\n%s\n", c, len(note), note)
+		}
+		w.WriteString("\n")
+		return nil
+	})
 }

@@ -106,7 +106,12 @@ func (e *editor) workloadDir(dir string, updates []Update) error {
 // workloadFiles sets the images of matching containers in the given files. A short name that
 // matches containers of different repositories is ambiguous: nothing is edited.
 func (e *editor) workloadFiles(files []string, updates []Update) error {
-	repos := map[string]map[string]bool{}
+	type place struct {
+		path string
+		s    *source
+		ci   containerImage
+	}
+	var places []place
 	for _, p := range files {
 		s, err := e.load(p)
 		if err != nil {
@@ -118,58 +123,46 @@ func (e *editor) workloadFiles(files []string, updates []Update) error {
 		}
 		for _, doc := range docs {
 			for _, ci := range containerImages(doc) {
-				for _, u := range updates {
-					if u.matches(ci.ref.Repo) {
-						if repos[u.Name] == nil {
-							repos[u.Name] = map[string]bool{}
-						}
-						repos[u.Name][normalize(ci.ref.Repo)] = true
-					}
-				}
+				places = append(places, place{p, s, ci})
 			}
 		}
 	}
 	for _, u := range updates {
-		if len(repos[u.Name]) > 1 {
-			return fmt.Errorf("image %q is ambiguous: it matches %s; name the full repository", u.Name, strings.Join(sortedKeys(repos[u.Name]), ", "))
+		repos := map[string]bool{}
+		for _, pl := range places {
+			if u.matches(pl.ci.ref.Repo) {
+				repos[normalize(pl.ci.ref.Repo)] = true
+			}
+		}
+		if len(repos) > 1 {
+			return fmt.Errorf("image %q is ambiguous: it matches %s; name the full repository", u.Name, strings.Join(sortedKeys(repos), ", "))
 		}
 	}
 	found := map[string]bool{}
-	for _, p := range files {
-		s, err := e.load(p)
-		if err != nil {
-			return err
-		}
-		docs, err := s.documents()
-		if err != nil {
-			return err
-		}
-		for _, doc := range docs {
-			for _, ci := range containerImages(doc) {
-				for _, u := range updates {
-					if !u.matches(ci.ref.Repo) {
-						continue
-					}
-					found[u.Name] = true
-					if err := s.notAliased(ci.field, ci.node); err != nil {
-						return err
-					}
-					to := ci.ref
-					if u.NewName != "" {
-						to.Repo = u.NewName
-					}
-					to.Tag, to.Digest = u.Tag, u.Digest
-					// Values show the tag/digest part, or the whole reference when the repository changes.
-					edit := Edit{Image: u.Name, File: p, Field: ci.field, From: ci.ref.version(), To: to.version()}
-					if to.Repo != ci.ref.Repo {
-						edit.From, edit.To = ci.ref.String(), to.String()
-					}
-					e.edits = append(e.edits, edit)
-					if to.String() != ci.node.Value {
-						if err := s.setScalar(ci.node, to.String()); err != nil {
-							return err
-						}
-					}
+	for _, pl := range places {
+		ci, s := pl.ci, pl.s
+		for _, u := range updates {
+			if !u.matches(ci.ref.Repo) {
+				continue
+			}
+			found[u.Name] = true
+			if err := s.notAliased(ci.field, ci.node); err != nil {
+				return err
+			}
+			to := ci.ref
+			if u.NewName != "" {
+				to.Repo = u.NewName
+			}
+			to.Tag, to.Digest = u.Tag, u.Digest
+			// Values show the tag/digest part, or the whole reference when the repository changes.
+			edit := Edit{Image: u.Name, File: pl.path, Field: ci.field, From: ci.ref.version(), To: to.version()}
+			if to.Repo != ci.ref.Repo {
+				edit.From, edit.To = ci.ref.String(), to.String()
+			}
+			e.edits = append(e.edits, edit)
+			if to.String() != ci.node.Value {
+				if err := s.setScalar(ci.node, to.String()); err != nil {
+					return err
 				}
 			}
 		}
