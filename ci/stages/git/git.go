@@ -53,9 +53,10 @@ type Options struct {
 	// the worst case: a monorepo GitOps branch sees dozens of services deploying at once.
 	MaxPushes int
 	// Backoff sets the retry delays, each drawn at random to spread concurrent runs apart: after the
-	// branch moved, up to attempt × the duration of our last attempt (at least Backoff), so that the
-	// losers of a race spread over about as many turns as there are of them; after a failure to reach
-	// the remote, Backoff doubled per attempt. Both are capped by MaxBackoff. Defaults 50ms and 2s.
+	// branch moved, up to the duration of our first attempt (at least Backoff) doubled per further
+	// attempt — a losing push fails fast at the compare-and-swap check, so its own duration would
+	// make the losers hammer the server; after a failure to reach the remote, Backoff doubled per
+	// attempt. Both are capped by MaxBackoff. Defaults 50ms and 8s.
 	Backoff, MaxBackoff time.Duration
 	// Prefetch lists the directories the edit reads (e.g. "kubernetes"). From a server that serves
 	// partial clones, only their blobs are fetched up front, in one request; other blobs the edit
@@ -160,6 +161,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		return nil, redact(fmt.Errorf("git: %w", err), opts.Auth)
 	}
 	defer func() { err = r.wrap(err) }()
+	start := time.Now()
 	fctx, fetch := telemetry.Start(ctx, "git.fetch")
 	err = r.fetchHead(fctx, 1)
 	fetch.SetAttributes(attribute.Bool("git.partial_clone", r.partial), telemetry.Attr("git.head", r.head.String()))
@@ -170,7 +172,6 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 
 	var base map[string]Value
 	for attempt := 1; ; attempt++ {
-		turnStart := time.Now()
 		head, err := r.headCommit()
 		if err != nil {
 			return nil, err
@@ -249,14 +250,12 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		if attempt >= r.o.MaxPushes {
 			return nil, fmt.Errorf("%w: gave up after %d attempts: %v", ErrRemoteMoved, attempt, err)
 		}
-		r.turn = max(time.Since(turnStart), r.o.Backoff)
+		if r.turn == 0 {
+			r.turn = max(time.Since(start), r.o.Backoff) // our first full attempt: fetch, edit, push
+		}
 		r.logf("branch moved (%v); fetching and re-applying (attempt %d of %d)", err, attempt+1, r.o.MaxPushes)
 		r.sleep(ctx, contention, attempt)
-		if moved.now != "" {
-			err = r.fetchAt(ctx, plumbing.NewHash(moved.now))
-		} else {
-			err = r.fetchHead(ctx, 1)
-		}
+		err = r.fetchHead(ctx, 1) // the head after the wait, not the one the failed push saw
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +318,7 @@ func (o Options) normalize() (Options, transport.AuthMethod, error) {
 		o.Backoff = 50 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 2 * time.Second
+		o.MaxBackoff = 8 * time.Second
 	}
 	auth, err := o.Auth.method(o.URL)
 	return o, auth, err
@@ -341,7 +340,7 @@ type run struct {
 	// prefetched are the commits whose Prefetch directories are here whole: the "have"s that let a
 	// later head's prefetch bring only what changed.
 	prefetched []plumbing.Hash
-	// turn is how long our last attempt (fetch, edit, push) took: the unit of the contention backoff.
+	// turn is how long our first attempt (fetch, edit, push) took: the unit of the contention backoff.
 	turn time.Duration
 }
 
@@ -526,7 +525,7 @@ const (
 func (r *run) sleep(ctx context.Context, why, attempt int) {
 	var d time.Duration
 	if why == contention {
-		d = min(max(r.turn, r.o.Backoff)*time.Duration(attempt), r.o.MaxBackoff)
+		d = min(max(r.turn, r.o.Backoff)<<min(attempt-1, 16), r.o.MaxBackoff)
 		d = rand.N(d + 1) // full jitter: the losers of a race spread out
 	} else {
 		d = min(r.o.Backoff<<min(attempt-1, 16), r.o.MaxBackoff)
