@@ -39,9 +39,10 @@ tidy:
 # Fuzz the manifest edits against kustomize's renderer, FUZZTIME per target (make test replays the
 # seeds and the committed corpora under ci/stages/manifest/testdata/fuzz).
 FUZZTIME ?= 30s
+FUZZFLAGS ?=
 FUZZ_TARGETS ?= FuzzKustomizationEdit FuzzWorkloadEdit FuzzValues
 fuzz: stub
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \
-		(cd ci && $(GO) test $(CI_MODFILE) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -timeout 0 ./stages/manifest/) || exit 1; \
+		(cd ci && $(GO) test $(CI_MODFILE) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -timeout 0 $(FUZZFLAGS) ./stages/manifest/) || exit 1; \
 	done
