@@ -74,6 +74,9 @@ func (e *env) repo(t testing.TB, name string, auto bool) (appName string) {
 	seedSHA, _ := e.git.Head(name, "main")
 	o := e.opts(name, seedSHA, t)
 	o.Match = nil // the seed commit has no parent to compare with: only it counts
+	// The first rollout of a namespace may overrun the test overlay's 5 s progress deadline on a
+	// loaded machine; it recovers once the pods are Ready.
+	o.Timeout, o.DegradedGrace = 4*time.Minute, time.Minute
 	if _, err := Sync(context.Background(), o); err != nil {
 		t.Fatalf("initial deployment of %s: %v", name, err)
 	}

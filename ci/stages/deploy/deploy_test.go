@@ -88,7 +88,9 @@ func setup(t *testing.T, repo string, extra ...string) *world {
 	seed, _ := srv.Head(repo, "main")
 	for _, env := range []string{"dev", "staging"} {
 		o := w.argo(t, repo+"-"+env)
-		o.Revision = seed
+		// The first rollout of a namespace may overrun the test overlay's 5 s progress deadline on a
+		// loaded machine; it recovers once the pods are Ready.
+		o.Revision, o.Timeout, o.DegradedGrace = seed, 4*time.Minute, time.Minute
 		if _, err := argocd.Sync(context.Background(), o); err != nil {
 			t.Fatalf("initial deployment of %s: %v", env, err)
 		}

@@ -550,10 +550,12 @@ func randomHex(n int) string {
 	return fmt.Sprintf("%x", b)
 }
 
+// fakeNode is the one kwok node. Its capacity is far beyond a real node's (110 pods): a test binary
+// deploys dozens of apps of 4 pods each into it, and pods that do not fit stay Pending, never Ready.
 const fakeNode = `{"apiVersion":"v1","kind":"Node","metadata":{"name":"kwok-node-0",
 "annotations":{"kwok.x-k8s.io/node":"fake","node.alpha.kubernetes.io/ttl":"0"},
 "labels":{"kubernetes.io/hostname":"kwok-node-0","kubernetes.io/os":"linux","kubernetes.io/arch":"amd64","type":"kwok"}},
-"spec":{},"status":{"allocatable":{"cpu":"32","memory":"256Gi","pods":"110"},"capacity":{"cpu":"32","memory":"256Gi","pods":"110"},
+"spec":{},"status":{"allocatable":{"cpu":"1000","memory":"4Ti","pods":"2000"},"capacity":{"cpu":"1000","memory":"4Ti","pods":"2000"},
 "nodeInfo":{"architecture":"amd64","operatingSystem":"linux","kubeletVersion":"fake"}}}`
 
 const defaultProject = `apiVersion: argoproj.io/v1alpha1
