@@ -23,7 +23,7 @@ lint: stub
 test: lint e2e-tools
 	$(GO) test -count=1 ./...
 	# -p 1: one package at a time, so that the two packages that start an Argo CD harness (argocd,
-	# deploy) never compete for the 2 cores (a harness under that load once left a pod unready).
+	# deploy) do not compete for the 2 cores.
 	cd ci && WANDERLUST_E2E=1 $(GO) test -p 1 -count=1 -timeout 30m $(CI_MODFILE) ./...
 
 e2e-tools:
