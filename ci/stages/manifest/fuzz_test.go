@@ -383,6 +383,9 @@ func FuzzValues(f *testing.F) {
 		}
 		imgs, _ := images(t, docs)
 		want := newName
+		if want == "" {
+			want = "ghcr.io/acme/api" // no new name: the entry keeps its own
+		}
 		if tag != "" {
 			want += ":" + tag
 		}
