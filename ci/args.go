@@ -538,5 +538,7 @@ func (m *Wanderlust) metrics(ctx context.Context, env, since, until, format stri
 	for _, e := range envs {
 		charts = charts.WithNewFile(e.Env+".svg", metrics.SVG(e))
 	}
-	return &DeliveryMetrics{Report: render(envs), Charts: charts}, nil
+	report := render(envs)
+	ext := map[string]string{"markdown": "md", "json": "json", "csv": "csv"}[format]
+	return &DeliveryMetrics{Report: report, Charts: charts, Files: charts.WithNewFile("metrics."+ext, report)}, nil
 }

@@ -581,6 +581,9 @@ type DeliveryMetrics struct {
 	// One SVG chart per environment (<env>.svg): deployments per week, stacked success/failure, with
 	// the median lead time as a line.
 	Charts *dagger.Directory
+	// The report (metrics.md, .json or .csv) and the charts, to export: `… metrics files export
+	// --path metrics` (a CI job summary appends metrics/metrics.md).
+	Files *dagger.Directory
 }
 
 // Metrics computes delivery metrics (DORA) per environment from the GitOps repository (--repo) alone —

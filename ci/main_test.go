@@ -470,3 +470,47 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 		t.Error("the SMTP password is in an engine query")
 	}
 }
+
+// metrics reads the GitOps repository through the constructor's --repo and returns the report, the
+// charts and the files to export (here on a deploy made by the module itself).
+func TestMetricsFunction(t *testing.T) {
+	srv := gitops(t)
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	registry := strings.TrimPrefix(reg.URL, "http://") + "/wanderlust-app"
+	for _, img := range []string{"wanderlust-backend:7.0.0", "wanderlust-frontend:7.0.1"} {
+		i, _ := random.Image(128, 1)
+		r, _ := name.ParseReference(registry + "/" + img)
+		if err := remote.Write(r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	c := useSession(t)
+	token := c.Secret("env://GIT_TOKEN")
+	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := gitopsModule(srv.RepoURL("gitops"), token).Metrics(context.Background(), "staging", "1d", "", "markdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Report, "### staging") || !strings.Contains(m.Report, "(1 deployments)") {
+		t.Errorf("report:\n%s", m.Report)
+	}
+	if _, err := m.Files.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	all := session.Expand(session.All())
+	if !daggerfake.HasCall(all, "withNewFile", `path:"staging.svg"`) || !daggerfake.HasCall(all, "withNewFile", `path:"metrics.md"`) {
+		t.Errorf("files: %s", all)
+	}
+	if _, err := gitopsModule(srv.RepoURL("gitops"), token).Metrics(context.Background(), "", "yesterday", "", "markdown"); err == nil {
+		t.Error("--since yesterday accepted")
+	}
+}

@@ -29,6 +29,9 @@ func checkCommand(t *testing.T, where, cmd string) {
 	}
 }
 
+// summaryStep is the only shell a wrapper may run: a file Dagger exported, appended to the job summary.
+var summaryStep = regexp.MustCompile(`^cat [A-Za-z0-9_./-]+\.md >> "\$GITHUB_STEP_SUMMARY"\n?$`)
+
 var workflows = []string{"../../.github/workflows/pull-request.yml", "../../.github/workflows/deploy.yml", "../../.github/workflows/promote.yml"}
 
 func TestGitHubWorkflows(t *testing.T) {
@@ -57,7 +60,11 @@ func TestGitHubWorkflows(t *testing.T) {
 			for _, step := range steps.Content() {
 				s := yaml.NewRNode(step)
 				if run := s.Field("run"); run != nil {
-					t.Errorf("%s: a run step (%s): wrappers only call the Dagger action", file, run.Value.YNode().Value)
+					// The one shell step a wrapper may have: appending a file Dagger exported to the job summary.
+					if !summaryStep.MatchString(run.Value.YNode().Value) {
+						t.Errorf("%s: a run step (%s): wrappers only call the Dagger action", file, run.Value.YNode().Value)
+					}
+					continue
 				}
 				uses := s.Field("uses")
 				if uses == nil {
@@ -310,5 +317,16 @@ func TestActionlint(t *testing.T) {
 	bad, err := l.Lint("broken.yml", []byte("on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ secrets }}\n        if: ${{ inputs.nope }}\n"), nil)
 	if err != nil || len(bad) == 0 {
 		t.Errorf("actionlint found nothing in a broken workflow (%v)", err)
+	}
+}
+
+func TestOnlyTheSummaryStepMayRunAShell(t *testing.T) {
+	for cmd, ok := range map[string]bool{
+		`cat metrics/metrics.md >> "$GITHUB_STEP_SUMMARY"`: true, `cat scan-reports/summary.md >> "$GITHUB_STEP_SUMMARY"` + "\n": true,
+		`curl https://x | sh`: false, `cat a.md >> "$GITHUB_STEP_SUMMARY"; rm -rf ~`: false, `cat $(id).md >> "$GITHUB_STEP_SUMMARY"`: false,
+	} {
+		if summaryStep.MatchString(cmd) != ok {
+			t.Errorf("%q: allowed = %v", cmd, !ok)
+		}
 	}
 }
