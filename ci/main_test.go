@@ -217,16 +217,7 @@ func TestScanReportGate(t *testing.T) {
 // the git remote and an OCI registry (no Argo CD given: the sync is skipped and reported so).
 func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	srv := gitops(t)
-	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	registry := strings.TrimPrefix(reg.URL, "http://") + "/wanderlust-app"
-	for _, img := range []string{"wanderlust-backend:7.0.0", "wanderlust-frontend:7.0.1"} {
-		i, _ := random.Image(128, 1)
-		r, _ := name.ParseReference(registry + "/" + img)
-		if err := remote.Write(r, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registry := pushedImages(t)
 	daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
@@ -475,16 +466,7 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 // charts and the files to export (here on a deploy made by the module itself).
 func TestMetricsFunction(t *testing.T) {
 	srv := gitops(t)
-	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	registry := strings.TrimPrefix(reg.URL, "http://") + "/wanderlust-app"
-	for _, img := range []string{"wanderlust-backend:7.0.0", "wanderlust-frontend:7.0.1"} {
-		i, _ := random.Image(128, 1)
-		r, _ := name.ParseReference(registry + "/" + img)
-		if err := remote.Write(r, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registry := pushedImages(t)
 	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
@@ -513,4 +495,21 @@ func TestMetricsFunction(t *testing.T) {
 	if _, err := gitopsModule(srv.RepoURL("gitops"), token).Metrics(context.Background(), "", "yesterday", "", "markdown"); err == nil {
 		t.Error("--since yesterday accepted")
 	}
+}
+
+// pushedImages starts an OCI registry holding wanderlust-backend:7.0.0 and wanderlust-frontend:7.0.1
+// and returns its repository prefix.
+func pushedImages(t *testing.T) string {
+	t.Helper()
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(reg.Close)
+	registry := strings.TrimPrefix(reg.URL, "http://") + "/wanderlust-app"
+	for _, img := range []string{"wanderlust-backend:7.0.0", "wanderlust-frontend:7.0.1"} {
+		i, _ := random.Image(128, 1)
+		r, _ := name.ParseReference(registry + "/" + img)
+		if err := remote.Write(r, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return registry
 }
