@@ -333,7 +333,7 @@ func TestPartialCloneFetchesOnlyWhatTheEditReads(t *testing.T) {
 	}
 }
 
-func TestContainsAndRevert(t *testing.T) {
+func TestContains(t *testing.T) {
 	srv, err := gitserver.Start(t.TempDir(), "u", "p")
 	if err != nil {
 		t.Fatal(err)
@@ -362,40 +362,4 @@ func TestContainsAndRevert(t *testing.T) {
 		}
 	}
 
-	rev, err := Revert(context.Background(), o, bump.SHA, "rollout failed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := srv.Show("r", "main", "k/v.yaml"); got != "tag: 1\n" {
-		t.Errorf("after revert v.yaml = %q", got)
-	}
-	if got, _ := srv.Show("r", "main", "k/w.yaml"); got != "w: 2\n" {
-		t.Errorf("revert touched another commit's change: %q", got)
-	}
-	msg, _ := gitserver.Output(srv.GitDir("r"), "log", "-1", "--format=%B")
-	if !strings.Contains(msg, "This reverts commit "+bump.SHA) || !strings.Contains(msg, "Reason: rollout failed") {
-		t.Errorf("message %q", msg)
-	}
-	if n, _ := srv.CommitCount("r", "main"); n != 4 {
-		t.Errorf("%d commits, want 4: a revert is a new commit", n)
-	}
-	// Reverting again changes nothing.
-	again, err := Revert(context.Background(), o, bump.SHA, "")
-	if err != nil || again.Changed {
-		t.Errorf("second revert: %+v, %v", again, err)
-	}
-	// A file changed again since the commit: conflict, nothing pushed.
-	third, err := Commit(context.Background(), o, setFile("k/w.yaml", "w: 3\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Revert(context.Background(), o, other.SHA, "")
-	var ce *ConflictError
-	if !errors.As(err, &ce) || ce.Key != "k/w.yaml" {
-		t.Fatalf("err = %v, want a conflict on k/w.yaml", err)
-	}
-	if h, _ := srv.Head("r", "main"); h != third.SHA {
-		t.Error("a conflicting revert pushed")
-	}
-	_ = rev
 }

@@ -1,13 +1,9 @@
 package git
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
-	"sort"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -44,97 +40,6 @@ func (r *run) fetchDeeper(ctx context.Context, h plumbing.Hash) error {
 		defer func() { r.prefetched = saved }()
 		return r.fetchCommit(ctx, sess, h, maxHistory)
 	})
-}
-
-// Revert commits the inverse of commit sha on the branch (a new commit; history is never rewritten)
-// and pushes it with Commit's rules. It fails with a ConflictError if a file the commit changed was
-// changed again since.
-func Revert(ctx context.Context, opts Options, sha, reason string) (*Result, error) {
-	r, err := newRun(opts)
-	if err != nil {
-		return nil, redact(fmt.Errorf("git: %w", err), opts.Auth)
-	}
-	changes, subject, err := r.commitChanges(ctx, plumbing.NewHash(sha))
-	if err != nil {
-		return nil, r.wrap(fmt.Errorf("revert %s: %w", shortSHA(sha), err))
-	}
-	msg := fmt.Sprintf("Revert %q\n\nThis reverts commit %s.", subject, sha)
-	if reason != "" {
-		msg += "\n\nReason: " + strings.TrimSpace(reason)
-	}
-	return Commit(ctx, opts, func(head fs.FS) (*Patch, error) {
-		p := &Patch{Files: map[string][]byte{}, Message: msg}
-		for _, c := range changes {
-			cur, err := fs.ReadFile(head, c.path)
-			if err != nil {
-				return nil, fmt.Errorf("revert %s: %s: %w", shortSHA(sha), c.path, err)
-			}
-			p.Values = append(p.Values, Value{Key: c.path, From: string(cur), To: string(c.before)})
-			switch {
-			case bytes.Equal(cur, c.before): // already reverted
-			case bytes.Equal(cur, c.after):
-				p.Files[c.path] = c.before
-			default:
-				return nil, &ConflictError{Key: c.path, Base: string(c.after), Theirs: string(cur), Ours: string(c.before),
-					Commit: "(after " + shortSHA(sha) + ")", Subject: "changed again since the commit to revert"}
-			}
-		}
-		return p, nil
-	})
-}
-
-// fileChange is one file a commit modified.
-type fileChange struct {
-	path          string
-	before, after []byte
-}
-
-// commitChanges fetches commit h and its parent and lists the files it modified.
-func (r *run) commitChanges(ctx context.Context, h plumbing.Hash) ([]fileChange, string, error) {
-	if err := r.fetchHead(ctx, 1); err != nil {
-		return nil, "", err
-	}
-	sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
-	if err != nil {
-		return nil, "", err
-	}
-	defer sess.Close()
-	if err := r.fetchCommit(ctx, sess, h, 2); err != nil {
-		return nil, "", err
-	}
-	c, err := object.GetCommit(r.st, h)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(c.ParentHashes) != 1 {
-		return nil, "", fmt.Errorf("commit has %d parents; only single-parent commits are reverted", len(c.ParentHashes))
-	}
-	parent, err := object.GetCommit(r.st, c.ParentHashes[0])
-	if err != nil {
-		return nil, "", err
-	}
-	objs := r.objects(ctx)
-	var out []fileChange
-	if err := diffTrees(objs, parent.TreeHash, c.TreeHash, "", func(path string, a, b plumbing.Hash) error {
-		if a.IsZero() || b.IsZero() {
-			return fmt.Errorf("%s was added or removed; only modifications are reverted", path)
-		}
-		before, err := blobBytes(objs, a)
-		if err != nil {
-			return err
-		}
-		after, err := blobBytes(objs, b)
-		if err != nil {
-			return err
-		}
-		out = append(out, fileChange{path: path, before: before, after: after})
-		return nil
-	}); err != nil {
-		return nil, "", err
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
-	subject, _, _ := strings.Cut(c.Message, "\n")
-	return out, subject, nil
 }
 
 // diffTrees calls fn for every file whose blob differs between trees a and b, descending only into
@@ -198,18 +103,6 @@ func diffTrees(objs *objects, a, b plumbing.Hash, prefix string, fn func(path st
 	return nil
 }
 
-func blobBytes(objs *objects, h plumbing.Hash) ([]byte, error) {
-	b, err := objs.blob(h)
-	if err != nil {
-		return nil, err
-	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
-}
 
 // wrap redacts an error and names the remote.
 func (r *run) wrap(err error) error {
