@@ -103,7 +103,6 @@ func diffTrees(objs *objects, a, b plumbing.Hash, prefix string, fn func(path st
 	return nil
 }
 
-
 // wrap redacts an error and names the remote.
 func (r *run) wrap(err error) error {
 	if err == nil {
