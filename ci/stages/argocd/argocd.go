@@ -630,20 +630,20 @@ type AppStatus struct {
 
 // Status reads an application's sync status, synced revision and health.
 func Status(ctx context.Context, o Options) (*AppStatus, error) {
-	app, err := get(ctx, o)
+	conn, apps, err := connect(o)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	app, err := get(ctx, apps, o)
 	if err != nil {
 		return nil, err
 	}
 	return &AppStatus{Sync: string(app.Status.Sync.Status), Revision: app.Status.Sync.Revision, Health: string(app.Status.Health.Status)}, nil
 }
 
-// get reads the application once.
-func get(ctx context.Context, o Options) (*v1alpha1.Application, error) {
-	conn, apps, err := connect(o)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
+// get reads the application once, saying what to check when it cannot.
+func get(ctx context.Context, apps applicationpkg.ApplicationServiceClient, o Options) (*v1alpha1.Application, error) {
 	s := &session{o: o}
 	app, err := apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns()})
 	if err != nil {

@@ -69,15 +69,15 @@ func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	app, err := get(ctx, o)
-	if err != nil {
-		return nil, err
-	}
 	conn, apps, err := connect(o)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
+	app, err := get(ctx, apps, o)
+	if err != nil {
+		return nil, err
+	}
 	s := &session{o: o}
 	if app.DeletionTimestamp != nil {
 		return nil, fmt.Errorf("argocd: application %s is being deleted", o.App)
