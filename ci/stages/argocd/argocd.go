@@ -162,7 +162,7 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	if o.MultiSource {
 		source = o.Source
 	}
-	s.judge = &judge{revision: o.Revision, runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace}
+	s.judge = &judge{runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace}
 	res = &Result{App: o.App, Revision: o.Revision}
 
 	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll.

@@ -48,8 +48,7 @@ type outcome struct {
 // It is pure: the wait loop feeds it every state it sees, with the time it saw it (the pipeline's
 // clock: server timestamps are only compared with each other, never with it).
 type judge struct {
-	revision string
-	runID    string
+	runID string
 	// source is the index of our source in a multi-source application (-1: single source).
 	source int
 	match  func(rev string) Match

@@ -38,7 +38,7 @@ func app(phase synccommon.OperationPhase, opRev string, sync v1alpha1.SyncStatus
 const replaced, sameValues = "3333333333333333333333333333333333333333", "4444444444444444444444444444444444444444"
 
 func newJudge() *judge {
-	return &judge{revision: ours, runID: "run-1", source: -1, grace: 30 * time.Second, match: func(rev string) Match {
+	return &judge{runID: "run-1", source: -1, grace: 30 * time.Second, match: func(rev string) Match {
 		switch rev {
 		case ours:
 			return Match{Ours: true, Exact: true}
