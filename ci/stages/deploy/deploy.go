@@ -94,18 +94,10 @@ func validate(o *Options) error {
 	if len(o.Images) == 0 && len(o.Updates) == 0 {
 		return errors.New("deploy: no images to deploy")
 	}
-	for _, ref := range o.Images {
-		if _, err := updateFor(ref); err != nil {
-			return err
-		}
-	}
 	bo := o.Bump
-	if bo.Updates == nil {
-		bo.Updates = append(bo.Updates, o.Updates...)
-		for _, ref := range o.Images {
-			u, _ := updateFor(ref)
-			bo.Updates = append(bo.Updates, u)
-		}
+	var err error
+	if bo.Updates, err = updatesOf(o.Updates, o.Images); err != nil {
+		return err
 	}
 	if err := bo.Validate(); err != nil {
 		return fmt.Errorf("deploy: %w", err)
@@ -228,13 +220,9 @@ func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) 
 	}
 
 	bo := o.Bump
-	bo.Updates = o.Updates
-	for _, ref := range refs {
-		u, err := updateFor(ref)
-		if err != nil {
-			return err
-		}
-		bo.Updates = append(bo.Updates, u)
+	var err error
+	if bo.Updates, err = updatesOf(o.Updates, refs); err != nil {
+		return err
 	}
 	bo.Git.DryRun = o.DryRun
 	bo.Trailers = append(bo.Trailers, record.Trailers(o.RunID, o.Bump.Env, o.SourceCommitTime)...)
@@ -482,6 +470,19 @@ func sendReport(ctx context.Context, n *notify.Options, r *report.Run) {
 	sctx, end := r.Start(ctx, "notify")
 	err := notify.Send(sctx, *n, r)
 	end(map[string]string{"to": strings.Join(n.To, ",")}, err)
+}
+
+// updatesOf is the bump's updates: the given ones, then one per image reference.
+func updatesOf(updates []manifest.Update, refs []string) ([]manifest.Update, error) {
+	out := append([]manifest.Update(nil), updates...)
+	for _, ref := range refs {
+		u, err := updateFor(ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // updateFor turns "registry/owner/name:tag[@digest]" into a manifest update for image "name".
