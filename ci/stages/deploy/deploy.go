@@ -60,6 +60,8 @@ type Options struct {
 	Checked bool
 	// RunID names the run (Deploy-Run trailer, Argo CD operation info); default NewRunID().
 	RunID string
+	// Evidence, when set, refuses images whose evidence does not pass, before anything is written.
+	Evidence *Evidence
 }
 
 // Check validates every input and then, before anything is pushed, that the GitOps repository
@@ -222,6 +224,9 @@ func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) 
 	bo := o.Bump
 	var err error
 	if bo.Updates, err = updatesOf(o.Updates, refs); err != nil {
+		return err
+	}
+	if bo.Updates, err = checkEvidence(ctx, o.Evidence, o.Registry, bo.Updates, r); err != nil {
 		return err
 	}
 	bo.Git.DryRun = o.DryRun
@@ -530,6 +535,9 @@ type PromoteOptions struct {
 	Message        string
 	// Probe verifies the target application once it is Healthy (as deploy's).
 	Probe *probe.Options
+	// Evidence is the gate on the promoted images (nil: none); Registry logs in to read it.
+	Evidence *Evidence
+	Registry registry.Auth
 }
 
 // Promote copies the exact images (digests where the source pins them) that the source environment
@@ -584,6 +592,6 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	return deployAndRecord(ctx, Options{
 		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
 		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
-		Argo: &ao, Rollback: o.Rollback,
+		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: o.Evidence, Registry: o.Registry,
 	}, r)
 }

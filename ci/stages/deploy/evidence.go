@@ -1,0 +1,74 @@
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+// Evidence is the gate on what an image proves (signature, SBOM, provenance, scan verdict) before
+// it is written to git.
+type Evidence struct {
+	// Verifier holds the public key the signatures must verify with.
+	Verifier *evidence.Verifier
+	// Policy is what the provenance and the scan verdict must show.
+	Policy evidence.Policy
+	// AllowUnverified skips the gate, with this reason in the report (--allow-unverified).
+	AllowUnverified string
+}
+
+// checkEvidence verifies each update's image at its exact digest (resolving a tag-only update
+// first) and returns the updates pinned to the verified digests, so that what is written is what
+// was verified. It fails, naming every image and piece, unless all pass; it writes nothing.
+func checkEvidence(ctx context.Context, g *Evidence, auth registry.Auth, updates []manifest.Update, r *report.Run) ([]manifest.Update, error) {
+	if g == nil {
+		return updates, nil
+	}
+	if g.AllowUnverified != "" {
+		r.Skip("evidence", "--allow-unverified: "+g.AllowUnverified)
+		return updates, nil
+	}
+	sctx, end := r.Start(ctx, "evidence")
+	out := map[string]string{}
+	var errs []error
+	pinned := append([]manifest.Update(nil), updates...)
+	for i, u := range pinned {
+		repo := cmp.Or(u.NewName, u.Name)
+		digest := u.Digest
+		if digest == "" {
+			if u.Tag == "" {
+				errs = append(errs, fmt.Errorf("evidence: %s: neither tag nor digest to verify", repo))
+				continue
+			}
+			imgs, err := registry.Resolve(sctx, []string{repo + ":" + u.Tag}, auth)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("evidence: %w", err))
+				continue
+			}
+			digest = imgs[0].Digest
+		}
+		rep, err := evidence.Verify(sctx, repo+"@"+digest, g.Verifier, g.Policy, evidence.Remote{Auth: auth})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[lastElem(repo)] = strings.ReplaceAll(rep.Summary(), "\n", "; ")
+		if err := rep.Err(); err != nil {
+			errs = append(errs, err)
+		}
+		pinned[i].Digest = digest
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("deploy: refusing unproven images (nothing was pushed): %w", err)
+	}
+	end(out, err)
+	return pinned, err
+}
