@@ -83,16 +83,39 @@ func (m *Wanderlust) scan(ctx context.Context, images bool, failOn string, maxCV
 	return scan.Run(ctx, dag, m.Source, o)
 }
 
-func (m *Wanderlust) publish(ctx context.Context, version, sourceCommit string, skipTests bool) ([]publish.Published, error) {
+// publishAndPrint publishes (with evidence when a signing key is given) and prints one line per
+// image, then one per image's evidence.
+func (m *Wanderlust) publishAndPrint(ctx context.Context, version, sourceCommit string, skipTests bool) (string, error) {
 	if err := need(m.Registry, "registry", "publish pushes the images there"); err != nil {
-		return nil, err
+		return "", err
+	}
+	// The signing key, source repository and commit are checked before anything is built.
+	ev, err := m.evidenceOptions(ctx, sourceCommit, skipTests)
+	if err != nil {
+		return "", err
 	}
 	built, err := build.Both(ctx, dag, m.Source, build.Options{SkipTests: skipTests})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return publish.Images(ctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+	images := map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}
+	pub, err := publish.Images(ctx, images,
 		publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword, Version: version, SourceCommit: sourceCommit})
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for _, p := range pub {
+		lines = append(lines, p.Name+" "+p.Ref)
+	}
+	if ev != nil {
+		proven, err := m.prove(ctx, ev, images, pub)
+		if err != nil {
+			return "", fmt.Errorf("%w\n\npushed without evidence:\n%s", err, strings.Join(lines, "\n"))
+		}
+		lines = append(lines, evidenceLines(proven)...)
+	}
+	return strings.Join(lines, "\n"), nil
 }
 
 func (m *Wanderlust) registryAuth(ctx context.Context) (registry.Auth, error) {
@@ -280,6 +303,8 @@ type deployFlags struct {
 	timeout                               int
 	nvd                                   *dagger.Secret
 	verify                                verifyFlags
+	requireEvidence                       bool
+	evidenceFailOn                        string
 }
 
 // deployOptions turns the configuration and deploy's flags into deploy options. Flags that can be
@@ -315,6 +340,9 @@ func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.
 		return nil, err
 	}
 	if o.Webhook, err = m.webhook(ctx); err != nil {
+		return nil, err
+	}
+	if o.Evidence, err = m.gate(ctx, f.requireEvidence, evidenceFlags{sourceCommit: f.sourceCommit, failOn: f.evidenceFailOn}); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -361,6 +389,13 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 		return "", err
 	}
 	o.Images = images
+	// The signing key, source repository and commit are checked before anything is built.
+	var ev *publish.EvidenceOptions
+	if build && !f.dryRun {
+		if ev, err = m.evidenceOptions(ctx, f.sourceCommit, false); err != nil {
+			return "", err
+		}
+	}
 	if build && f.dryRun {
 		o.SkipVerify = "--dry-run: the built images are not pushed"
 	}
@@ -375,7 +410,7 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced\n\n%s", err, render(rep))
 	}
 	if build {
-		refs, err := m.buildAndPublish(ctx, rep, f)
+		refs, err := m.buildAndPublish(ctx, rep, f, ev)
 		if err != nil {
 			deploy.Finish(ctx, *o, rep, err) // the failure is mailed like a failed rollout
 			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
@@ -394,7 +429,7 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 }
 
 // buildAndPublish runs the container stages of deploy and returns the published references.
-func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f deployFlags) ([]string, error) {
+func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f deployFlags, ev *publish.EvidenceOptions) ([]string, error) {
 	if f.skipScan {
 		rep.Skip("scan", "--skip-scan")
 	} else {
@@ -423,8 +458,9 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 		rep.Skip("publish", "--dry-run: would push "+strings.Join(refs, ", "))
 		return refs, nil
 	}
+	images := map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}
 	sctx, end = rep.Start(ctx, "publish")
-	pub, err := publish.Images(sctx, map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend},
+	pub, err := publish.Images(sctx, images,
 		publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword, Version: f.version, SourceCommit: f.sourceCommit})
 	out := map[string]string{}
 	var refs []string
@@ -433,10 +469,23 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 		refs = append(refs, strings.SplitN(p.Ref, "@", 2)[0])
 	}
 	end(out, err)
+	if err != nil || ev == nil {
+		if ev == nil && err == nil {
+			rep.Skip("attest", "no --signing-key")
+		}
+		return refs, err
+	}
+	sctx, end = rep.Start(ctx, "attest")
+	proven, err := m.prove(sctx, ev, images, pub)
+	out = map[string]string{}
+	for i, l := range evidenceLines(proven) {
+		out[proven[i].Name] = l
+	}
+	end(out, err)
 	return refs, err
 }
 
-func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, v verifyFlags) (string, error) {
+func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, ef evidenceFlags, v verifyFlags) (string, error) {
 	render, err := renderer(reportFormat)
 	if err != nil {
 		return "", err
@@ -469,8 +518,17 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err != nil {
 		return "", err
 	}
+	gate, err := m.gate(ctx, true, ef)
+	if err != nil {
+		return "", err
+	}
+	auth, err := m.registryAuth(ctx)
+	if err != nil {
+		return "", err
+	}
 	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: g, Argo: *ao,
-		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n, Probe: p, Webhook: hook})
+		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n, Probe: p, Webhook: hook,
+		Evidence: gate, Registry: auth})
 	if err != nil {
 		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
 	}

@@ -69,6 +69,14 @@ type Wanderlust struct {
 	MailTo []string
 	// +private
 	WebhookURL *dagger.Secret
+	// +private
+	SigningKey *dagger.Secret
+	// +private
+	SigningPassword *dagger.Secret
+	// +private
+	VerifyKey *dagger.File
+	// +private
+	SourceRepo string
 }
 
 // New configures the pipeline: what every stage shares. Give only what the functions you call need
@@ -144,13 +152,29 @@ func New(
 	// embed a token.
 	// +optional
 	webhookUrl *dagger.Secret,
+	// Private key that signs the published images and their evidence (SBOM, provenance, scan
+	// verdict), cosign-compatibly: cosign's encrypted key (`cosign generate-key-pair`) or a PEM key.
+	// +optional
+	signingKey *dagger.Secret,
+	// Password of --signing-key.
+	// +optional
+	signingPassword *dagger.Secret,
+	// Public key (cosign.pub) that the evidence gate of deploy --require-evidence, promote and
+	// verify-evidence checks signatures with; default: that of --signing-key.
+	// +optional
+	verifyKey *dagger.File,
+	// The application's repository URL, named in the provenance and required of it by the gate
+	// (e.g. https://github.com/wanderlust-app/wanderlust).
+	// +optional
+	sourceRepo string,
 ) *Wanderlust {
 	return &Wanderlust{Source: source, Registry: registry, RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
 		ArgocdServer: argocdServer, ArgocdToken: argocdToken, ArgocdPlainText: argocdPlainText, ArgocdInsecure: argocdInsecure,
 		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
-		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl}
+		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
+		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo}
 }
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
@@ -282,6 +306,11 @@ func (m *Wanderlust) Scan(
 
 // Publish tests and builds both images and pushes them as <registry>/wanderlust-{backend,frontend}
 // under the version and the source commit's short SHA. Prints one digest-pinned reference per image.
+// With --signing-key (constructor), each image also gets its evidence, stored next to it in cosign's
+// format: a CycloneDX SBOM (Trivy), SLSA v1 provenance (--source-repo, the full --source-commit,
+// the base images' digests, the flags) and the scan verdict, each a signed attestation, and a
+// signature of the digest — `cosign verify --key cosign.pub` and `cosign verify-attestation` accept
+// them.
 //
 // +cache="never"
 func (m *Wanderlust) Publish(
@@ -295,15 +324,43 @@ func (m *Wanderlust) Publish(
 	// +optional
 	skipTests bool,
 ) (string, error) {
-	pub, err := m.publish(ctx, version, sourceCommit, skipTests)
-	if err != nil {
-		return "", err
-	}
-	var lines []string
-	for _, p := range pub {
-		lines = append(lines, p.Name+" "+p.Ref)
-	}
-	return strings.Join(lines, "\n"), nil
+	return m.publishAndPrint(ctx, version, sourceCommit, skipTests)
+}
+
+// Sbom returns the CycloneDX SBOM (JSON, made by the pinned Trivy) of an image in a registry, or
+// without --image of the component's image built from the source.
+//
+// +cache="never"
+func (m *Wanderlust) Sbom(
+	ctx context.Context,
+	// Component to build when no --image is given: backend or frontend.
+	// +default="backend"
+	component string,
+	// Image reference to read instead of building (registry credentials from the constructor).
+	// +optional
+	image string,
+) (*dagger.File, error) {
+	return m.sbom(ctx, component, image)
+}
+
+// VerifyEvidence checks what proves an image, for its exact digest: a signature valid for
+// --verify-key (or the public half of --signing-key), a CycloneDX SBOM, SLSA provenance from
+// --source-repo (and --source-commit when given), and a scan verdict that passes --fail-on. Prints
+// what was found, piece by piece; fails, naming the missing or invalid pieces, unless all pass.
+//
+// +cache="never"
+func (m *Wanderlust) VerifyEvidence(
+	ctx context.Context,
+	// Image to check, repo@sha256:… (a tag is resolved to its digest first).
+	image string,
+	// Application commit the provenance must name.
+	// +optional
+	sourceCommit string,
+	// The target's threshold: no finding off the allow list at or above this severity.
+	// +default="HIGH"
+	failOn string,
+) (string, error) {
+	return m.verifyEvidence(ctx, image, sourceCommit, failOn)
 }
 
 // VerifyImages checks that every image tag exists in its registry and prints it digest-pinned
@@ -514,8 +571,16 @@ func (m *Wanderlust) Deploy(
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
+	// Verify each image's evidence (signature, SBOM, provenance, scan verdict) for its exact digest
+	// before writing to git, and deploy that digest; refuse, pushing nothing, if a piece is missing
+	// or invalid.
+	// +optional
+	requireEvidence bool,
+	// With --require-evidence: the environment's threshold for the scan verdict.
+	// +default="HIGH"
+	evidenceFailOn string,
 ) (string, error) {
-	return m.deploy(ctx, deployFlags{env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
+	return m.deploy(ctx, deployFlags{requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, rollback: rollback,
 		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
 		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
@@ -524,7 +589,9 @@ func (m *Wanderlust) Deploy(
 // Promote copies the exact images that run in one environment (digests where pinned) into the next
 // one's overlay, commits, pushes, syncs the target's Argo CD app and waits, with the same preflight,
 // verdict, rollback, report and email rules as deploy. It refuses to promote what is not Synced and
-// Healthy.
+// Healthy, and — unless --allow-unverified "reason" — what is not proven: each image's signature,
+// SBOM, provenance and scan verdict are verified for its exact digest (see verify-evidence), which
+// the target is then pinned to.
 //
 // +cache="never"
 func (m *Wanderlust) Promote(
@@ -569,8 +636,17 @@ func (m *Wanderlust) Promote(
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
+	// Promote without checking the images' evidence; the reason is recorded in the report.
+	// +optional
+	allowUnverified string,
+	// Application commit the images' provenance must name.
+	// +optional
+	sourceCommit string,
+	// The target environment's threshold for the scan verdict.
+	// +default="HIGH"
+	evidenceFailOn string,
 ) (string, error) {
-	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat,
+	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat, evidenceFlags{allowUnverified: allowUnverified, sourceCommit: sourceCommit, failOn: evidenceFailOn},
 		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
 }
 

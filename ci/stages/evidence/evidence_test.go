@@ -28,7 +28,7 @@ const (
 
 // keyPair is a cosign key pair made by the real cosign CLI.
 type keyPair struct {
-	dir            string
+	dir             string
 	private, public []byte
 }
 

@@ -104,6 +104,25 @@ func Trivy(c *dagger.Client, src *dagger.Directory, o Options) *dagger.Container
 	return ctr
 }
 
+// ImageEvidence is the container that makes an image's SBOM (/out/sbom.cdx.json, CycloneDX) and
+// vulnerability report (/out/vulns.json) with the pinned Trivy, from the image's tarball: what
+// publish signs and attaches.
+func ImageEvidence(c *dagger.Client, img *dagger.Container, o Options) *dagger.Container {
+	db := []string{}
+	if o.TrivyDBRepository != "" {
+		db = []string{"--db-repository", o.TrivyDBRepository}
+	}
+	const tar = "/images/image.tar"
+	// As in Trivy: it creates its output files, not /out (and runs as root).
+	return c.Container().From(TrivyImage).
+		WithDirectory(outDir, c.Directory()).
+		WithMountedCache("/root/.cache/trivy", c.CacheVolume("wanderlust-trivy")).
+		WithMountedFile(tar, img.AsTarball()).
+		WithExec([]string{"trivy", "image", "--input", tar, "--format", "cyclonedx", "--output", "/out/sbom.cdx.json"}).
+		WithExec(append([]string{"trivy", "image", "--input", tar, "--scanners", "vuln", "--exit-code", "0",
+			"--format", "json", "--output", "/out/vulns.json"}, db...))
+}
+
 // DependencyCheck is the container that runs OWASP Dependency-Check on the source with the NVD API
 // key as a secret (expanded by the shell inside the container, never an argument of the pipeline) and
 // its data directory in a cache volume, writing JSON and SARIF under /out.

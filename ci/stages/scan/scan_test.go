@@ -75,6 +75,8 @@ func fakeScanners(t *testing.T, sonarURL string) (*daggerfake.Server, *dagger.Cl
 				return string(fixtures.Read(t, trivy, "fs-all.json")), nil
 			case file("/out/trivy-fs.sarif"):
 				return string(fixtures.Read(t, trivy, "fs-all.sarif")), nil
+			case file("/out/sbom.cdx.json"):
+				return string(fixtures.Read(t, trivy, "sbom.cdx.json")), nil
 			case file("/out/trivy-image-backend.json"):
 				return string(fixtures.Read(t, trivy, "fs-vuln.json")), nil
 			case file("/out/trivy-image-backend.sarif"):
@@ -202,6 +204,10 @@ func TestScannerOutputDirectoriesExistBeforeTheScan(t *testing.T) {
 	if _, err := Run(context.Background(), c, c.Directory(), o); err != nil {
 		t.Fatal(err)
 	}
+	// And publish's SBOM + vulnerability report of an image.
+	if _, err := ImageEvidence(c, o.Images["backend"], o).File("/out/sbom.cdx.json").Contents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	pathArg := regexp.MustCompile(`path:\\?"([^"\\]+)\\?"`)
 	outFlag := regexp.MustCompile(`(?:^|[\s"])(?:--output|--out|-o)[" ,=\\]+(/[^"\\ ]+)`)
 	ownerArg := regexp.MustCompile(`owner:\\?"([^"\\]+)`)
@@ -248,8 +254,8 @@ func TestScannerOutputDirectoriesExistBeforeTheScan(t *testing.T) {
 			}
 		}
 	}
-	// trivy fs + convert, trivy image + convert, dependency-check: each seen at least once.
-	if checked < 5 {
+	// trivy fs + convert, trivy image + convert, dependency-check, the SBOM and the image vulns: each seen.
+	if checked < 7 || !strings.Contains(session.All(), `"--format","cyclonedx","--output","/out/sbom.cdx.json"`) {
 		t.Fatalf("checked %d output flags; the recorded pipelines:\n%s", checked, session.All())
 	}
 }

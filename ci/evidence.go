@@ -1,0 +1,209 @@
+package main
+
+// The evidence functions' bodies: signing at publish, the gate of deploy and promote, sbom and
+// verify-evidence.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/stages/build"
+	"wanderlust.dev/pipeline/ci/stages/deploy"
+	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/publish"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/scan"
+	"wanderlust.dev/pipeline/ci/stages/scan/findings"
+)
+
+// builderID names this module as the provenance's builder.
+const builderID = "https://github.com/wanderlust-app/wanderlust/tree/main/ci"
+
+// evidenceFlags are the gate's flags of promote.
+type evidenceFlags struct {
+	allowUnverified, sourceCommit, failOn string
+}
+
+// signer loads --signing-key; nil without one.
+func (m *Wanderlust) signer(ctx context.Context) (*evidence.Signer, error) {
+	if m.SigningKey == nil {
+		if m.SigningPassword != nil {
+			return nil, errors.New("--signing-password without --signing-key")
+		}
+		return nil, nil
+	}
+	key, err := plaintext(ctx, m.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := plaintext(ctx, m.SigningPassword)
+	if err != nil {
+		return nil, err
+	}
+	return evidence.LoadSigner([]byte(key), []byte(pw))
+}
+
+// evidenceOptions are publish's evidence options, checked (key, source repository and commit)
+// before anything is built; nil without --signing-key.
+func (m *Wanderlust) evidenceOptions(ctx context.Context, sourceCommit string, skipTests bool) (*publish.EvidenceOptions, error) {
+	s, err := m.signer(ctx)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	auth, err := m.registryAuth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := &publish.EvidenceOptions{Signer: s, Policy: findings.DefaultPolicy(), Registry: auth,
+		Build: evidence.Build{SourceRepo: m.SourceRepo, SourceCommit: strings.ToLower(sourceCommit), BuilderID: builderID,
+			BuilderVersion: builderVersion(), InvocationID: deploy.NewRunID(), Started: time.Now().UTC(),
+			Parameters: map[string]any{"registry": m.Registry, "skipTests": skipTests}}}
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// builderVersion is the module's version as its build knows it (VCS revision when stamped).
+func builderVersion() map[string]string {
+	v := map[string]string{"scanner": scan.TrivyImage}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v["go"] = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v["module"] = s.Value
+			}
+		}
+	}
+	return v
+}
+
+// prove attaches the evidence of the published images: the base images of each build are
+// resolved to digests (anonymously; a base image that cannot be resolved is recorded without one).
+func (m *Wanderlust) prove(ctx context.Context, o *publish.EvidenceOptions, images map[string]*dagger.Container, pub []publish.Published) ([]publish.Proven, error) {
+	o.BaseImages = map[string][]evidence.BaseImage{}
+	for name := range images {
+		refs, err := build.BaseImages(ctx, m.Source, name, build.Options{})
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range refs {
+			bi := evidence.BaseImage{Ref: ref}
+			if imgs, err := registry.Resolve(ctx, []string{ref}, registry.Auth{}); err == nil {
+				bi.Digest = imgs[0].Digest
+			} else {
+				logf("provenance: base image " + ref + ": no digest (" + err.Error() + ")")
+			}
+			o.BaseImages[name] = append(o.BaseImages[name], bi)
+		}
+	}
+	return publish.Prove(ctx, dag, images, pub, *o)
+}
+
+// evidenceLines are publish's output lines for the evidence.
+func evidenceLines(proven []publish.Proven) []string {
+	var lines []string
+	for _, p := range proven {
+		e := p.Attached.Envelopes
+		state := "pass"
+		if !p.Verdict.Pass {
+			state = "fail"
+		}
+		lines = append(lines, fmt.Sprintf("%s evidence signed by %s: sbom %s, provenance %s, scan-verdict %s (%s)",
+			p.Name, p.Attached.KeyID, e[evidence.CycloneDX], e[evidence.SLSAProvenance], e[evidence.ScanVerdict], state))
+	}
+	return lines
+}
+
+// gate is the evidence gate of deploy and promote: nil when off.
+func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags) (*deploy.Evidence, error) {
+	if f.allowUnverified != "" {
+		return &deploy.Evidence{AllowUnverified: f.allowUnverified}, nil
+	}
+	if !on {
+		return nil, nil
+	}
+	v, err := m.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := findings.ParseSeverity(f.failOn); err != nil {
+		return nil, fmt.Errorf("--evidence-fail-on: %w", err)
+	}
+	return &deploy.Evidence{Verifier: v, Policy: evidence.Policy{SourceRepo: m.SourceRepo, SourceCommit: f.sourceCommit, FailOn: f.failOn}}, nil
+}
+
+// verifier is --verify-key, or the public half of --signing-key.
+func (m *Wanderlust) verifier(ctx context.Context) (*evidence.Verifier, error) {
+	if m.VerifyKey != nil {
+		pem, err := m.VerifyKey.Contents(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("--verify-key: %w", err)
+		}
+		return evidence.LoadVerifier([]byte(pem))
+	}
+	s, err := m.signer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, errors.New(`the evidence gate needs --verify-key (cosign.pub) or --signing-key; to go on without it, --allow-unverified "reason"`)
+	}
+	pem, err := s.PublicKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	return evidence.LoadVerifier(pem)
+}
+
+func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, failOn string) (string, error) {
+	g, err := m.gate(ctx, true, evidenceFlags{sourceCommit: sourceCommit, failOn: failOn})
+	if err != nil {
+		return "", err
+	}
+	auth, err := m.registryAuth(ctx)
+	if err != nil {
+		return "", err
+	}
+	if _, err := evidence.ParseDigest(image); err != nil {
+		imgs, rerr := registry.Resolve(ctx, []string{image}, auth)
+		if rerr != nil {
+			return "", rerr
+		}
+		image = imgs[0].Pinned()
+	}
+	rep, err := evidence.Verify(ctx, image, g.Verifier, g.Policy, evidence.Remote{Auth: auth})
+	if err != nil {
+		return "", err
+	}
+	out := rep.Image + "\n" + rep.Summary()
+	if err := rep.Err(); err != nil {
+		return "", fmt.Errorf("%w\n\n%s\nFAIL", err, out)
+	}
+	return out + "\nPASS", nil
+}
+
+func (m *Wanderlust) sbom(ctx context.Context, component, image string) (*dagger.File, error) {
+	var img *dagger.Container
+	if image != "" {
+		img = dag.Container().From(image)
+		if m.RegistryPassword != nil {
+			host, _, _ := strings.Cut(image, "/")
+			img = dag.Container().WithRegistryAuth(host, m.RegistryUsername, m.RegistryPassword).From(image)
+		}
+	} else {
+		if component != build.Backend && component != build.Frontend {
+			return nil, fmt.Errorf("--component %q: want backend or frontend", component)
+		}
+		var err error
+		if img, err = build.Image(ctx, dag, m.Source, component, build.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	return scan.ImageEvidence(dag, img, scan.Options{}).File("/out/sbom.cdx.json"), nil
+}
