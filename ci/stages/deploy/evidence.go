@@ -67,7 +67,7 @@ func checkEvidence(ctx context.Context, g *Evidence, auth registry.Auth, updates
 	}
 	err := errors.Join(errs...)
 	if err != nil {
-		err = fmt.Errorf("deploy: refusing unproven images (nothing was pushed): %w", err)
+		err = fmt.Errorf("evidence gate: refusing unproven images (nothing was pushed): %w", err)
 	}
 	end(out, err)
 	return pinned, err

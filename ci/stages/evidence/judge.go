@@ -65,7 +65,8 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 	rejected := func(piece string) string {
 		var why []string
 		for _, s := range f.Rejected {
-			if strings.Contains(s, piece) {
+			// "not signed by <key>" repeats what the missing piece's text says.
+			if strings.Contains(s, piece) && (piece == "signature" || !strings.Contains(s, "not signed by")) {
 				why = append(why, s)
 			}
 		}
