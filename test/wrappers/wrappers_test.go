@@ -160,8 +160,9 @@ func lookup(n *yaml.RNode, path ...string) *yaml.RNode {
 }
 
 // Every job gets exactly the permissions it needs: nothing at the top level; contents: read to check
-// out; packages: write only to push images; security-events: write only to upload SARIF; id-token
-// never (no keyless signing yet).
+// out; packages: write only to push images, packages: read only to read them (the evidence that
+// promote verifies); security-events: write only to upload SARIF; id-token never (no keyless
+// signing yet).
 func TestWorkflowPermissionsAreLeast(t *testing.T) {
 	for _, file := range workflows {
 		doc := parse(t, file)
@@ -177,16 +178,22 @@ func TestWorkflowPermissionsAreLeast(t *testing.T) {
 				continue
 			}
 			src, _ := job.String()
-			pushes := strings.Contains(src, "--registry-password=")
+			registry := strings.Contains(src, "--registry-password=")
+			pushes := registry && (strings.Contains(src, " deploy ") || strings.Contains(src, " publish "))
+			reads := registry && !pushes
 			uploads := strings.Contains(src, "upload-sarif")
 			for j := 0; j+1 < len(perms.YNode().Content); j += 2 {
 				scope, level := perms.YNode().Content[j].Value, perms.YNode().Content[j+1].Value
 				ok := scope == "contents" && level == "read" ||
 					scope == "packages" && level == "write" && pushes ||
+					scope == "packages" && level == "read" && reads ||
 					scope == "security-events" && level == "write" && uploads
 				if !ok {
 					t.Errorf("%s: job %s has %s: %s, which it does not need", file, name, scope, level)
 				}
+			}
+			if reads && lookup(job, "permissions", "packages") == nil {
+				t.Errorf("%s: job %s reads the registry without packages: read", file, name)
 			}
 			if pushes && lookup(job, "permissions", "packages") == nil {
 				t.Errorf("%s: job %s pushes images without packages: write (GHCR answers 403)", file, name)
