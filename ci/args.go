@@ -395,11 +395,18 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 		if ev, err = m.evidenceOptions(ctx, f.sourceCommit, false); err != nil {
 			return "", err
 		}
-	}
-	if build && f.dryRun {
-		o.SkipVerify = "--dry-run: the built images are not pushed"
+		if f.requireEvidence && ev == nil {
+			return "", errors.New("--require-evidence with a build needs --signing-key: the images it would push carry no evidence and would be refused")
+		}
 	}
 	rep := report.New("Wanderlust deploy", f.env)
+	if build && f.dryRun {
+		o.SkipVerify = "--dry-run: the built images are not pushed"
+		if o.Evidence != nil {
+			o.Evidence = nil
+			rep.Skip("evidence", "--dry-run: the built images are not pushed, so there is no evidence to check yet")
+		}
+	}
 	// Everything is checked before the first side effect: nothing is built, pushed or synced when an
 	// input, the repository or Argo CD is wrong.
 	sctx, end := rep.Start(ctx, "preflight")

@@ -279,7 +279,7 @@ type deployArgs struct {
 	mailTo                                          []string
 	signingKey, signingPassword                     *dagger.Secret
 	sourceRepo                                      string
-	requireEvidence                                 bool
+	requireEvidence, sign                           bool
 }
 
 // callDeploy configures the module with New, as `dagger call --repo … deploy …` does, and deploys.
@@ -387,6 +387,8 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 		"repository":         {repo: "https://x:" + planted + "@example.invalid/r.git"},
 		"argocd address":     {argocdServer: "https://argocd.example.invalid/"},
 		"unreachable remote": {repo: "http://127.0.0.1:1/gitops.git"},
+		"evidence, no key":   {requireEvidence: true},
+		"evidence, bad key":  {requireEvidence: true, sign: true, sourceRepo: "https://github.com/x/y", sourceCommit: strings.Repeat("a", 40)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
@@ -397,6 +399,9 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 			}))
 			c := useSession(t)
 			a.source, a.gitToken = c.Directory(), c.Secret("env://GIT_TOKEN")
+			if a.sign {
+				a.signingKey = c.Secret("env://SIGNING_KEY") // the stand-in answers the planted token: not a key
+			}
 			a.env, a.registry, a.repo, a.version = cmp.Or(a.env, "dev"), cmp.Or(a.registry, "registry.invalid/w"), cmp.Or(a.repo, srv.RepoURL("gitops")), cmp.Or(a.version, "1.2.3")
 			_, err := callDeploy(a)
 			if err == nil {
