@@ -1,38 +1,22 @@
-// Package argocdharness runs a real Argo CD on loopback for tests: etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler built from their Go modules, kwok to make pods Ready
-// without a kubelet, redis, and Argo CD's repo-server, application-controller and API server (one
-// binary built from the argo-cd module at the client's version). Everything listens on 127.0.0.1 and
-// is torn down when the test ends.
+// Package argocdharness runs a real Argo CD on loopback for tests — the sandbox's stack
+// (ci/sandbox: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from their Go
+// modules, kwok to make pods Ready without a kubelet, redis, and Argo CD's repo-server,
+// application-controller and API server) — and tears it down when the test ends.
 //
 // The binaries are built once per version into a cache outside the repository by hack/e2e/build.sh
 // (run by `make test`); BinDir says where.
 package argocdharness
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
+	"wanderlust.dev/pipeline/ci/sandbox"
 )
 
 // Versions of the harness's components; the binaries' cache directory is named after them.
@@ -52,26 +36,16 @@ func BinDir() string {
 	return filepath.Join(cache, "wanderlust", "e2e", Versions, "bin")
 }
 
-var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "argocd", "kustomize"}
+// NeverReady marks an image whose pods kwok never makes Ready (see sandbox.NeverReady).
+const NeverReady = sandbox.NeverReady
 
-// Harness is a running Kubernetes + Argo CD.
+// AppSpec describes an Application (see sandbox.AppSpec).
+type AppSpec = sandbox.AppSpec
+
+// Harness is a running Kubernetes + Argo CD for a test.
 type Harness struct {
-	Dir string
-	// KubeAPI is the API server URL; AdminToken a static token of system:masters.
-	KubeAPI, AdminToken string
-	// Server is the Argo CD API server (host:port, plaintext); Token an admin session token.
-	Server, Token string
-	// AdminPassword is the Argo CD admin password.
-	AdminPassword string
-
-	t          testing.TB
-	bin        string
-	kubeconfig string
-	redisAddr  string
-	repoAddr   string
-	mu         sync.Mutex
-	procs      map[string]*exec.Cmd
-	http       *http.Client
+	*sandbox.Stack
+	t testing.TB
 }
 
 // Start brings the whole stack up, or fails the test. Without the binaries it fails when
@@ -79,7 +53,7 @@ type Harness struct {
 func Start(t testing.TB) *Harness {
 	t.Helper()
 	bin := BinDir()
-	for _, b := range binaries {
+	for _, b := range sandbox.Binaries {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			msg := fmt.Sprintf("Argo CD harness binaries missing in %s (%s): run hack/e2e/build.sh", bin, b)
 			if os.Getenv("WANDERLUST_E2E") != "" {
@@ -91,478 +65,42 @@ func Start(t testing.TB) *Harness {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (apt-get install redis-server)")
 	}
+	manifests, err := ArgoManifests()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir, err := os.MkdirTemp("", "argocd-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Harness{Dir: dir, t: t, bin: bin, procs: map[string]*exec.Cmd{}, AdminToken: randomHex(16), AdminPassword: randomHex(12),
-		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
-	t.Cleanup(h.Close)
 	start := time.Now()
-	if err := h.start(); err != nil {
-		h.dumpLogs()
-		t.Fatalf("argocd harness: %v", err)
+	st, err := sandbox.Start(sandbox.Config{Bin: bin, Manifests: manifests, Dir: dir})
+	if err != nil {
+		t.Log(sandbox.Logs(dir, 3000))
+		t.Fatalf("argocd harness: %v (logs in %s)", err, dir)
 	}
+	h := &Harness{Stack: st, t: t}
+	t.Cleanup(h.Close)
 	t.Logf("argocd harness up in %s (server %s)", time.Since(start).Round(time.Millisecond), h.Server)
 	return h
 }
 
-func (h *Harness) start() error {
-	etcdPort, peerPort, apiPort, redisPort := freePort(), freePort(), freePort(), freePort()
-	if err := h.run("etcd", filepath.Join(h.bin, "etcd"), nil, "--name=e2e", "--data-dir="+filepath.Join(h.Dir, "etcd"),
-		"--listen-client-urls=http://127.0.0.1:"+etcdPort, "--advertise-client-urls=http://127.0.0.1:"+etcdPort,
-		"--listen-peer-urls=http://127.0.0.1:"+peerPort, "--initial-advertise-peer-urls=http://127.0.0.1:"+peerPort,
-		"--initial-cluster=e2e=http://127.0.0.1:"+peerPort, "--unsafe-no-fsync", "--log-level=warn"); err != nil {
-		return err
-	}
-	if err := h.waitHTTP("http://127.0.0.1:"+etcdPort+"/health", "", 30*time.Second); err != nil {
-		return fmt.Errorf("etcd: %w", err)
-	}
-
-	// Service-account keys and a static token for the tests.
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	saKey, saPub := filepath.Join(h.Dir, "sa.key"), filepath.Join(h.Dir, "sa.pub")
-	_ = os.WriteFile(saKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
-	_ = os.WriteFile(saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
-	tokens := filepath.Join(h.Dir, "tokens.csv")
-	_ = os.WriteFile(tokens, []byte(h.AdminToken+",admin,admin,system:masters\n"), 0o600)
-
-	h.KubeAPI = "https://127.0.0.1:" + apiPort
-	if err := h.run("kube-apiserver", filepath.Join(h.bin, "kube-apiserver"), nil,
-		"--etcd-servers=http://127.0.0.1:"+etcdPort, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+apiPort, "--cert-dir="+filepath.Join(h.Dir, "pki"), "--token-auth-file="+tokens,
-		"--service-account-key-file="+saPub, "--service-account-signing-key-file="+saKey,
-		"--service-account-issuer=https://kubernetes.default.svc", "--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--enable-priority-and-fairness=false",
-		"--allow-privileged=true", "--v=0"); err != nil {
-		return err
-	}
-	if err := h.waitHTTP(h.KubeAPI+"/readyz", h.AdminToken, 90*time.Second); err != nil {
-		return fmt.Errorf("kube-apiserver: %w", err)
-	}
-	h.kubeconfig = filepath.Join(h.Dir, "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-- name: admin
-  user: {token: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: admin, namespace: argocd}
-current-context: e2e
-`, h.KubeAPI, h.AdminToken)
-	if err := os.WriteFile(h.kubeconfig, []byte(kc), 0o600); err != nil {
-		return err
-	}
-	if err := h.run("kube-controller-manager", filepath.Join(h.bin, "kube-controller-manager"), nil,
-		"--kubeconfig="+h.kubeconfig, "--authentication-kubeconfig="+h.kubeconfig, "--authorization-kubeconfig="+h.kubeconfig,
-		"--leader-elect=false", "--service-account-private-key-file="+saKey,
-		"--root-ca-file="+filepath.Join(h.Dir, "pki", "apiserver.crt"), "--use-service-account-credentials=false",
-		"--bind-address=127.0.0.1", "--secure-port="+freePort(), "--controllers=*", "--node-monitor-grace-period=60s"); err != nil {
-		return err
-	}
-	if err := h.run("kube-scheduler", filepath.Join(h.bin, "kube-scheduler"), nil,
-		"--kubeconfig="+h.kubeconfig, "--authentication-kubeconfig="+h.kubeconfig, "--authorization-kubeconfig="+h.kubeconfig,
-		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+freePort()); err != nil {
-		return err
-	}
-
-	// One fake node, run by kwok.
-	if err := h.Apply(fakeNode); err != nil {
-		return err
-	}
-	kwokConfig := filepath.Join(h.Dir, "kwok.yaml")
-	if err := os.WriteFile(kwokConfig, []byte(kwokConfiguration(freePort())), 0o600); err != nil {
-		return err
-	}
-	if err := h.run("kwok", filepath.Join(h.bin, "kwok"), nil, "--kubeconfig="+h.kubeconfig, "--config="+kwokConfig,
-		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"); err != nil {
-		return err
-	}
-
-	h.redisAddr = "127.0.0.1:" + redisPort
-	if err := h.run("redis", "redis-server", nil, "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
-		return err
-	}
-	return h.startArgoCD()
-}
-
-// startArgoCD installs Argo CD's CRDs and configuration and starts its three components.
-func (h *Harness) startArgoCD() error {
-	manifests, err := argoManifests()
-	if err != nil {
-		return err
-	}
-	if err := h.Apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"argocd"}}`); err != nil {
-		return err
-	}
-	for _, crd := range []string{"application-crd.yaml", "appproject-crd.yaml"} {
-		b, err := os.ReadFile(filepath.Join(manifests, "crds", crd))
-		if err != nil {
-			return err
-		}
-		if err := h.Apply(string(b)); err != nil {
-			return err
-		}
-	}
-	install, err := os.ReadFile(filepath.Join(manifests, "install.yaml"))
-	if err != nil {
-		return err
-	}
-	docs, err := yamlDocs(string(install))
-	if err != nil {
-		return err
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(h.AdminPassword), bcrypt.MinCost)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		kind, name := d.GetKind(), d.GetName()
-		if kind != "ConfigMap" && kind != "Secret" || strings.HasPrefix(name, "argocd-notifications") {
-			continue
-		}
-		_ = d.SetNamespace("argocd")
-		if name == "argocd-secret" {
-			d.SetDataMap(nil)
-			if err := d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString(hash)), "data", "admin.password"); err != nil {
-				return err
-			}
-			_ = d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString([]byte(time.Now().UTC().Format(time.RFC3339)))), "data", "admin.passwordMtime")
-			_ = d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString([]byte(randomHex(16)))), "data", "server.secretkey")
-		}
-		if name == "argocd-cm" {
-			// Reconcile often, so that a test that waits for the controller waits seconds.
-			d.SetDataMap(map[string]string{"timeout.reconciliation": "10s", "admin.enabled": "true"})
-		}
-		s, err := d.String()
-		if err != nil {
-			return err
-		}
-		if err := h.Apply(s); err != nil {
-			return err
-		}
-	}
-	if err := h.Apply(defaultProject); err != nil {
-		return err
-	}
-
-	h.repoAddr = "127.0.0.1:" + freePort()
-	if err := h.run("argocd-repo-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-repo-server"), "--port", strings.Split(h.repoAddr, ":")[1],
-		"--metrics-port", freePort(), "--redis", h.redisAddr, "--disable-tls", "--loglevel", "warn"); err != nil {
-		return err
-	}
-	if err := h.startController(); err != nil {
-		return err
-	}
-	return h.StartServer()
-}
-
-// argoEnv is the environment of an Argo CD component running outside a cluster: the component's
-// name, the kubeconfig as its in-cluster config, kustomize and git on PATH, and the configuration
-// directories (GPG off) under the harness's directory instead of /app/config.
-func (h *Harness) argoEnv(component string) []string {
-	cfg := filepath.Join(h.Dir, "argocd-config")
-	for _, d := range []string{"ssh", "tls", "gpg/source", "gpg/keys", "gnupg", "plugin"} {
-		_ = os.MkdirAll(filepath.Join(cfg, d), 0o700)
-	}
-	return []string{"ARGOCD_BINARY_NAME=" + component, "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig,
-		"PATH=" + h.bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + h.Dir,
-		"ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH=" + filepath.Join(cfg, "tls"),
-		"ARGOCD_GPG_DATA_PATH=" + filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME=" + filepath.Join(cfg, "gnupg"),
-		"ARGOCD_PLUGINSOCKFILEPATH=" + filepath.Join(cfg, "plugin"),
-		// The repo-server's git credential helper listens on a socket: one per harness, so that two
-		// harnesses (two test packages run at once) do not answer each other's git.
-		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(h.Dir, "askpass.sock")}
-}
-
-func (h *Harness) startController() error {
-	return h.run("argocd-application-controller", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-application-controller"),
-		"--repo-server", h.repoAddr, "--repo-server-plaintext", "--redis", h.redisAddr, "--metrics-port", freePort(),
-		"--status-processors", "4", "--operation-processors", "4", "--app-resync", "10", "--self-heal-timeout-seconds", "1",
-		"--loglevel", "warn")
-}
-
-// StartServer starts (or restarts) the Argo CD API server and logs in as admin.
-func (h *Harness) StartServer() error {
-	port := freePort()
-	if h.Server != "" {
-		port = strings.Split(h.Server, ":")[1]
-	}
-	static := filepath.Join(h.Dir, "static")
-	_ = os.MkdirAll(static, 0o755)
-	if err := h.run("argocd-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-server"),
-		"--insecure", "--port", port, "--metrics-port", freePort(), "--repo-server", h.repoAddr, "--repo-server-plaintext",
-		"--redis", h.redisAddr, "--staticassets", static, "--loglevel", "warn"); err != nil {
-		return err
-	}
-	h.Server = "127.0.0.1:" + port
-	if err := h.waitHTTP("http://"+h.Server+"/healthz", "", 60*time.Second); err != nil {
-		return fmt.Errorf("argocd-server: %w", err)
-	}
-	if h.Token != "" {
-		return nil
-	}
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": h.AdminPassword})
-	resp, err := h.http.Post("http://"+h.Server+"/api/v1/session", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var s struct {
-		Token string `json:"token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.Token == "" {
-		return fmt.Errorf("argocd login: %s %v", resp.Status, err)
-	}
-	h.Token = s.Token
-	return nil
-}
-
-// StopServer kills the Argo CD API server (the controller keeps working).
-func (h *Harness) StopServer() { h.stop("argocd-server") }
-
-// AddRepository registers a git repository and its credentials with Argo CD.
-func (h *Harness) AddRepository(url, user, password string) error {
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	return h.Apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"repo-%s","namespace":"argocd",
-"labels":{"argocd.argoproj.io/secret-type":"repository"}},"data":{"type":%q,"url":%q,"username":%q,"password":%q}}`,
-		randomHex(4), b64("git"), b64(url), b64(user), b64(password)))
-}
-
-// Apply server-side-applies one or more YAML/JSON documents with the admin token.
-func (h *Harness) Apply(manifests string) error {
-	docs, err := yamlDocs(manifests)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		path, err := resourcePath(d)
-		if err != nil {
-			return err
-		}
-		body, err := d.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		req, _ := http.NewRequest(http.MethodPatch, h.KubeAPI+path+"?fieldManager=e2e&force=true", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/apply-patch+yaml")
-		req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-		// CRDs take a moment to be served after they are created.
-		var resp *http.Response
-		for i := 0; i < 50; i++ {
-			resp, err = h.http.Do(req)
-			if err == nil && resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/apis/argoproj.io") {
-				resp.Body.Close()
-				time.Sleep(200 * time.Millisecond)
-				req.Body = io.NopCloser(bytes.NewReader(body))
-				continue
-			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			return fmt.Errorf("apply %s %s: %s: %s", d.GetKind(), d.GetName(), resp.Status, out)
-		}
-	}
-	return nil
-}
-
-// Get reads a resource as JSON from the API server (path like /api/v1/namespaces/x/pods).
-func (h *Harness) Get(path string, into any) error {
-	req, _ := http.NewRequest(http.MethodGet, h.KubeAPI+path, nil)
-	req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-	resp, err := h.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-var plurals = map[string]string{"Namespace": "namespaces", "ConfigMap": "configmaps", "Secret": "secrets", "Node": "nodes",
-	"CustomResourceDefinition": "customresourcedefinitions", "Application": "applications", "AppProject": "appprojects",
-	"Deployment": "deployments", "Service": "services", "PersistentVolume": "persistentvolumes"}
-
-var clusterScoped = map[string]bool{"Namespace": true, "Node": true, "CustomResourceDefinition": true, "PersistentVolume": true}
-
-func resourcePath(d *yaml.RNode) (string, error) {
-	kind := d.GetKind()
-	plural, ok := plurals[kind]
-	if !ok {
-		return "", fmt.Errorf("harness: cannot apply kind %s", kind)
-	}
-	prefix := "/apis/" + d.GetApiVersion()
-	if !strings.Contains(d.GetApiVersion(), "/") {
-		prefix = "/api/" + d.GetApiVersion()
-	}
-	if clusterScoped[kind] {
-		return prefix + "/" + plural + "/" + d.GetName(), nil
-	}
-	ns := d.GetNamespace()
-	if ns == "" {
-		ns = "default"
-	}
-	return prefix + "/namespaces/" + ns + "/" + plural + "/" + d.GetName(), nil
-}
-
-func yamlDocs(s string) ([]*yaml.RNode, error) {
-	var out []*yaml.RNode
-	dec := yaml.NewDecoder(strings.NewReader(s))
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); err != nil {
-			if err == io.EOF {
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(n.Content) == 1 && n.Content[0].Kind == yaml.MappingNode {
-			out = append(out, yaml.NewRNode(n.Content[0]))
-		}
-	}
-}
-
-// argoManifests finds the manifests/ directory of the argo-cd module this module requires.
-func argoManifests() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2").Output()
-	if err != nil {
-		return "", fmt.Errorf("locate the argo-cd module: %w", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "manifests"), nil
-}
-
-// run starts a component with its output in Dir/logs/<name>.log.
-func (h *Harness) run(name, path string, env []string, args ...string) error {
-	_ = os.MkdirAll(filepath.Join(h.Dir, "logs"), 0o755)
-	logf, err := os.OpenFile(filepath.Join(h.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	h.mu.Lock()
-	h.procs[name] = cmd
-	h.mu.Unlock()
-	go func() { _ = cmd.Wait(); logf.Close() }()
-	return nil
-}
-
-func (h *Harness) stop(name string) {
-	h.mu.Lock()
-	cmd := h.procs[name]
-	delete(h.procs, name)
-	h.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && syscall.Kill(cmd.Process.Pid, 0) == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Close stops everything and removes the working directory (kept, with logs, when the test failed).
 func (h *Harness) Close() {
-	for _, name := range []string{"argocd-server", "argocd-application-controller", "argocd-repo-server", "redis", "kwok",
-		"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
-		h.stop(name)
-	}
+	h.Stop()
 	if h.t.Failed() {
-		h.dumpLogs()
+		h.t.Logf("%s", h.Logs(3000))
 		h.t.Logf("harness logs kept in %s", h.Dir)
 		return
 	}
 	_ = os.RemoveAll(h.Dir)
 }
 
-func (h *Harness) dumpLogs() {
-	for _, name := range []string{"argocd-application-controller", "argocd-server", "argocd-repo-server", "kwok"} {
-		b, _ := os.ReadFile(filepath.Join(h.Dir, "logs", name+".log"))
-		if len(b) > 3000 {
-			b = b[len(b)-3000:]
-		}
-		if len(b) > 0 {
-			h.t.Logf("--- %s (tail)\n%s", name, b)
-		}
-	}
-}
-
-func (h *Harness) waitHTTP(url, token string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last string
-	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := h.http.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status + " " + string(b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %s: %s", url, timeout, last)
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// ArgoManifests finds the manifests/ directory of the argo-cd module this module requires.
+func ArgoManifests() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2").Output()
 	if err != nil {
-		panic(err)
+		return "", fmt.Errorf("locate the argo-cd module: %w", err)
 	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	return filepath.Join(strings.TrimSpace(string(out)), "manifests"), nil
 }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%x", b)
-}
-
-// fakeNode is the one kwok node. Its capacity is far beyond a real node's (110 pods): a test binary
-// deploys dozens of apps of 4 pods each into it, and pods that do not fit stay Pending, never Ready.
-const fakeNode = `{"apiVersion":"v1","kind":"Node","metadata":{"name":"kwok-node-0",
-"annotations":{"kwok.x-k8s.io/node":"fake","node.alpha.kubernetes.io/ttl":"0"},
-"labels":{"kubernetes.io/hostname":"kwok-node-0","kubernetes.io/os":"linux","kubernetes.io/arch":"amd64","type":"kwok"}},
-"spec":{},"status":{"allocatable":{"cpu":"1000","memory":"4Ti","pods":"2000"},"capacity":{"cpu":"1000","memory":"4Ti","pods":"2000"},
-"nodeInfo":{"architecture":"amd64","operatingSystem":"linux","kubeletVersion":"fake"}}}`
-
-const defaultProject = `apiVersion: argoproj.io/v1alpha1
-kind: AppProject
-metadata: {name: default, namespace: argocd}
-spec:
-  sourceRepos: ["*"]
-  destinations: [{server: "*", namespace: "*"}]
-  clusterResourceWhitelist: [{group: "*", kind: "*"}]
-`

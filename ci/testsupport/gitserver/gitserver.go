@@ -1,23 +1,20 @@
-// Package gitserver runs a real smart-HTTP git remote for tests and benchmarks: `git http-backend`
-// behind net/http/cgi, with HTTP basic auth checked by the server, on 127.0.0.1.
+// Package gitserver runs the sandbox's smart-HTTP git remote (`git http-backend` behind net/http/cgi,
+// with HTTP basic auth checked by the server) on 127.0.0.1 for tests and benchmarks, counting and
+// recording requests and letting a test hold one back.
 package gitserver
 
 import (
-	"bytes"
-	"crypto/subtle"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"wanderlust.dev/pipeline/ci/sandbox"
 )
 
 // Server is a running git remote.
@@ -41,34 +38,20 @@ type Server struct {
 
 // Start starts a server whose repositories live under root (created if missing).
 func Start(root, user, password string) (*Server, error) {
-	gitPath, err := exec.LookPath("git")
+	backend, err := sandbox.GitHandler(root, user, password)
 	if err != nil {
-		return nil, fmt.Errorf("gitserver: git is not installed: %w", err)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
 	s := &Server{Root: root, User: user, Password: password}
-	backend := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + root},
-		// git's own complaints (e.g. "cannot lock ref" when pushes race) reach clients in the protocol.
-		Stderr: io.Discard,
-	}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		s.mu.Lock()
 		s.seen = append(s.seen, r.Method+" "+r.RequestURI)
 		s.mu.Unlock()
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(s.User)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(s.Password)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
 		if h := s.hook.Load(); h != nil {
-			(*h)(r)
+			if u, p, ok := r.BasicAuth(); ok && u == s.User && p == s.Password {
+				(*h)(r)
+			}
 		}
 		backend.ServeHTTP(w, r)
 	}))
@@ -107,45 +90,13 @@ func (s *Server) GitDir(name string) string { return filepath.Join(s.Root, name+
 
 // InitBare makes an empty bare repository that accepts pushes over HTTP and returns its directory.
 func (s *Server) InitBare(name, branch string) (string, error) {
-	dir := s.GitDir(name)
-	if err := Git("", "init", "-q", "--bare", "-b", branch, dir); err != nil {
-		return "", err
-	}
-	partial := fmt.Sprint(!s.NoPartialClone)
-	for _, kv := range [][2]string{{"http.receivepack", "true"}, {"uploadpack.allowFilter", partial}, {"uploadpack.allowAnySHA1InWant", partial}} {
-		if err := Git(dir, "config", kv[0], kv[1]); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
+	return sandbox.InitBare(s.Root, name, branch, !s.NoPartialClone)
 }
 
 // CreateRepo makes a bare repository whose branch holds one commit with the files of tree
 // (every regular file, at its path in tree).
 func (s *Server) CreateRepo(name, branch string, tree fs.FS) error {
-	dir, err := s.InitBare(name, branch)
-	if err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp("", "gitserver-seed-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	if err := os.CopyFS(work, tree); err != nil {
-		return err
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", branch},
-		{"add", "-A"},
-		{"commit", "-q", "-m", "seed"},
-		{"push", "-q", dir, branch},
-	} {
-		if err := Git(work, args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sandbox.CreateRepo(s.Root, name, branch, tree, !s.NoPartialClone)
 }
 
 // Head returns the commit the branch points at.
@@ -182,24 +133,7 @@ func ClosedURL() (string, error) {
 }
 
 // Git runs git in dir with a fixed identity and no user or system configuration.
-func Git(dir string, args ...string) error {
-	_, err := Output(dir, args...)
-	return err
-}
+func Git(dir string, args ...string) error { return sandbox.Git(dir, args...) }
 
 // Output runs git in dir and returns its standard output.
-func Output(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Seeder", "GIT_AUTHOR_EMAIL=seeder@example.test",
-		"GIT_COMMITTER_NAME=Seeder", "GIT_COMMITTER_EMAIL=seeder@example.test",
-	)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
-}
+func Output(dir string, args ...string) (string, error) { return sandbox.GitOutput(dir, args...) }

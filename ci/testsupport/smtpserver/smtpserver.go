@@ -1,6 +1,6 @@
-// Package smtpserver runs a real SMTP server (emersion/go-smtp) on 127.0.0.1 for tests: STARTTLS or
-// implicit TLS with a self-signed certificate, AUTH PLAIN checked against one user, and every
-// accepted message kept for inspection.
+// Package smtpserver runs the sandbox's SMTP mail catcher (emersion/go-smtp) on 127.0.0.1 for tests,
+// behind STARTTLS or implicit TLS with a self-signed certificate: AUTH PLAIN checked against one
+// user, and every accepted message kept for inspection.
 package smtpserver
 
 import (
@@ -10,36 +10,25 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
-	"io"
-	"log"
 	"math/big"
 	"net"
-	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"wanderlust.dev/pipeline/ci/sandbox"
 )
 
 // Message is one accepted mail.
-type Message struct {
-	From string
-	To   []string
-	Data []byte
-	Auth string // the user that authenticated
-}
+type Message = sandbox.Message
 
-// Server is a running SMTP server.
+// Server is a running SMTP server: the sandbox's mail catcher behind TLS.
 type Server struct {
-	Addr     string         // 127.0.0.1:port
-	RootCAs  *x509.CertPool // trusts the server's certificate
-	User     string
-	Password string
+	*sandbox.Mail
+	Addr    string         // 127.0.0.1:port
+	RootCAs *x509.CertPool // trusts the server's certificate
 
-	srv  *smtp.Server
-	mu   sync.Mutex
-	msgs []Message
+	srv *smtp.Server
 }
 
 // Start serves on a free loopback port; implicit selects TLS from the first byte, else STARTTLS.
@@ -48,11 +37,8 @@ func Start(user, password string, implicit bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{RootCAs: pool, User: user, Password: password}
-	s.srv = smtp.NewServer(backend{s})
-	s.srv.Domain = "127.0.0.1"
-	s.srv.ReadTimeout, s.srv.WriteTimeout = 10*time.Second, 10*time.Second
-	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+	s := &Server{Mail: &sandbox.Mail{User: user, Password: password}, RootCAs: pool}
+	s.srv = s.SMTPServer("127.0.0.1")
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var l net.Listener
 	if implicit {
@@ -71,71 +57,6 @@ func Start(user, password string, implicit bool) (*Server, error) {
 
 // Close stops the server.
 func (s *Server) Close() { _ = s.srv.Close() }
-
-// Messages returns the accepted mails.
-func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Message(nil), s.msgs...)
-}
-
-type backend struct{ s *Server }
-
-func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	_, tlsOK := c.TLSConnectionState()
-	return &session{s: b.s, tls: tlsOK}, nil
-}
-
-type session struct {
-	s    *Server
-	tls  bool
-	user string
-	msg  Message
-}
-
-func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (ss *session) Auth(mech string) (sasl.Server, error) {
-	check := func(user, pass string) error {
-		if user != ss.s.User || pass != ss.s.Password {
-			return errors.New("invalid credentials")
-		}
-		ss.user = user
-		return nil
-	}
-	if mech != sasl.Plain {
-		return nil, errors.New("unsupported mechanism")
-	}
-	return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
-}
-
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	if ss.s.User != "" && ss.user == "" {
-		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
-	}
-	ss.msg = Message{From: from, Auth: ss.user}
-	return nil
-}
-
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.msg.To = append(ss.msg.To, to)
-	return nil
-}
-
-func (ss *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	ss.msg.Data = b
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, ss.msg)
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (ss *session) Reset()        { ss.msg = Message{} }
-func (ss *session) Logout() error { return nil }
 
 func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
