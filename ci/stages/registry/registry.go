@@ -19,6 +19,17 @@ import (
 // Auth is the registry login; the zero value is anonymous.
 type Auth struct {
 	Username, Password string
+	// PlainHTTP talks HTTP to any registry (go-containerregistry does for localhost and loopback
+	// addresses by itself): the sandbox's in-engine registry.
+	PlainHTTP bool
+}
+
+// NameOptions are the reference-parsing options that go with the login.
+func (a Auth) NameOptions() []name.Option {
+	if a.PlainHTTP {
+		return []name.Option{name.Insecure}
+	}
+	return nil
 }
 
 // Image is a resolved reference.
@@ -57,7 +68,7 @@ func Resolve(ctx context.Context, refs []string, auth Auth) ([]Image, error) {
 	var out []Image
 	var missing []string
 	for _, ref := range refs {
-		r, err := name.ParseReference(ref)
+		r, err := name.ParseReference(ref, auth.NameOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("registry: %q is not an image reference: %w", ref, err)
 		}

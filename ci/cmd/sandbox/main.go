@@ -1,0 +1,140 @@
+// Command sandbox is the entrypoint of the sandbox's services and of its runner: one binary,
+// one subcommand each. Secrets come from the environment (Dagger secret variables), never flags.
+//
+//	sandbox argocd   --bin DIR --manifests DIR --dir DIR --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
+//	sandbox git      --root DIR --kubernetes DIR                                       (SANDBOX_GIT_PASSWORD)
+//	sandbox registry
+//	sandbox mail
+//	sandbox deploy   --env dev --version V --image backend=/images/backend.tar …       (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
+//	sandbox promote  --from dev --to staging                                           (same)
+//
+// Every service listens on its sandbox port (sandbox.ArgoCDPort, …); argocd opens sandbox.HealthPort
+// only once its applications exist.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/sandbox/runner"
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: sandbox argocd|git|registry|mail|deploy|promote [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox "+os.Args[1]+": "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// images is a repeatable name=path flag.
+type images map[string]string
+
+func (i images) String() string { return fmt.Sprint(map[string]string(i)) }
+func (i images) Set(s string) error {
+	n, p, ok := strings.Cut(s, "=")
+	if !ok || n == "" || p == "" {
+		return fmt.Errorf("want name=path, got %q", s)
+	}
+	i[n] = p
+	return nil
+}
+
+func run(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	host := fs.String("host", "0.0.0.0", "address the services listen on")
+	ports := func(p int) string { return fmt.Sprintf("%s:%d", *host, p) }
+	gitUser := fs.String("git-user", "sandbox", "user of the git remote")
+	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
+	switch cmd {
+	case "argocd":
+		bin := fs.String("bin", "/opt/sandbox/bin", "directory of the stack's binaries")
+		manifests := fs.String("manifests", "/opt/sandbox/argo-cd/manifests", "argo-cd's manifests/ directory")
+		dir := fs.String("dir", "/var/lib/sandbox", "working directory")
+		apps := fs.String("apps", "/opt/sandbox/kubernetes/argocd", "directory of the Application manifests")
+		repoURL := fs.String("repo-url", "", "URL of the GitOps repository the applications track")
+		port := fs.Int("port", sandbox.ArgoCDPort, "Argo CD API/UI port")
+		health := fs.Int("health-port", sandbox.HealthPort, "health endpoint port, opened once ready")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		start := time.Now()
+		logf("starting Argo CD (etcd, kube-apiserver, controllers, kwok, redis, repo-server, application-controller, server)")
+		err := sandbox.ServeArgoCD(ctx, sandbox.ArgoConfig{
+			Stack:   sandbox.Config{Bin: *bin, Manifests: *manifests, Dir: *dir, ServerPort: fmt.Sprint(*port), AdminPassword: argoPassword, Log: logf},
+			RepoURL: *repoURL, GitUser: *gitUser, GitPassword: gitPassword, Apps: *apps, Health: ports(*health),
+			Ready: func(apps []string) {
+				logf(fmt.Sprintf("ready in %s: Argo CD on :%d (user admin), applications %s", time.Since(start).Round(time.Millisecond), *port, strings.Join(apps, ", ")))
+			},
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, sandbox.Logs(*dir, 4000))
+		}
+		return err
+	case "git":
+		root := fs.String("root", "/var/lib/sandbox/git", "directory of the repositories")
+		kube := fs.String("kubernetes", "/opt/sandbox/kubernetes", "the kubernetes/ tree to seed the repository with")
+		port := fs.Int("port", sandbox.GitPort, "port")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return sandbox.ServeGit(ctx, sandbox.GitConfig{Root: *root, Kubernetes: *kube, User: *gitUser, Password: gitPassword, Addr: ports(*port)})
+	case "registry":
+		port := fs.Int("port", sandbox.RegistryPort, "port")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return sandbox.ServeRegistry(ctx, ports(*port))
+	case "mail":
+		smtp := fs.Int("smtp-port", sandbox.SMTPPort, "SMTP port")
+		web := fs.Int("http-port", sandbox.MailHTTPPort, "port of the message listing")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return sandbox.ServeMail(ctx, sandbox.MailConfig{SMTP: ports(*smtp), HTTP: ports(*web)})
+	case "deploy", "promote":
+		o := runner.Options{Images: images{}, GitUser: "", GitPassword: gitPassword, ArgoPassword: argoPassword, Log: logf}
+		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("registry:%d", sandbox.RegistryPort), "registry host:port")
+		fs.StringVar(&o.Repo, "repo", fmt.Sprintf("http://git:%d/%s.git", sandbox.GitPort, sandbox.RepoName), "GitOps repository URL")
+		fs.StringVar(&o.ArgoCD, "argocd", fmt.Sprintf("argocd:%d", sandbox.ArgoCDPort), "Argo CD host:port")
+		fs.StringVar(&o.SMTP, "smtp", fmt.Sprintf("mail:%d", sandbox.SMTPPort), "mail catcher host:port")
+		mailTo := fs.String("mail-to", "team@wanderlust.invalid", "recipients, comma-separated")
+		fs.StringVar(&o.Version, "version", "", "image tag")
+		fs.Var(images(o.Images), "image", "name=tarball, repeatable (deploy)")
+		timeout := fs.Duration("timeout", 5*time.Minute, "wait for Synced and Healthy")
+		env := fs.String("env", "dev", "environment (deploy)")
+		from := fs.String("from", "dev", "source environment (promote)")
+		to := fs.String("to", "staging", "target environment (promote)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		o.GitUser, o.MailTo, o.Timeout = *gitUser, strings.Split(*mailTo, ","), *timeout
+		var rep *report.Run
+		var err error
+		if cmd == "deploy" {
+			rep, err = runner.Deploy(ctx, o, *env)
+		} else {
+			rep, err = runner.Promote(ctx, o, *from, *to)
+		}
+		if rep != nil {
+			fmt.Println(rep.Markdown())
+		}
+		return err
+	}
+	return fmt.Errorf("unknown subcommand")
+}
+
+func logf(s string) { fmt.Fprintln(os.Stderr, time.Now().UTC().Format("15:04:05 ")+s) }

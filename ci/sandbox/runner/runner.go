@@ -1,0 +1,149 @@
+// Package runner runs the pipeline's deploy and promote against the sandbox's services from inside
+// the engine's network (the runner container binds them): it pushes the built images' tarballs to
+// the in-engine registry, logs in to Argo CD as admin, and calls the deploy stage as production does.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/deploy"
+	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+// Options say where the sandbox's services are and what to deploy.
+type Options struct {
+	// Registry is the in-engine registry, host:port (plain HTTP); images go to
+	// <Registry>/wanderlust-app/wanderlust-<name>.
+	Registry string
+	// Images are the built images' tarballs by name (backend, frontend); Version their tag.
+	Images  map[string]string
+	Version string
+	// Repo is the GitOps repository URL; GitUser and GitPassword its login.
+	Repo, GitUser, GitPassword string
+	// ArgoCD is the API server, host:port (plain text); ArgoPassword the admin password.
+	ArgoCD, ArgoPassword string
+	// SMTP is the mail catcher, host:port (no login: it takes mail from the engine's network only);
+	// MailTo the recipients.
+	SMTP   string
+	MailTo []string
+	// Timeout bounds the wait for Synced and Healthy.
+	Timeout time.Duration
+	// Log gets progress lines.
+	Log func(string)
+}
+
+// Deploy pushes the images and deploys them to env, as `deploy` does: verify, bump (digests),
+// commit and push, sync and wait, roll back on failure, mail the report.
+func Deploy(ctx context.Context, o Options, env string) (*report.Run, error) {
+	refs, err := push(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	argo, mail, err := o.services(ctx, "wanderlust-"+env)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Run(ctx, deploy.Options{Images: refs, PinDigest: true, Registry: registry.Auth{PlainHTTP: true},
+		Bump: bump.Options{Git: o.git(), Env: env}, Argo: argo, Rollback: true, Notify: mail}, nil)
+}
+
+// Promote promotes what runs in from to to, as `promote` does. The sandbox's images carry no
+// evidence (nothing signs them here): the gate is skipped, and the report says so.
+func Promote(ctx context.Context, o Options, from, to string) (*report.Run, error) {
+	argo, mail, err := o.services(ctx, "wanderlust-"+to)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: o.git(), Argo: *argo,
+		FromApp: "wanderlust-" + from, ToApp: "wanderlust-" + to, Rollback: true, Notify: mail,
+		Registry: registry.Auth{PlainHTTP: true},
+		Evidence: &deploy.Evidence{AllowUnverified: "sandbox: its images are not signed"}})
+}
+
+func (o Options) git() git.Options {
+	return git.Options{URL: o.Repo, Auth: git.Auth{Username: o.GitUser, Token: o.GitPassword}}
+}
+
+// services logs in to Argo CD and returns its options and the mail settings.
+func (o Options) services(ctx context.Context, app string) (*argocd.Options, *notify.Options, error) {
+	token, err := Login(ctx, o.ArgoCD, o.ArgoPassword)
+	if err != nil {
+		return nil, nil, err
+	}
+	argo := &argocd.Options{Server: o.ArgoCD, Token: token, PlainText: true, App: app, Timeout: o.Timeout, DegradedGrace: 5 * time.Second, Log: o.Log}
+	host, port, ok := strings.Cut(o.SMTP, ":")
+	if !ok {
+		return nil, nil, fmt.Errorf("sandbox: mail address %q: want host:port", o.SMTP)
+	}
+	var p int
+	if _, err := fmt.Sscan(port, &p); err != nil {
+		return nil, nil, fmt.Errorf("sandbox: mail port %q", port)
+	}
+	mail := &notify.Options{Host: host, Port: p, TLS: notify.NoTLS,
+		From: "sandbox@wanderlust.invalid", To: o.MailTo}
+	return argo, mail, nil
+}
+
+// push writes each tarball to the registry and returns the references, sorted by name.
+func push(ctx context.Context, o Options) ([]string, error) {
+	names := make([]string, 0, len(o.Images))
+	for n := range o.Images {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var refs []string
+	for _, n := range names {
+		img, err := tarball.ImageFromPath(o.Images[n], nil)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: image %s: %w", n, err)
+		}
+		ref := fmt.Sprintf("%s/wanderlust-app/wanderlust-%s:%s", o.Registry, n, o.Version)
+		tag, err := name.NewTag(ref, name.Insecure)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %s: %w", ref, err)
+		}
+		if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+			return nil, fmt.Errorf("sandbox: push %s: %w", ref, err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// Login returns an Argo CD session token for admin.
+func Login(ctx context.Context, server, password string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+server+"/api/v1/session", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("sandbox: Argo CD login: %w", err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.Token == "" {
+		return "", fmt.Errorf("sandbox: Argo CD login: %s", resp.Status)
+	}
+	return s.Token, nil
+}

@@ -1,0 +1,204 @@
+package sandbox_test
+
+// The sandbox's services, run on the host exactly as their Dagger services run them: the command
+// cmd/sandbox built and started once per service (git remote, registry, mail catcher, Argo CD with
+// the applications of kubernetes/argocd), then its runner deploys given images, promotes them, and
+// deploys a never-ready image, which is rolled back. The Argo CD stack uses the harness's binaries.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
+)
+
+const (
+	gitPassword  = "sandbox-git-pass-7f3a"
+	argoPassword = "sandbox-argo-pass-91bc"
+)
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// build compiles cmd/sandbox (with the stub's module file when there is one, as the tests run).
+func build(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "sandbox")
+	args := []string{"build", "-o", out}
+	if _, err := os.Stat("../go.stub.mod"); err == nil {
+		args = append(args, "-modfile=go.stub.mod")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/sandbox")...)
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sandbox: %v\n%s", err, b)
+	}
+	return out
+}
+
+// service starts one subcommand in the background until the test ends.
+func service(t *testing.T, bin string, logs *bytes.Buffer, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, append(args, "--host", "127.0.0.1")...)
+	cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+}
+
+func waitHTTP(t *testing.T, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after %s", url, timeout)
+}
+
+// imageTar writes a random image's tarball.
+func imageTar(t *testing.T, dir, n string) string {
+	t.Helper()
+	img, _ := random.Image(256, 1)
+	p := filepath.Join(dir, n+".tar")
+	tag, _ := name.NewTag("wanderlust-" + n + ":built")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type mailEntry struct {
+	Subject string   `json:"subject"`
+	To      []string `json:"to"`
+}
+
+func mails(t *testing.T, url string) []mailEntry {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []mailEntry
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
+	bins := argocdharness.BinDir()
+	for _, b := range sandbox.Binaries {
+		if _, err := os.Stat(filepath.Join(bins, b)); err != nil {
+			if os.Getenv("WANDERLUST_E2E") != "" {
+				t.Fatalf("%s missing in %s: run hack/e2e/build.sh", b, bins)
+			}
+			t.Skipf("%s missing in %s (hack/e2e/build.sh builds it)", b, bins)
+		}
+	}
+	manifests, err := argocdharness.ArgoManifests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service logs:\n%s", logs.String())
+		}
+	})
+	gitPort, regPort, smtpPort, mailPort, argoPort, healthPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	start := time.Now()
+	service(t, bin, &logs, "git", "--port", gitPort, "--root", filepath.Join(dir, "git"), "--kubernetes", "../../kubernetes")
+	service(t, bin, &logs, "registry", "--port", regPort)
+	service(t, bin, &logs, "mail", "--smtp-port", smtpPort, "--http-port", mailPort)
+	repo := "http://127.0.0.1:" + gitPort + "/" + sandbox.RepoName + ".git"
+	service(t, bin, &logs, "argocd", "--bin", bins, "--manifests", manifests, "--dir", filepath.Join(dir, "argocd"),
+		"--apps", "../../kubernetes/argocd", "--repo-url", repo, "--port", argoPort, "--health-port", healthPort)
+	waitHTTP(t, "http://127.0.0.1:"+healthPort+"/", 3*time.Minute)
+	t.Logf("sandbox services ready in %s", time.Since(start).Round(time.Millisecond))
+
+	runner := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append(args, "--registry", "127.0.0.1:"+regPort, "--repo", repo, "--argocd", "127.0.0.1:"+argoPort,
+			"--smtp", "127.0.0.1:"+smtpPort, "--timeout", "4m")...)
+		cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errb, &logs)
+		err := cmd.Run()
+		return out.String() + errb.String(), err
+	}
+	imgs := t.TempDir()
+	backend, frontend := imageTar(t, imgs, "backend"), imageTar(t, imgs, "frontend")
+
+	// Deploy: Healthy, and the report mailed.
+	t0 := time.Now()
+	out, err := runner("deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend)
+	if err != nil || !strings.Contains(out, "Healthy") {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	t.Logf("deploy to dev: %s", time.Since(t0).Round(time.Millisecond))
+	m := mails(t, "http://127.0.0.1:"+mailPort+"/")
+	if len(m) != 1 || !strings.Contains(m[0].Subject, "deployed to dev - 'SUCCESS'") {
+		t.Fatalf("mail: %+v", m)
+	}
+
+	// Promote dev → staging (no evidence in the sandbox: the gate is skipped, and the report says so).
+	out, err = runner("promote", "--from", "dev", "--to", "staging")
+	if err != nil || !strings.Contains(out, "Healthy") || !strings.Contains(out, "not signed") {
+		t.Fatalf("promote: %v\n%s", err, out)
+	}
+
+	// A never-ready rollout fails and is rolled back; the failure is mailed.
+	out, err = runner("deploy", "--env", "dev", "--version", sandbox.NeverReady, "--image", "backend="+backend, "--image", "frontend="+frontend)
+	if err == nil || !strings.Contains(strings.ToLower(out), "rolled back") {
+		t.Fatalf("never-ready deploy: %v\n%s", err, out)
+	}
+	m = mails(t, "http://127.0.0.1:"+mailPort+"/")
+	if last := m[len(m)-1]; !strings.Contains(last.Subject, "FAILURE") {
+		t.Errorf("last mail: %+v", last)
+	}
+	for _, secret := range []string{gitPassword, argoPassword} {
+		if strings.Contains(out, secret) {
+			t.Error("a sandbox password is in the runner's output")
+		}
+	}
+}
