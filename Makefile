@@ -28,10 +28,12 @@ test: lint e2e-tools
 
 e2e-tools:
 	hack/e2e/build.sh
+	hack/e2e/cosign.sh
 
 bench: stub e2e-tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkArgoCD -benchtime 1x -timeout 30m $(CI_MODFILE) ./stages/argocd/
+	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m $(CI_MODFILE) ./sandbox/
 
 tidy:
 	hack/tidy.sh

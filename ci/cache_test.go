@@ -14,6 +14,8 @@ import (
 // registries, Argo CD, SMTP, vulnerability databases, base image tags) and must run on every call.
 var pure = map[string]bool{
 	"ScanReport.Gate": true, // decides from the fields of a scan report already made
+	// Service definitions: content-addressed; they run (and reach outside state) only where used.
+	"Sandbox.Up": true, "Sandbox.Registry": true, "Sandbox.Git": true, "Sandbox.Argocd": true, "Sandbox.Mail": true,
 }
 
 // Engines ≥ v0.19.4 cache function calls by their arguments for days: a rerun of `bump` once

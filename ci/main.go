@@ -699,3 +699,90 @@ func (m *Wanderlust) Notify(
 ) (string, error) {
 	return m.notify(ctx, report)
 }
+
+// Sandbox is the main job with no accounts: an in-engine OCI registry, a git remote seeded with
+// kubernetes/, a mail catcher and a real Argo CD v2.14 (on kube-apiserver + etcd, with kwok as the
+// only node: pods are simulated — they never run the images — and an image whose name contains
+// "never-ready" never becomes Ready, to try a failing rollout). `dagger call sandbox deploy` builds,
+// tests and deploys the sample app to it; `dagger call sandbox up up` keeps it running on the host.
+// The first call builds the stack from Go modules (long; cached after).
+//
+// +cache="never"
+func (m *Wanderlust) Sandbox(
+	// The application to build and deploy (backend/ and frontend/).
+	// +defaultPath="/testdata/sample-app"
+	// +ignore=["**/node_modules", "**/dist"]
+	app *dagger.Directory,
+	// This project: kubernetes/ (the manifests and Argo CD applications), hack/e2e (the stack's
+	// versions) and ci/ (the sandbox's services).
+	// +defaultPath="/"
+	// +ignore=["**/node_modules", "**/dist", ".git", "testdata"]
+	project *dagger.Directory,
+	// Password of the sandbox's Argo CD admin and git remote (default: random for this call). Give the
+	// same one to `up` and to later calls so that they share one sandbox.
+	// +optional
+	password *dagger.Secret,
+) *Sandbox {
+	return newSandbox(app, project, password)
+}
+
+// Sandbox is the pipeline's world without accounts (see Wanderlust.Sandbox).
+type Sandbox struct {
+	// +private
+	App *dagger.Directory
+	// +private
+	Repo *dagger.Directory
+	// +private
+	Password *dagger.Secret
+}
+
+// Deploy builds and tests the app, publishes both images to the sandbox's registry, bumps the
+// overlay in its git remote, syncs its Argo CD and waits until Healthy (rolling back a failed
+// rollout), mails the report to its mail catcher, and prints the report and where to look.
+//
+// +cache="never"
+func (s *Sandbox) Deploy(
+	ctx context.Context,
+	// Environment: kubernetes/overlays/<env>, Argo CD app wanderlust-<env>.
+	// +default="dev"
+	env string,
+	// Image tag (one containing "never-ready" makes a rollout that fails and is rolled back).
+	// +default="2.0.0"
+	version string,
+	// Build without running the tests.
+	// +optional
+	skipTests bool,
+) (string, error) {
+	return s.deploy(ctx, env, version, skipTests)
+}
+
+// Promote promotes what runs in one environment of the sandbox to the next (the sandbox's images
+// are unsigned: the evidence gate is skipped, and the report says so).
+//
+// +cache="never"
+func (s *Sandbox) Promote(
+	ctx context.Context,
+	// +default="dev"
+	from string,
+	// +default="staging"
+	to string,
+) (string, error) {
+	return s.promote(ctx, from, to)
+}
+
+// Up is every sandbox service behind one: `dagger call sandbox up up` forwards to the host the Argo
+// CD UI and API (localhost:8080, user admin; the password is printed), the git remote (3000), the
+// registry (5000), the mail catcher's listing (8025) and SMTP (1025).
+func (s *Sandbox) Up() *dagger.Service { return s.up() }
+
+// Registry is the sandbox's OCI registry service (port 5000, plain HTTP).
+func (s *Sandbox) Registry() *dagger.Service { return s.services().Registry }
+
+// Git is the sandbox's git remote (port 8080, /wanderlust.git, user sandbox).
+func (s *Sandbox) Git() *dagger.Service { return s.services().Git }
+
+// Argocd is the sandbox's Argo CD (API and UI on 8080, user admin; 8081 answers once ready).
+func (s *Sandbox) Argocd() *dagger.Service { return s.services().ArgoCD }
+
+// Mail is the sandbox's mail catcher (SMTP 1025, message listing 8025).
+func (s *Sandbox) Mail() *dagger.Service { return s.services().Mail }

@@ -32,7 +32,7 @@ const (
 	argoPassword = "sandbox-argo-pass-91bc"
 )
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func freePort(t *testing.T) string {
 }
 
 // build compiles cmd/sandbox (with the stub's module file when there is one, as the tests run).
-func build(t *testing.T) string {
+func build(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "sandbox")
 	args := []string{"build", "-o", out}
@@ -58,7 +58,7 @@ func build(t *testing.T) string {
 }
 
 // service starts one subcommand in the background until the test ends.
-func service(t *testing.T, bin string, logs *bytes.Buffer, args ...string) {
+func service(t testing.TB, bin string, logs *bytes.Buffer, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, append(args, "--host", "127.0.0.1")...)
 	cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
@@ -78,7 +78,7 @@ func service(t *testing.T, bin string, logs *bytes.Buffer, args ...string) {
 	})
 }
 
-func waitHTTP(t *testing.T, url string, timeout time.Duration) {
+func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -94,7 +94,7 @@ func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 }
 
 // imageTar writes a random image's tarball.
-func imageTar(t *testing.T, dir, n string) string {
+func imageTar(t testing.TB, dir, n string) string {
 	t.Helper()
 	img, _ := random.Image(256, 1)
 	p := filepath.Join(dir, n+".tar")
@@ -110,7 +110,7 @@ type mailEntry struct {
 	To      []string `json:"to"`
 }
 
-func mails(t *testing.T, url string) []mailEntry {
+func mails(t testing.TB, url string) []mailEntry {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -124,7 +124,16 @@ func mails(t *testing.T, url string) []mailEntry {
 	return out
 }
 
-func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
+// world is the sandbox's services started from cmd/sandbox on the host.
+type world struct {
+	bin, repo, mailURL string
+	ready              time.Duration
+	run                func(args ...string) (string, error)
+}
+
+// start builds cmd/sandbox and starts its four services, as their Dagger services do.
+func start(t testing.TB) *world {
+	t.Helper()
 	bins := argocdharness.BinDir()
 	for _, b := range sandbox.Binaries {
 		if _, err := os.Stat(filepath.Join(bins, b)); err != nil {
@@ -138,34 +147,41 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := build(t)
+	w := &world{bin: build(t)}
 	dir := t.TempDir()
-	var logs bytes.Buffer
+	logs := &bytes.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("service logs:\n%s", logs.String())
 		}
 	})
 	gitPort, regPort, smtpPort, mailPort, argoPort, healthPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
-	start := time.Now()
-	service(t, bin, &logs, "git", "--port", gitPort, "--root", filepath.Join(dir, "git"), "--kubernetes", "../../kubernetes")
-	service(t, bin, &logs, "registry", "--port", regPort)
-	service(t, bin, &logs, "mail", "--smtp-port", smtpPort, "--http-port", mailPort)
-	repo := "http://127.0.0.1:" + gitPort + "/" + sandbox.RepoName + ".git"
-	service(t, bin, &logs, "argocd", "--bin", bins, "--manifests", manifests, "--dir", filepath.Join(dir, "argocd"),
-		"--apps", "../../kubernetes/argocd", "--repo-url", repo, "--port", argoPort, "--health-port", healthPort)
+	begin := time.Now()
+	service(t, w.bin, logs, "git", "--port", gitPort, "--root", filepath.Join(dir, "git"), "--kubernetes", "../../kubernetes")
+	service(t, w.bin, logs, "registry", "--port", regPort)
+	service(t, w.bin, logs, "mail", "--smtp-port", smtpPort, "--http-port", mailPort)
+	w.repo = "http://127.0.0.1:" + gitPort + "/" + sandbox.RepoName + ".git"
+	service(t, w.bin, logs, "argocd", "--bin", bins, "--manifests", manifests, "--dir", filepath.Join(dir, "argocd"),
+		"--apps", "../../kubernetes/argocd", "--repo-url", w.repo, "--port", argoPort, "--health-port", healthPort)
 	waitHTTP(t, "http://127.0.0.1:"+healthPort+"/", 3*time.Minute)
-	t.Logf("sandbox services ready in %s", time.Since(start).Round(time.Millisecond))
-
-	runner := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, append(args, "--registry", "127.0.0.1:"+regPort, "--repo", repo, "--argocd", "127.0.0.1:"+argoPort,
+	w.ready = time.Since(begin)
+	w.mailURL = "http://127.0.0.1:" + mailPort + "/"
+	w.run = func(args ...string) (string, error) {
+		cmd := exec.Command(w.bin, append(args, "--registry", "127.0.0.1:"+regPort, "--repo", w.repo, "--argocd", "127.0.0.1:"+argoPort,
 			"--smtp", "127.0.0.1:"+smtpPort, "--timeout", "4m")...)
 		cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
 		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errb, &logs)
+		cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errb, logs)
 		err := cmd.Run()
 		return out.String() + errb.String(), err
 	}
+	return w
+}
+
+func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
+	w := start(t)
+	t.Logf("sandbox services ready in %s", w.ready.Round(time.Millisecond))
+	runner := w.run
 	imgs := t.TempDir()
 	backend, frontend := imageTar(t, imgs, "backend"), imageTar(t, imgs, "frontend")
 
@@ -176,7 +192,7 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
 	t.Logf("deploy to dev: %s", time.Since(t0).Round(time.Millisecond))
-	m := mails(t, "http://127.0.0.1:"+mailPort+"/")
+	m := mails(t, w.mailURL)
 	if len(m) != 1 || !strings.Contains(m[0].Subject, "deployed to dev - 'SUCCESS'") {
 		t.Fatalf("mail: %+v", m)
 	}
@@ -192,7 +208,7 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	if err == nil || !strings.Contains(strings.ToLower(out), "rolled back") {
 		t.Fatalf("never-ready deploy: %v\n%s", err, out)
 	}
-	m = mails(t, "http://127.0.0.1:"+mailPort+"/")
+	m = mails(t, w.mailURL)
 	if last := m[len(m)-1]; !strings.Contains(last.Subject, "FAILURE") {
 		t.Errorf("last mail: %+v", last)
 	}
@@ -201,4 +217,19 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 			t.Error("a sandbox password is in the runner's output")
 		}
 	}
+}
+
+// P10: the sandbox on the host, warm (binaries built): services ready, and a deploy of two images
+// until Healthy with the report mailed. Inside Dagger the same programs run in containers.
+func BenchmarkSandbox(b *testing.B) {
+	w := start(b)
+	imgs := b.TempDir()
+	backend, frontend := imageTar(b, imgs, "backend"), imageTar(b, imgs, "frontend")
+	t0 := time.Now()
+	if out, err := w.run("deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend); err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+	d := time.Since(t0)
+	fmt.Printf("BENCH P10 services_ready_ms=%d deploy_ms=%d goal_ready_ms=15000 goal_deploy_ms=60000 where=host\n", w.ready.Milliseconds(), d.Milliseconds())
+	b.ReportMetric(float64(d.Milliseconds()), "deploy_ms")
 }

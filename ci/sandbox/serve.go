@@ -35,6 +35,14 @@ const (
 	ProgressDeadline = 10
 )
 
+// Where the sandbox's image keeps things (cmd/sandbox's defaults).
+const (
+	ImageBin        = "/opt/sandbox/bin"
+	ImageManifests  = "/opt/sandbox/argo-cd/manifests"
+	ImageKubernetes = "/opt/sandbox/kubernetes"
+	ImageData       = "/var/lib/sandbox"
+)
+
 // ArgoConfig configures ServeArgoCD.
 type ArgoConfig struct {
 	Stack Config

@@ -5,8 +5,8 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes v1.34.4) and etcd v3.6.4
 #     from hack/e2e/k8s (its go.mod maps the 31 staging modules to v0.34.4);
 #   argocd v2.14.21 (server, repo-server, application-controller in one binary) from hack/e2e/argocd;
-#   kwok v0.8.0 and kustomize v5.8.0 (the repo-server renders overlays with it) with go install;
-#   cosign v2.6.5, the tests' independent verifier of our signatures and attestations.
+#   kwok v0.8.0 and kustomize v5.8.0 (the repo-server renders overlays with it) with go install.
+# The sandbox's Dagger builder (ci/sandbox/recipe) runs this same script, with WANDERLUST_E2E_BIN=/out/bin.
 set -euo pipefail
 cd "$(dirname "$0")"
 versions=k8s-v1.34.4_etcd-v3.6.4_argocd-v2.14.21_kwok-v0.8.0   # = argocdharness.Versions
@@ -37,7 +37,3 @@ have kwok || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@
 have kustomize || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kustomize/kustomize/v5@v5.8.0
 echo "argocd harness binaries ready in $bin"
 
-# The real cosign CLI verifies what the evidence stage signs (ci/testsupport/cosigncli). ~2 min cold.
-cosign_dir=${XDG_CACHE_HOME:-$HOME/.cache}/wanderlust/cosign/v2.6.5   # = cosigncli.Version
-[ -x "$cosign_dir/cosign" ] || GOBIN="$cosign_dir" go install -ldflags "-s -w" github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
-echo "cosign ready in $cosign_dir"

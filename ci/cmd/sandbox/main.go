@@ -7,6 +7,7 @@
 //	sandbox mail
 //	sandbox deploy   --env dev --version V --image backend=/images/backend.tar …       (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
 //	sandbox promote  --from dev --to staging                                           (same)
+//	sandbox proxy    --forward 8080=argocd:8080 …  (what `up` puts on the host; prints where to look)
 //
 // Every service listens on its sandbox port (sandbox.ArgoCDPort, …); argocd opens sandbox.HealthPort
 // only once its applications exist.
@@ -61,10 +62,10 @@ func run(ctx context.Context, cmd string, args []string) error {
 	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
 	switch cmd {
 	case "argocd":
-		bin := fs.String("bin", "/opt/sandbox/bin", "directory of the stack's binaries")
-		manifests := fs.String("manifests", "/opt/sandbox/argo-cd/manifests", "argo-cd's manifests/ directory")
-		dir := fs.String("dir", "/var/lib/sandbox", "working directory")
-		apps := fs.String("apps", "/opt/sandbox/kubernetes/argocd", "directory of the Application manifests")
+		bin := fs.String("bin", sandbox.ImageBin, "directory of the stack's binaries")
+		manifests := fs.String("manifests", sandbox.ImageManifests, "argo-cd's manifests/ directory")
+		dir := fs.String("dir", sandbox.ImageData+"/argocd", "working directory")
+		apps := fs.String("apps", sandbox.ImageKubernetes+"/argocd", "directory of the Application manifests")
 		repoURL := fs.String("repo-url", "", "URL of the GitOps repository the applications track")
 		port := fs.Int("port", sandbox.ArgoCDPort, "Argo CD API/UI port")
 		health := fs.Int("health-port", sandbox.HealthPort, "health endpoint port, opened once ready")
@@ -85,8 +86,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		}
 		return err
 	case "git":
-		root := fs.String("root", "/var/lib/sandbox/git", "directory of the repositories")
-		kube := fs.String("kubernetes", "/opt/sandbox/kubernetes", "the kubernetes/ tree to seed the repository with")
+		root := fs.String("root", sandbox.ImageData+"/git", "directory of the repositories")
+		kube := fs.String("kubernetes", sandbox.ImageKubernetes, "the kubernetes/ tree to seed the repository with")
 		port := fs.Int("port", sandbox.GitPort, "port")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -105,6 +106,16 @@ func run(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		return sandbox.ServeMail(ctx, sandbox.MailConfig{SMTP: ports(*smtp), HTTP: ports(*web)})
+	case "proxy":
+		fwd := forwards{}
+		fs.Var(fwd, "forward", "port=host:port, repeatable")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		for _, line := range sandbox.Where(fwd, gitPassword, argoPassword) {
+			fmt.Println(line)
+		}
+		return sandbox.Forward(ctx, *host, fwd)
 	case "deploy", "promote":
 		o := runner.Options{Images: images{}, GitUser: "", GitPassword: gitPassword, ArgoPassword: argoPassword, Log: logf}
 		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("registry:%d", sandbox.RegistryPort), "registry host:port")
@@ -135,6 +146,20 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	return fmt.Errorf("unknown subcommand")
+}
+
+// forwards is a repeatable port=host:port flag.
+type forwards map[int]string
+
+func (f forwards) String() string { return fmt.Sprint(map[int]string(f)) }
+func (f forwards) Set(s string) error {
+	p, target, ok := strings.Cut(s, "=")
+	var port int
+	if _, err := fmt.Sscan(p, &port); !ok || err != nil || !strings.Contains(target, ":") {
+		return fmt.Errorf("want port=host:port, got %q", s)
+	}
+	f[port] = target
+	return nil
 }
 
 func logf(s string) { fmt.Fprintln(os.Stderr, time.Now().UTC().Format("15:04:05 ")+s) }

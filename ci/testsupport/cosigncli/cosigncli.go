@@ -1,5 +1,5 @@
 // Package cosigncli runs the real cosign CLI in tests: the independent verifier of what the
-// evidence stage signs. hack/e2e/build.sh builds it once from the Go module proxy into
+// evidence stage signs. hack/e2e/cosign.sh (run by make test) builds it once from the Go module proxy into
 // $XDG_CACHE_HOME (or ~/.cache)/wanderlust/cosign/<Version>/cosign.
 package cosigncli
 
@@ -29,9 +29,9 @@ func Path(t testing.TB) string {
 	}
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("WANDERLUST_E2E") != "" {
-			t.Fatalf("cosign %s is missing at %s: run hack/e2e/build.sh", Version, p)
+			t.Fatalf("cosign %s is missing at %s: run hack/e2e/cosign.sh", Version, p)
 		}
-		t.Skipf("cosign %s is missing at %s (hack/e2e/build.sh builds it)", Version, p)
+		t.Skipf("cosign %s is missing at %s (hack/e2e/cosign.sh builds it)", Version, p)
 	}
 	return p
 }

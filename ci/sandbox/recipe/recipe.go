@@ -1,0 +1,179 @@
+// Package recipe is the sandbox as Dagger containers and services: a builder that compiles the Argo
+// CD stack's binaries (hack/e2e/build.sh, the harness's own script and versions) and cmd/sandbox in a
+// pinned Go image with module and build caches, a small runtime image, one service per component
+// (git, registry, mail, Argo CD) and the runner that deploys against them through service bindings.
+// Everything the services do is cmd/sandbox, tested on the host; here are only the recipes.
+package recipe
+
+import (
+	"fmt"
+	"sort"
+
+	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/sandbox"
+)
+
+// Pinned images.
+const (
+	// GoImage builds the binaries (bash for build.sh; the binaries are static: CGO_ENABLED=0).
+	GoImage = "docker.io/library/golang:1.26.8-bookworm"
+	// RuntimeImage runs them, with git and redis-server from Debian's packages.
+	RuntimeImage = "docker.io/library/debian:12.12-slim"
+)
+
+// Service aliases, as the services see each other and the runner sees them.
+const (
+	GitHost, RegistryHost, MailHost, ArgoCDHost = "git", "registry", "mail", "argocd"
+)
+
+// Where the runtime image keeps things: cmd/sandbox's defaults.
+const (
+	binDir       = sandbox.ImageBin
+	manifestsDir = sandbox.ImageManifests
+	kubeDir      = sandbox.ImageKubernetes
+	dataDir      = sandbox.ImageData
+)
+
+// Secrets are the sandbox's random credentials.
+type Secrets struct {
+	Git, ArgoCD *dagger.Secret
+}
+
+// Builder compiles the stack's binaries and cmd/sandbox into /out: /out/bin (the harness's
+// binaries), /out/sandbox and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
+func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
+	return c.Container().From(GoImage).
+		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-sandbox-gomod")).
+		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-sandbox-gobuild")).
+		WithEnvVariable("CGO_ENABLED", "0").
+		WithDirectory("/out/bin", c.Directory()).
+		WithDirectory("/out/argo-cd", c.Directory()).
+		WithDirectory("/src/hack/e2e", src.Directory("hack/e2e")).
+		WithDirectory("/src/ci", src.Directory("ci"), dagger.ContainerWithDirectoryOpts{Include: []string{"go.mod", "go.sum", "cmd/**", "sandbox/**", "stages/**"}}).
+		WithEnvVariable("WANDERLUST_E2E_BIN", "/out/bin").
+		WithExec([]string{"bash", "/src/hack/e2e/build.sh"}).
+		WithWorkdir("/src/ci").
+		WithExec([]string{"go", "build", "-ldflags", "-s -w", "-o", "/out/sandbox", "./cmd/sandbox"}).
+		WithExec([]string{"sh", "-c", `cp -r "$(go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v2)/manifests/." /out/argo-cd/manifests`})
+}
+
+// Image is the runtime image of every service and of the runner.
+func Image(c *dagger.Client, src *dagger.Directory) *dagger.Container {
+	out := Builder(c, src).Directory("/out")
+	return c.Container().From(RuntimeImage).
+		WithExec([]string{"apt-get", "update", "-q"}).
+		WithExec([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "git", "redis-server", "ca-certificates"}).
+		WithDirectory(binDir, out.Directory("bin")).
+		WithDirectory(manifestsDir, out.Directory("argo-cd/manifests")).
+		WithFile("/usr/local/bin/sandbox", out.File("sandbox")).
+		WithDirectory(kubeDir, src.Directory("kubernetes")).
+		WithDirectory(dataDir, c.Directory())
+}
+
+// Git is the GitOps repository's remote, seeded with kubernetes/.
+func Git(img *dagger.Container, s Secrets) *dagger.Service {
+	return img.WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
+		WithExposedPort(sandbox.GitPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "git"}})
+}
+
+// Registry is the in-engine OCI registry.
+func Registry(img *dagger.Container) *dagger.Service {
+	return img.WithExposedPort(sandbox.RegistryPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "registry"}})
+}
+
+// Mail is the mail catcher: SMTP and the HTTP listing of the messages.
+func Mail(img *dagger.Container) *dagger.Service {
+	return img.WithExposedPort(sandbox.SMTPPort).WithExposedPort(sandbox.MailHTTPPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "mail"}})
+}
+
+// RepoURL is the GitOps repository as the services and the runner reach it.
+func RepoURL() string {
+	return fmt.Sprintf("http://%s:%d/%s.git", GitHost, sandbox.GitPort, sandbox.RepoName)
+}
+
+// ArgoCD is the Argo CD stack with the applications of kubernetes/argocd tracking the git
+// service. Its health port opens only once the applications exist, and Dagger waits for every
+// exposed port: a client of the service starts when the sandbox is ready.
+func ArgoCD(img *dagger.Container, git *dagger.Service, s Secrets) *dagger.Service {
+	return img.WithServiceBinding(GitHost, git).
+		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
+		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
+		WithExposedPort(sandbox.ArgoCDPort).WithExposedPort(sandbox.HealthPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "argocd", "--repo-url", RepoURL(), "--apps", kubeDir + "/argocd"}})
+}
+
+// Services are the sandbox's four services.
+type Services struct {
+	Git, Registry, Mail, ArgoCD *dagger.Service
+}
+
+// Runner is the container in which cmd/sandbox runs the pipeline's deploy or promote against the
+// services, bound under their aliases; run names the run so that no result is reused from the
+// engine's cache.
+func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.Container {
+	return img.WithServiceBinding(GitHost, svc.Git).
+		WithServiceBinding(RegistryHost, svc.Registry).
+		WithServiceBinding(MailHost, svc.Mail).
+		WithServiceBinding(ArgoCDHost, svc.ArgoCD).
+		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
+		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
+		WithEnvVariable("SANDBOX_RUN", run)
+}
+
+// Deploy runs a deploy of the built images to env in the runner and returns the runner (its stdout
+// is the run report; a failed deployment fails the exec).
+func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version string) *dagger.Container {
+	args := []string{"sandbox", "deploy", "--env", env, "--version", version}
+	for _, n := range sortedKeys(images) {
+		p := "/images/" + n + ".tar"
+		runner = runner.WithMountedFile(p, images[n].AsTarball())
+		args = append(args, "--image", n+"="+p)
+	}
+	return runner.WithExec(args)
+}
+
+// Promote runs a promotion from → to in the runner.
+func Promote(runner *dagger.Container, from, to string) *dagger.Container {
+	return runner.WithExec([]string{"sandbox", "promote", "--from", from, "--to", to})
+}
+
+// Ports are the host ports of Up: Argo CD's API/UI, the git remote, the registry, the mail listing.
+var Ports = []struct {
+	Port   int
+	Target string
+}{
+	{sandbox.ArgoCDPort, fmt.Sprintf("%s:%d", ArgoCDHost, sandbox.ArgoCDPort)},
+	{3000, fmt.Sprintf("%s:%d", GitHost, sandbox.GitPort)},
+	{sandbox.RegistryPort, fmt.Sprintf("%s:%d", RegistryHost, sandbox.RegistryPort)},
+	{sandbox.MailHTTPPort, fmt.Sprintf("%s:%d", MailHost, sandbox.MailHTTPPort)},
+	{sandbox.SMTPPort, fmt.Sprintf("%s:%d", MailHost, sandbox.SMTPPort)},
+}
+
+// Up is one service forwarding Ports to the four services (cmd/sandbox proxy), so that `dagger call
+// sandbox up up` puts them all on the host; it prints where to look, with the Argo CD admin password.
+func Up(img *dagger.Container, svc Services, s Secrets) *dagger.Service {
+	ctr := img.WithServiceBinding(GitHost, svc.Git).
+		WithServiceBinding(RegistryHost, svc.Registry).
+		WithServiceBinding(MailHost, svc.Mail).
+		WithServiceBinding(ArgoCDHost, svc.ArgoCD).
+		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
+		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
+	args := []string{"sandbox", "proxy"}
+	for _, p := range Ports {
+		ctr = ctr.WithExposedPort(p.Port)
+		args = append(args, "--forward", fmt.Sprintf("%d=%s", p.Port, p.Target))
+	}
+	return ctr.AsService(dagger.ContainerAsServiceOpts{Args: args})
+}
+
+func sortedKeys(m map[string]*dagger.Container) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
