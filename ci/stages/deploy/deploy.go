@@ -583,15 +583,42 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	if err == nil && len(updates) == 0 {
 		err = fmt.Errorf("promote: %s lists no images", manifest.EnvPath(o.From))
 	}
+	// The application commits they were deployed as: what their provenance must name, and the
+	// promotion's own Source-Commit when they agree.
+	var sources map[string]string
+	if err == nil {
+		var setBy map[string]string
+		sources, setBy, err = sourceCommits(sctx, o.Git, st.Revision, manifest.EnvPath(o.From), imgs)
+		for _, i := range imgs {
+			if setBy[i.Name] != "" {
+				out[lastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", short(setBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
+			}
+		}
+	}
 	end(out, err)
 	if err != nil {
 		return err
+	}
+	source := ""
+	for n, i := range imgs {
+		s := sources[i.Name]
+		if s == "" || (n > 0 && s != source) {
+			source = ""
+			break
+		}
+		source = s
+	}
+	gate := o.Evidence
+	if gate != nil && gate.AllowUnverified == "" && gate.Policy.SourceCommit == "" {
+		g := *gate
+		g.SourceCommits = sources
+		gate = &g
 	}
 	ao := o.Argo
 	ao.App = o.ToApp
 	return deployAndRecord(ctx, Options{
 		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
-		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message},
-		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: o.Evidence, Registry: o.Registry,
+		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message, SourceCommit: source},
+		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: gate, Registry: o.Registry,
 	}, r)
 }

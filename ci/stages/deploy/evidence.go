@@ -22,6 +22,9 @@ type Evidence struct {
 	Policy evidence.Policy
 	// AllowUnverified skips the gate, with this reason in the report (--allow-unverified).
 	AllowUnverified string
+	// SourceCommits are the application commits the provenance must name, by image entry, where
+	// Policy.SourceCommit is empty (promote: what the source environment's deployments recorded).
+	SourceCommits map[string]string
 }
 
 // checkEvidence verifies each update's image at its exact digest (resolving a tag-only update
@@ -54,7 +57,11 @@ func checkEvidence(ctx context.Context, g *Evidence, auth registry.Auth, updates
 			}
 			digest = imgs[0].Digest
 		}
-		rep, err := evidence.Verify(sctx, repo+"@"+digest, g.Verifier, g.Policy, evidence.Remote{Auth: auth})
+		policy := g.Policy
+		if policy.SourceCommit == "" {
+			policy.SourceCommit = g.SourceCommits[u.Name]
+		}
+		rep, err := evidence.Verify(sctx, repo+"@"+digest, g.Verifier, policy, evidence.Remote{Auth: auth})
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -15,6 +15,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
+	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
 )
 
 const (
@@ -94,7 +95,9 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 	ours, verifier := newSigner(t)
 	other, _ := newSigner(t)
 	ctx := context.Background()
-	gate := &Evidence{Verifier: verifier, Policy: evidence.Policy{SourceRepo: appRepo, SourceCommit: appCommit, FailOn: "HIGH"}}
+	// No commit in the policy: promote requires the one the source environment's deployment recorded.
+	gate := &Evidence{Verifier: verifier, Policy: evidence.Policy{SourceRepo: appRepo, FailOn: "HIGH"}}
+	devBump := bump.Options{Git: w.gitOpts("evd"), Env: "dev", SourceCommit: appCommit}
 	high := []findings.Finding{{Tool: "trivy", ID: "CVE-2099-0002", Severity: findings.High}}
 	good := release{signer: ours, commit: appCommit}
 
@@ -129,7 +132,7 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 			backend := w.publish(t, "wanderlust-backend", tag, tc.backend)
 			frontend := w.publish(t, "wanderlust-frontend", tag, tc.frontend)
 			argo := w.argo(t, "evd-dev")
-			if _, err := Run(ctx, Options{Images: []string{backend, frontend}, Bump: bump.Options{Git: w.gitOpts("evd"), Env: "dev"}, Argo: &argo}, nil); err != nil {
+			if _, err := Run(ctx, Options{Images: []string{backend, frontend}, Bump: devBump, Argo: &argo}, nil); err != nil {
 				t.Fatal(err)
 			}
 			before, _ := w.git.Head("evd", "main")
@@ -171,7 +174,7 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 	backend := w.publish(t, "wanderlust-backend", "4.0.0", good)
 	frontend := w.publish(t, "wanderlust-frontend", "4.0.0", good)
 	argo = w.argo(t, "evd-dev")
-	if _, err := Run(ctx, Options{Images: []string{backend, frontend}, Bump: bump.Options{Git: w.gitOpts("evd"), Env: "dev"}, Argo: &argo, Evidence: gate}, nil); err != nil {
+	if _, err := Run(ctx, Options{Images: []string{backend, frontend}, Bump: devBump, Argo: &argo, Evidence: gate}, nil); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = Promote(ctx, PromoteOptions{From: "dev", To: "staging", Git: w.gitOpts("evd"), Argo: w.argo(t, ""),
@@ -186,10 +189,25 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 			t.Errorf("staging is not pinned to the verified digest %s:\n%s", i.Digest, staging)
 		}
 	}
+	// The promotion commit carries the source commit on (so that the next promotion checks it too).
+	head, _ := w.git.Head("evd", "main")
+	if msg := gitLog(t, w, head); !strings.Contains(msg, "Source-Commit: "+appCommit) {
+		t.Errorf("the promotion commit does not carry Source-Commit %s:\n%s", appCommit, msg)
+	}
 	text := rep.Text()
-	for _, want := range []string{"signed by " + verifier.KeyID, "CycloneDX 1.7", appRepo + "@" + appCommit, "scan-verdict: sha256:"} {
+	for _, want := range []string{"source commit " + appCommit, "signed by " + verifier.KeyID, "CycloneDX 1.7", appRepo + "@" + appCommit, "scan-verdict: sha256:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// gitLog is a commit's message on the test's remote.
+func gitLog(t *testing.T, w *world, sha string) string {
+	t.Helper()
+	out, err := gitserver.Output(w.git.GitDir("evd"), "log", "-1", "--format=%B", sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

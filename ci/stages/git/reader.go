@@ -30,6 +30,8 @@ type CommitInfo struct {
 	Author  string // "Name <email>"
 	When    time.Time
 	Subject string
+	// Message is the whole message (subject, body, trailers).
+	Message string
 }
 
 // Open reads the remote's references (the branch must exist) and returns a Reader of it.
@@ -66,7 +68,7 @@ func (rd *Reader) commit(ctx context.Context, sha string) (*object.Commit, error
 }
 
 func info(c *object.Commit) CommitInfo {
-	ci := CommitInfo{SHA: c.Hash.String(), Author: c.Author.Name + " <" + c.Author.Email + ">", When: c.Author.When}
+	ci := CommitInfo{SHA: c.Hash.String(), Author: c.Author.Name + " <" + c.Author.Email + ">", When: c.Author.When, Message: c.Message}
 	ci.Subject, _, _ = strings.Cut(c.Message, "\n")
 	for _, p := range c.ParentHashes {
 		ci.Parents = append(ci.Parents, p.String())
