@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"fmt"
 
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
@@ -17,7 +16,7 @@ const maxDeployLookback = 200
 // sourceCommits finds, for each image entry of dir at rev, the commit that set its current value
 // (walking first parents from rev) and that commit's Source-Commit trailer: the application commit
 // the image was deployed as. Images whose setting commit names none are left out; found says, by
-// image, which GitOps commit set it.
+// image, which GitOps commit set it. The walk stops at the overlay's first commit.
 func sourceCommits(ctx context.Context, g git.Options, rev, dir string, imgs []manifest.Image) (commits, found map[string]string, err error) {
 	rd, err := git.Open(ctx, g)
 	if err != nil {
@@ -37,7 +36,7 @@ func sourceCommits(ctx context.Context, g git.Options, rev, dir string, imgs []m
 		if len(c.Parents) == 1 {
 			in, err := intent.Of(ctx, rd, sha, dir)
 			if err != nil {
-				return nil, nil, fmt.Errorf("promote: reading %s: %w", short(sha), err)
+				break // e.g. the commit that created the overlay: nothing older set what runs
 			}
 			source := record.ParseTrailers(c.Message)[record.SourceCommit]
 			for _, set := range in.Want {
