@@ -39,6 +39,9 @@ type Secrets struct {
 	Git, ArgoCD *dagger.Secret
 }
 
+// ciIncludes is what of ci/ the builder needs for cmd/sandbox (not the generated Dagger code).
+var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "sandbox/**", "stages/**"}
+
 // Builder compiles the stack's binaries and cmd/sandbox into /out: /out/bin (the harness's
 // binaries), /out/sandbox and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
 func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
@@ -49,7 +52,7 @@ func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 		WithDirectory("/out/bin", c.Directory()).
 		WithDirectory("/out/argo-cd", c.Directory()).
 		WithDirectory("/src/hack/e2e", src.Directory("hack/e2e")).
-		WithDirectory("/src/ci", src.Directory("ci"), dagger.ContainerWithDirectoryOpts{Include: []string{"go.mod", "go.sum", "cmd/**", "sandbox/**", "stages/**"}}).
+		WithDirectory("/src/ci", src.Directory("ci"), dagger.ContainerWithDirectoryOpts{Include: ciIncludes}).
 		WithEnvVariable("WANDERLUST_E2E_BIN", "/out/bin").
 		WithExec([]string{"bash", "/src/hack/e2e/build.sh"}).
 		WithWorkdir("/src/ci").

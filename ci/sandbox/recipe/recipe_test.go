@@ -5,6 +5,8 @@ package recipe
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -201,3 +203,38 @@ func TestServicesAndBindings(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The builder copies only part of ci/ into the Go container: everything cmd/sandbox imports from this
+// module must be in it (and nothing of the generated Dagger code, which does not exist there).
+func TestBuilderCopiesWhatTheEntrypointImports(t *testing.T) {
+	args := []string{"list", "-deps", "-f", "{{.ImportPath}}"}
+	if _, err := os.Stat("../../go.stub.mod"); err == nil {
+		args = append(args, "-modfile=go.stub.mod")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/sandbox")...)
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, pkg := range strings.Fields(string(out)) {
+		rel, ok := strings.CutPrefix(pkg, "wanderlust.dev/pipeline/ci/")
+		if !ok {
+			continue
+		}
+		n++
+		copied := false
+		for _, pattern := range ciIncludes {
+			if prefix, ok := strings.CutSuffix(pattern, "/**"); ok && (rel == prefix || strings.HasPrefix(rel, prefix+"/")) {
+				copied = true
+			}
+		}
+		if !copied || strings.HasPrefix(rel, "internal/") {
+			t.Errorf("cmd/sandbox needs %s, which the builder does not copy (or cannot have)", rel)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no package of this module listed")
+	}
+}
