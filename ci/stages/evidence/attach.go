@@ -37,13 +37,9 @@ type Attached struct {
 // Attach signs the image digest and each statement with s and stores them in cosign's tags next to
 // the image. The image must exist at that digest. Signing again what is already stored adds nothing.
 func Attach(ctx context.Context, image string, s *Signer, statements []Statement, r Remote) (*Attached, error) {
-	d, err := ParseDigest(image)
+	d, err := r.existing(ctx, image)
 	if err != nil {
 		return nil, err
-	}
-	opts := r.options(ctx)
-	if _, err := remote.Head(d, opts...); err != nil {
-		return nil, fmt.Errorf("evidence: %s: the image is not in the registry: %w", d, r.scrub(err))
 	}
 	out := &Attached{Image: d.String(), Signature: tagFor(d, ".sig").String(), Attestations: tagFor(d, ".att").String(),
 		Envelopes: map[string]string{}, KeyID: s.KeyID}
@@ -109,7 +105,7 @@ func samePayloadAndKey(s *Signer) func(old, l layer) bool {
 // appendLayers adds layers to the image at tag (created empty, OCI media types, as cosign does),
 // skipping those already there, and pushes it.
 func appendLayers(ctx context.Context, tag name.Tag, add []layer, r Remote, same func(old, l layer) bool) error {
-	opts := r.options(ctx)
+	opts := r.Auth.RemoteOptions(ctx)
 	var base v1.Image = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	var existing []layer
 	img, err := remote.Image(tag, opts...)
@@ -120,7 +116,7 @@ func appendLayers(ctx context.Context, tag name.Tag, add []layer, r Remote, same
 			return err
 		}
 	case !notFound(err):
-		return r.scrub(err)
+		return r.Auth.Scrub(err)
 	}
 	var adds []mutate.Addendum
 	for _, l := range add {
@@ -143,7 +139,7 @@ func appendLayers(ctx context.Context, tag name.Tag, add []layer, r Remote, same
 	if err != nil {
 		return err
 	}
-	return r.scrub(remote.Write(tag, next, opts...))
+	return r.Auth.Scrub(remote.Write(tag, next, opts...))
 }
 
 // layersOf reads every layer of a signature or attestation image with its annotations.

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -45,25 +44,21 @@ type Remote struct {
 	Auth registry.Auth
 }
 
-func (r Remote) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if r.Auth.Username != "" || r.Auth.Password != "" {
-		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.Auth.Username, Password: r.Auth.Password}))
+// existing parses a digest-pinned reference and checks that the registry has the image.
+func (r Remote) existing(ctx context.Context, image string) (name.Digest, error) {
+	d, err := ParseDigest(image, r.Auth.NameOptions()...)
+	if err != nil {
+		return name.Digest{}, err
 	}
-	return opts
-}
-
-// scrub keeps the registry password out of an error's text.
-func (r Remote) scrub(err error) error {
-	if err == nil || r.Auth.Password == "" || !strings.Contains(err.Error(), r.Auth.Password) {
-		return err
+	if _, err := remote.Head(d, r.Auth.RemoteOptions(ctx)...); err != nil {
+		return name.Digest{}, fmt.Errorf("evidence: %s: the image is not in the registry: %w", d, r.Auth.Scrub(err))
 	}
-	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), r.Auth.Password, "***"))
+	return d, nil
 }
 
 // ParseDigest reads repo@sha256:… (a tag before the digest is allowed and ignored).
-func ParseDigest(image string) (name.Digest, error) {
-	d, err := name.NewDigest(image)
+func ParseDigest(image string, opts ...name.Option) (name.Digest, error) {
+	d, err := name.NewDigest(image, opts...)
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("evidence: %q is not a digest-pinned image reference (repo@sha256:…): %w", image, err)
 	}

@@ -38,13 +38,9 @@ type Attestation struct {
 // Collect reads the image's signatures and attestations from the registry and keeps those that the
 // key verifies and that are about this digest. A missing tag is no error: nothing was found.
 func Collect(ctx context.Context, image string, v *Verifier, r Remote) (*Found, error) {
-	d, err := ParseDigest(image)
+	d, err := r.existing(ctx, image)
 	if err != nil {
 		return nil, err
-	}
-	opts := r.options(ctx)
-	if _, err := remote.Head(d, opts...); err != nil {
-		return nil, fmt.Errorf("evidence: %s: the image is not in the registry: %w", d, r.scrub(err))
 	}
 	f := &Found{Image: d.String(), Attestations: map[string]*Attestation{}}
 	sigs, err := read(ctx, tagFor(d, ".sig"), r)
@@ -75,12 +71,12 @@ func Collect(ctx context.Context, image string, v *Verifier, r Remote) (*Found, 
 }
 
 func read(ctx context.Context, tag name.Tag, r Remote) ([]layer, error) {
-	img, err := remote.Image(tag, r.options(ctx)...)
+	img, err := remote.Image(tag, r.Auth.RemoteOptions(ctx)...)
 	if err != nil {
 		if notFound(err) {
 			return nil, nil
 		}
-		return nil, r.scrub(err)
+		return nil, r.Auth.Scrub(err)
 	}
 	return layersOf(img)
 }

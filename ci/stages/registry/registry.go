@@ -58,13 +58,27 @@ func (i Image) Tag() string {
 	return ""
 }
 
+// RemoteOptions are go-containerregistry's request options with this login.
+func (a Auth) RemoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if a.Username != "" || a.Password != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: a.Username, Password: a.Password}))
+	}
+	return opts
+}
+
+// Scrub keeps the password out of an error's text (nil stays nil).
+func (a Auth) Scrub(err error) error {
+	if err == nil || a.Password == "" || !strings.Contains(err.Error(), a.Password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), a.Password, "***"))
+}
+
 // Resolve looks up every reference's digest (a HEAD of its manifest, no download) and fails, naming
 // every missing tag, unless all exist.
 func Resolve(ctx context.Context, refs []string, auth Auth) ([]Image, error) {
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if auth.Username != "" || auth.Password != "" {
-		opts = append(opts, remote.WithAuth(&authn.Basic{Username: auth.Username, Password: auth.Password}))
-	}
+	opts := auth.RemoteOptions(ctx)
 	var out []Image
 	var missing []string
 	for _, ref := range refs {
@@ -82,7 +96,7 @@ func Resolve(ctx context.Context, refs []string, auth Auth) ([]Image, error) {
 			case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
 				return nil, fmt.Errorf("registry: %s: access denied (%d): check the registry username and password", r.Context().RegistryStr(), terr.StatusCode)
 			}
-			return nil, fmt.Errorf("registry: %s: %w", ref, scrub(err, auth))
+			return nil, fmt.Errorf("registry: %s: %w", ref, auth.Scrub(err))
 		}
 		out = append(out, Image{Ref: ref, Digest: desc.Digest.String()})
 	}
@@ -90,12 +104,4 @@ func Resolve(ctx context.Context, refs []string, auth Auth) ([]Image, error) {
 		return nil, fmt.Errorf("registry: not pushed (tag not found): %s", strings.Join(missing, ", "))
 	}
 	return out, nil
-}
-
-// scrub keeps the password out of an error's text.
-func scrub(err error, auth Auth) error {
-	if auth.Password == "" || !strings.Contains(err.Error(), auth.Password) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), auth.Password, "***"))
 }
