@@ -96,10 +96,18 @@ type BaseImage struct {
 // BuildType is the provenance's buildType: this module's build of a component.
 const BuildType = "https://wanderlust.dev/buildtypes/dagger-module/v1"
 
+// Validate checks that the build can have provenance: a source repository and its full commit SHA.
+func (b Build) Validate() error {
+	if b.SourceRepo == "" || !commitPattern(b.SourceCommit) {
+		return fmt.Errorf("evidence: provenance needs the source repository and its full commit SHA (got %q, %q)", b.SourceRepo, b.SourceCommit)
+	}
+	return nil
+}
+
 // Provenance makes the SLSA v1 provenance statement of a build.
 func Provenance(subject name.Digest, b Build) (Statement, error) {
-	if b.SourceRepo == "" || !commitPattern(b.SourceCommit) {
-		return Statement{}, fmt.Errorf("evidence: provenance needs the source repository and its full commit SHA (got %q, %q)", b.SourceRepo, b.SourceCommit)
+	if err := b.Validate(); err != nil {
+		return Statement{}, err
 	}
 	ext, err := structpb.NewStruct(map[string]any{
 		"source": b.SourceRepo, "revision": b.SourceCommit, "component": b.Component, "version": b.Version,

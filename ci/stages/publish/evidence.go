@@ -45,13 +45,11 @@ func (o EvidenceOptions) Check() error {
 	if o.Signer == nil {
 		return fmt.Errorf("publish: evidence: no signing key")
 	}
-	if _, err := evidence.Provenance(evidenceProbe, o.Build); err != nil {
+	if err := o.Build.Validate(); err != nil {
 		return fmt.Errorf("publish: %w (give --source-repo and the full --source-commit)", err)
 	}
 	return nil
 }
-
-var evidenceProbe, _ = evidence.ParseDigest("registry.invalid/probe@sha256:" + fmt.Sprintf("%064d", 0))
 
 // Prove makes each published image's SBOM and vulnerability report with Trivy (in a container),
 // its SLSA provenance and scan verdict, signs the digest and the three attestations and stores them
@@ -91,19 +89,19 @@ func Prove(ctx context.Context, c *dagger.Client, images map[string]*dagger.Cont
 			if b.Finished.IsZero() {
 				b.Finished = time.Now().UTC()
 			}
-			sts := make([]evidence.Statement, 0, 3)
-			for _, make := range []func() (evidence.Statement, error){
-				func() (evidence.Statement, error) { return evidence.SBOM(d, []byte(sbom)) },
-				func() (evidence.Statement, error) { return evidence.Provenance(d, b) },
-				func() (evidence.Statement, error) { return evidence.ScanVerdictStatement(d, verdict) },
-			} {
-				st, err := make()
-				if err != nil {
-					return fmt.Errorf("publish %s: %w", p.Name, err)
-				}
-				sts = append(sts, st)
+			bom, err := evidence.SBOM(d, []byte(sbom))
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", p.Name, err)
 			}
-			att, err := evidence.Attach(ctx, p.Ref, o.Signer, sts, evidence.Remote{Auth: o.Registry})
+			prov, err := evidence.Provenance(d, b)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", p.Name, err)
+			}
+			ver, err := evidence.ScanVerdictStatement(d, verdict)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", p.Name, err)
+			}
+			att, err := evidence.Attach(ctx, p.Ref, o.Signer, []evidence.Statement{bom, prov, ver}, evidence.Remote{Auth: o.Registry})
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.Name, err)
 			}
