@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"sort"
+	"slices"
 	"sync"
 )
 
@@ -63,13 +64,8 @@ func closeWrite(c net.Conn) {
 // Where says what each forwarded port is, for the person at the host: the sandbox is theirs, so its
 // throwaway credentials are shown here, and only here.
 func Where(forwards map[int]string, gitPassword, argoPassword string) []string {
-	ports := make([]int, 0, len(forwards))
-	for p := range forwards {
-		ports = append(ports, p)
-	}
-	sort.Ints(ports)
 	var out []string
-	for _, p := range ports {
+	for _, p := range slices.Sorted(maps.Keys(forwards)) {
 		switch t := forwards[p]; {
 		case p == ArgoCDPort || t == fmt.Sprintf("argocd:%d", ArgoCDPort):
 			out = append(out, fmt.Sprintf("Argo CD UI and API: http://localhost:%d  (user admin, password %s)", p, argoPassword))

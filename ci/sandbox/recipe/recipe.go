@@ -7,7 +7,8 @@ package recipe
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/sandbox"
@@ -130,7 +131,7 @@ func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.
 // is the run report; a failed deployment fails the exec).
 func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version string) *dagger.Container {
 	args := []string{"sandbox", "deploy", "--env", env, "--version", version}
-	for _, n := range sortedKeys(images) {
+	for _, n := range slices.Sorted(maps.Keys(images)) {
 		p := "/images/" + n + ".tar"
 		runner = runner.WithMountedFile(p, images[n].AsTarball())
 		args = append(args, "--image", n+"="+p)
@@ -170,13 +171,4 @@ func Up(img *dagger.Container, svc Services, s Secrets) *dagger.Service {
 		args = append(args, "--forward", fmt.Sprintf("%d=%s", p.Port, p.Target))
 	}
 	return ctr.AsService(dagger.ContainerAsServiceOpts{Args: args})
-}
-
-func sortedKeys(m map[string]*dagger.Container) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -8,8 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,13 +103,8 @@ func (o Options) services(ctx context.Context, app string) (*argocd.Options, *no
 
 // push writes each tarball to the registry and returns the references, sorted by name.
 func push(ctx context.Context, o Options) ([]string, error) {
-	names := make([]string, 0, len(o.Images))
-	for n := range o.Images {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var refs []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(o.Images)) {
 		img, err := tarball.ImageFromPath(o.Images[n], nil)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: image %s: %w", n, err)

@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -50,7 +51,7 @@ func (r *Report) Err() error {
 // Summary is one line per piece, for reports.
 func (r *Report) Summary() string {
 	var lines []string
-	for _, k := range sortedKeys(r.Pieces) {
+	for _, k := range slices.Sorted(maps.Keys(r.Pieces)) {
 		lines = append(lines, k+": "+r.Pieces[k])
 	}
 	for _, p := range r.Problems {
@@ -197,13 +198,4 @@ func normRepo(s string) string {
 	}
 	s = strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
 	return strings.Replace(s, ":", "/", 1)
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

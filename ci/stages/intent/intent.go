@@ -13,8 +13,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"wanderlust.dev/pipeline/ci/stages/git"
@@ -76,7 +77,7 @@ func Of(ctx context.Context, rd *git.Reader, sha, dir string) (*Intent, error) {
 		return nil, err
 	}
 	in := &Intent{SHA: sha, Dir: dir}
-	for _, name := range sortedNames(after) {
+	for _, name := range slices.Sorted(maps.Keys(after)) {
 		if a, b := after[name], before[name]; a != b {
 			in.Want, in.Before = append(in.Want, a), append(in.Before, b)
 		}
@@ -217,15 +218,6 @@ func imagesAt(ctx context.Context, rd *git.Reader, sha, dir string) (map[string]
 		out[i.Name] = i
 	}
 	return out, nil
-}
-
-func sortedNames(m map[string]manifest.Image) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func lastElem(name string) string { return path.Base(name) }

@@ -3,6 +3,8 @@ package manifest
 import (
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,7 +66,7 @@ func (e *editor) kustomization(kpath string, updates []Update) error {
 			}
 		}
 		if len(names) > 1 {
-			return fmt.Errorf("image %q is ambiguous in %s: it matches %s; name the full repository", u.Name, kpath, strings.Join(sortedKeys(names), ", "))
+			return fmt.Errorf("image %q is ambiguous in %s: it matches %s; name the full repository", u.Name, kpath, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
 		}
 		for _, entry := range matched {
 			if err := e.setEntry(s, kpath, entry, u); err != nil {
@@ -137,15 +139,6 @@ func (s *source) notAliased(what string, n *yaml.Node) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // imagesEntry is the content of one kustomize images entry.

@@ -3,7 +3,9 @@ package manifest
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
@@ -135,7 +137,7 @@ func (e *editor) workloadFiles(files []string, updates []Update) error {
 			}
 		}
 		if len(repos) > 1 {
-			return fmt.Errorf("image %q is ambiguous: it matches %s; name the full repository", u.Name, strings.Join(sortedKeys(repos), ", "))
+			return fmt.Errorf("image %q is ambiguous: it matches %s; name the full repository", u.Name, strings.Join(slices.Sorted(maps.Keys(repos)), ", "))
 		}
 	}
 	found := map[string]bool{}

@@ -8,7 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func (r *Run) Start(ctx context.Context, name string) (context.Context, func(out
 		if err != nil {
 			s.Status, s.Error = Failed, err.Error()
 		}
-		for _, k := range keys(output) {
+		for _, k := range slices.Sorted(maps.Keys(output)) {
 			span.SetAttributes(telemetry.Attr("wanderlust."+k, output[k]))
 		}
 		telemetry.End(span, err)
@@ -136,7 +137,7 @@ func (r *Run) Text() string {
 	fmt.Fprintf(&b, "started %s, took %s\n\n", r.Started.UTC().Format(time.RFC3339), r.DORA.DeploymentDuration.Round(time.Millisecond))
 	for _, s := range r.Stages {
 		fmt.Fprintf(&b, "- %-8s %-10s %8s", s.Name, s.Status, s.Duration.Round(time.Millisecond))
-		for _, k := range keys(s.Output) {
+		for _, k := range slices.Sorted(maps.Keys(s.Output)) {
 			fmt.Fprintf(&b, "  %s=%s", k, s.Output[k])
 		}
 		if s.Error != "" {
@@ -145,7 +146,7 @@ func (r *Run) Text() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n" + r.doraText(": ", "\n"))
-	for _, k := range keys(r.Links) {
+	for _, k := range slices.Sorted(maps.Keys(r.Links)) {
 		fmt.Fprintf(&b, "%s: %s\n", k, r.Links[k])
 	}
 	return b.String()
@@ -185,7 +186,7 @@ func (r *Run) HTML() string {
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>", html.EscapeString(s.Name), s.Status, s.Duration.Round(time.Millisecond), strings.Join(out, "<br>"))
 	}
 	b.WriteString("</table><p>" + strings.ReplaceAll(html.EscapeString(r.doraText(": ", "\n")), "\n", "<br>") + "</p>")
-	for _, k := range keys(r.Links) {
+	for _, k := range slices.Sorted(maps.Keys(r.Links)) {
 		fmt.Fprintf(&b, `<p><a href="%s">%s</a></p>`, html.EscapeString(r.Links[k]), html.EscapeString(k))
 	}
 	b.WriteString("</body></html>")
@@ -195,7 +196,7 @@ func (r *Run) HTML() string {
 // outputs renders a stage's outputs (sorted by key) and its error, for the table formats.
 func (s Stage) outputs(kv func(k, v string) string, errf func(e string) string) []string {
 	var out []string
-	for _, k := range keys(s.Output) {
+	for _, k := range slices.Sorted(maps.Keys(s.Output)) {
 		out = append(out, kv(k, s.Output[k]))
 	}
 	if s.Error != "" {
@@ -219,13 +220,4 @@ func (r *Run) doraText(sep, nl string) string {
 		lines = append(lines, "time to restore"+sep+d.TimeToRestore.Round(time.Millisecond).String())
 	}
 	return strings.Join(lines, nl) + nl
-}
-
-func keys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

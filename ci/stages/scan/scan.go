@@ -9,7 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -92,7 +93,7 @@ func Trivy(c *dagger.Client, src *dagger.Directory, o Options) *dagger.Container
 		WithExec(append([]string{"trivy", "fs", "--scanners", "vuln,secret,misconfig", "--exit-code", "0",
 			"--format", "json", "--output", "/out/trivy-fs.json"}, append(db, ".")...)).
 		WithExec([]string{"trivy", "convert", "--format", "sarif", "--output", "/out/trivy-fs.sarif", "/out/trivy-fs.json"})
-	for _, name := range sortedNames(o.Images) {
+	for _, name := range slices.Sorted(maps.Keys(o.Images)) {
 		tar := "/images/" + name + ".tar"
 		out := "/out/trivy-image-" + name
 		ctr = ctr.
@@ -162,7 +163,7 @@ func Run(ctx context.Context, c *dagger.Client, src *dagger.Directory, o Options
 	trivy := Trivy(c, src, o)
 	reports := []report{{name: "trivy-fs.json", file: trivy.File("/out/trivy-fs.json"), parse: findings.ParseTrivy, source: "trivy"},
 		{name: "trivy-fs.sarif", file: trivy.File("/out/trivy-fs.sarif"), sarif: "trivy-fs", source: "trivy"}}
-	for _, name := range sortedNames(o.Images) {
+	for _, name := range slices.Sorted(maps.Keys(o.Images)) {
 		base := "trivy-image-" + name
 		reports = append(reports,
 			report{name: base + ".json", file: trivy.File("/out/" + base + ".json"), parse: findings.ParseTrivy, source: "trivy", labelled: true},
@@ -273,13 +274,4 @@ func runSonar(ctx context.Context, c *dagger.Client, src *dagger.Directory, o Op
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return (&sonar.Client{URL: o.SonarURL, Token: token}).Wait(wctx, task)
-}
-
-func sortedNames(m map[string]*dagger.Container) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

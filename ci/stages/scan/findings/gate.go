@@ -2,6 +2,8 @@ package findings
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -92,7 +94,7 @@ func (v Verdict) Reason() string {
 		return ""
 	}
 	var parts []string
-	for _, tool := range sortedKeys(v.Blocking) {
+	for _, tool := range slices.Sorted(maps.Keys(v.Blocking)) {
 		fs := v.Blocking[tool]
 		ids := make([]string, 0, len(fs))
 		for _, f := range fs {
@@ -113,13 +115,4 @@ func sortFindings(fs []Finding) {
 		}
 		return fs[i].ID < fs[j].ID
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -3,6 +3,8 @@ package findings
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -58,7 +60,7 @@ func Markdown(v Verdict, gate *QualityGate, skipped []string) string {
 		b.WriteString("## Security scan: ❌ failed\n\n")
 	}
 	b.WriteString("| tool | critical | high | medium | low | unknown |\n|---|---:|---:|---:|---:|---:|\n")
-	for _, tool := range sortedKeys(v.Counts) {
+	for _, tool := range slices.Sorted(maps.Keys(v.Counts)) {
 		c := v.Counts[tool]
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", tool, c["CRITICAL"], c["HIGH"], c["MEDIUM"], c["LOW"], c["UNKNOWN"])
 	}
@@ -70,7 +72,7 @@ func Markdown(v Verdict, gate *QualityGate, skipped []string) string {
 	}
 	if len(v.Blocking) > 0 {
 		b.WriteString("\n### Blocking findings\n")
-		for _, tool := range sortedKeys(v.Blocking) {
+		for _, tool := range slices.Sorted(maps.Keys(v.Blocking)) {
 			fmt.Fprintf(&b, "\n#### %s\n\n| severity | id | where | title |\n|---|---|---|---|\n", tool)
 			for _, f := range v.Blocking[tool] {
 				id := f.ID
