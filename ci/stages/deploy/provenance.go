@@ -22,10 +22,7 @@ func sourceCommits(ctx context.Context, g git.Options, rev, dir string, imgs []m
 	if err != nil {
 		return nil, nil, err
 	}
-	want := map[string]manifest.Image{}
-	for _, i := range imgs {
-		want[i.Name] = i
-	}
+	want := manifest.ByName(imgs)
 	commits, found = map[string]string{}, map[string]string{}
 	sha := rev
 	for n := 0; n < maxDeployLookback && len(found) < len(want) && sha != ""; n++ {

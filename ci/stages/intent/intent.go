@@ -122,10 +122,7 @@ func (in *Intent) Missing(fsys fs.FS) ([]Mismatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	have := map[string]manifest.Image{}
-	for _, i := range imgs {
-		have[i.Name] = i
-	}
+	have := manifest.ByName(imgs)
 	var out []Mismatch
 	for _, w := range in.Want {
 		h, ok := have[w.Name]
@@ -213,11 +210,7 @@ func imagesAt(ctx context.Context, rd *git.Reader, sha, dir string) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("intent: at %s: %w", short(sha), err)
 	}
-	out := map[string]manifest.Image{}
-	for _, i := range imgs {
-		out[i.Name] = i
-	}
-	return out, nil
+	return manifest.ByName(imgs), nil
 }
 
 func lastElem(name string) string { return path.Base(name) }

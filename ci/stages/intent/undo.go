@@ -40,10 +40,7 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 		if err != nil {
 			return nil, err
 		}
-		byName := map[string]manifest.Image{}
-		for _, c := range current {
-			byName[c.Name] = c
-		}
+		byName := manifest.ByName(current)
 		p := &git.Patch{Message: msg}
 		var todo []manifest.Update
 		for i, w := range in.Want {

@@ -330,6 +330,15 @@ func (i Image) Update() Update {
 	return Update{Name: i.Name, NewName: newName, Tag: i.NewTag, Digest: i.Digest}
 }
 
+// ByName indexes images entries by their name.
+func ByName(imgs []Image) map[string]Image {
+	out := make(map[string]Image, len(imgs))
+	for _, i := range imgs {
+		out[i.Name] = i
+	}
+	return out
+}
+
 // Images reads the `images:` of the kustomization in dir (for promotion: what an environment runs).
 func Images(fsys fs.FS, dir string) ([]Image, error) {
 	p, err := cleanPath(dir)
