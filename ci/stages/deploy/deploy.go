@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -567,33 +566,27 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 		return err
 	}
 
-	// What the source runs: its overlay at the revision Argo CD synced.
+	// What the source runs: its overlay at the revision Argo CD synced, with the application commits
+	// they were deployed as (what their provenance must name, and the promotion's own Source-Commit
+	// when they agree).
 	sctx, end = r.Start(ctx, "read-source")
-	var imgs []manifest.Image
-	err = git.Read(sctx, o.Git, st.Revision, func(fsys fs.FS) (err error) {
-		imgs, err = manifest.Images(fsys, manifest.EnvPath(o.From))
-		return err
-	})
+	runs, err := readSource(sctx, o.Git, st.Revision, manifest.EnvPath(o.From))
 	out = map[string]string{}
+	var imgs []manifest.Image
+	var sources map[string]string
+	if runs != nil {
+		imgs, sources = runs.Images, runs.Commits
+	}
 	var updates []manifest.Update
 	for _, i := range imgs {
 		out[lastElem(i.Name)] = i.Ref()
+		if runs.SetBy[i.Name] != "" {
+			out[lastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", short(runs.SetBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
+		}
 		updates = append(updates, manifest.Update{Name: i.Name, NewName: i.NewName, Tag: i.NewTag, Digest: i.Digest})
 	}
 	if err == nil && len(updates) == 0 {
 		err = fmt.Errorf("promote: %s lists no images", manifest.EnvPath(o.From))
-	}
-	// The application commits they were deployed as: what their provenance must name, and the
-	// promotion's own Source-Commit when they agree.
-	var sources map[string]string
-	if err == nil {
-		var setBy map[string]string
-		sources, setBy, err = sourceCommits(sctx, o.Git, st.Revision, manifest.EnvPath(o.From), imgs)
-		for _, i := range imgs {
-			if setBy[i.Name] != "" {
-				out[lastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", short(setBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
-			}
-		}
 	}
 	end(out, err)
 	if err != nil {

@@ -13,22 +13,38 @@ import (
 // set its images.
 const maxDeployLookback = 200
 
-// sourceCommits finds, for each image entry of dir at rev, the commit that set its current value
-// (walking first parents from rev) and that commit's Source-Commit trailer: the application commit
-// the image was deployed as. Images whose setting commit names none are left out; found says, by
-// image, which GitOps commit set it. The walk stops at the overlay's first commit.
-func sourceCommits(ctx context.Context, g git.Options, rev, dir string, imgs []manifest.Image) (commits, found map[string]string, err error) {
+// source is what an environment runs at a revision and where it came from.
+type source struct {
+	// Images are the overlay's images entries at the revision.
+	Images []manifest.Image
+	// SetBy names, by image, the GitOps commit that set its current value; Commits that commit's
+	// Source-Commit trailer (the application commit the image was deployed as), where it has one.
+	SetBy, Commits map[string]string
+}
+
+// readSource reads the images entries of dir at rev and, walking first parents from rev, the
+// commit that set each one's current value and its Source-Commit, over one git reader. The walk
+// stops at the overlay's first commit.
+func readSource(ctx context.Context, g git.Options, rev, dir string) (*source, error) {
 	rd, err := git.Open(ctx, g)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	t, err := rd.Tree(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := manifest.Images(t, dir)
+	if err != nil {
+		return nil, err
 	}
 	want := manifest.ByName(imgs)
-	commits, found = map[string]string{}, map[string]string{}
+	commits, found := map[string]string{}, map[string]string{}
 	sha := rev
 	for n := 0; n < maxDeployLookback && len(found) < len(want) && sha != ""; n++ {
 		c, err := rd.Commit(ctx, sha)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if len(c.Parents) == 1 {
 			in, err := intent.Of(ctx, rd, sha, dir)
@@ -50,5 +66,5 @@ func sourceCommits(ctx context.Context, g git.Options, rev, dir string, imgs []m
 			sha = c.Parents[0]
 		}
 	}
-	return commits, found, nil
+	return &source{Images: imgs, SetBy: found, Commits: commits}, nil
 }

@@ -3,7 +3,6 @@ package git
 import (
 	"context"
 	"fmt"
-	"io/fs"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -109,18 +108,4 @@ func (r *run) wrap(err error) error {
 		return nil
 	}
 	return redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.o.Branch, err), r.o.Auth)
-}
-
-// Read fetches commit rev and calls read with a view of its tree (in a partial clone, what read opens
-// is fetched as it is read).
-func Read(ctx context.Context, opts Options, rev string, read func(fs.FS) error) error {
-	rd, err := Open(ctx, opts)
-	if err != nil {
-		return err
-	}
-	t, err := rd.Tree(ctx, rev)
-	if err != nil {
-		return err
-	}
-	return read(t)
 }
