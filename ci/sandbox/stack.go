@@ -303,20 +303,35 @@ func (h *Stack) StartServer() error {
 	if h.Token != "" {
 		return nil
 	}
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": h.AdminPassword})
-	resp, err := h.http.Post("http://"+h.Server+"/api/v1/session", "application/json", bytes.NewReader(body))
+	token, err := Login(context.Background(), h.Server, h.AdminPassword)
 	if err != nil {
 		return err
+	}
+	h.Token = token
+	return nil
+}
+
+// Login returns an Argo CD session token for admin from the API server at server (host:port,
+// plain text).
+func Login(ctx context.Context, server, password string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+server+"/api/v1/session", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("argocd login: %w", err)
 	}
 	defer resp.Body.Close()
 	var s struct {
 		Token string `json:"token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.Token == "" {
-		return fmt.Errorf("argocd login: %s %v", resp.Status, err)
+		return "", fmt.Errorf("argocd login: %s", resp.Status)
 	}
-	h.Token = s.Token
-	return nil
+	return s.Token, nil
 }
 
 // StopServer kills the Argo CD API server (the controller keeps working).

@@ -118,13 +118,17 @@ type Services struct {
 // services, bound under their aliases; run names the run so that no result is reused from the
 // engine's cache.
 func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.Container {
+	return bound(img, svc, s).WithEnvVariable("SANDBOX_RUN", run)
+}
+
+// bound is img with the four services bound under their aliases and the credentials as secrets.
+func bound(img *dagger.Container, svc Services, s Secrets) *dagger.Container {
 	return img.WithServiceBinding(GitHost, svc.Git).
 		WithServiceBinding(RegistryHost, svc.Registry).
 		WithServiceBinding(MailHost, svc.Mail).
 		WithServiceBinding(ArgoCDHost, svc.ArgoCD).
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
-		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
-		WithEnvVariable("SANDBOX_RUN", run)
+		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
 }
 
 // Deploy runs a deploy of the built images to env in the runner and returns the runner (its stdout
@@ -159,12 +163,7 @@ var Ports = []struct {
 // Up is one service forwarding Ports to the four services (cmd/sandbox proxy), so that `dagger call
 // sandbox up up` puts them all on the host; it prints where to look, with the Argo CD admin password.
 func Up(img *dagger.Container, svc Services, s Secrets) *dagger.Service {
-	ctr := img.WithServiceBinding(GitHost, svc.Git).
-		WithServiceBinding(RegistryHost, svc.Registry).
-		WithServiceBinding(MailHost, svc.Mail).
-		WithServiceBinding(ArgoCDHost, svc.ArgoCD).
-		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
-		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
+	ctr := bound(img, svc, s)
 	args := []string{"sandbox", "proxy"}
 	for _, p := range Ports {
 		ctr = ctr.WithExposedPort(p.Port)

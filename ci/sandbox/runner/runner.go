@@ -4,12 +4,9 @@
 package runner
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"wanderlust.dev/pipeline/ci/sandbox"
 	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/deploy"
@@ -83,7 +81,7 @@ func (o Options) git() git.Options {
 
 // services logs in to Argo CD and returns its options and the mail settings.
 func (o Options) services(ctx context.Context, app string) (*argocd.Options, *notify.Options, error) {
-	token, err := Login(ctx, o.ArgoCD, o.ArgoPassword)
+	token, err := sandbox.Login(ctx, o.ArgoCD, o.ArgoPassword)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,26 +118,4 @@ func push(ctx context.Context, o Options) ([]string, error) {
 		refs = append(refs, ref)
 	}
 	return refs, nil
-}
-
-// Login returns an Argo CD session token for admin.
-func Login(ctx context.Context, server, password string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+server+"/api/v1/session", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("sandbox: Argo CD login: %w", err)
-	}
-	defer resp.Body.Close()
-	var s struct {
-		Token string `json:"token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.Token == "" {
-		return "", fmt.Errorf("sandbox: Argo CD login: %s", resp.Status)
-	}
-	return s.Token, nil
 }
