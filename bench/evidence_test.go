@@ -7,7 +7,6 @@ package bench
 
 import (
 	"context"
-	"crypto/elliptic"
 	"fmt"
 	"io"
 	"log"
@@ -22,10 +21,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
+	"wanderlust.dev/pipeline/ci/testsupport/testkeys"
 )
 
 const (
@@ -47,18 +46,8 @@ func BenchmarkEvidence(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc([]byte("pw")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := evidence.LoadSigner(priv, []byte("pw"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	verifier, err := evidence.LoadVerifier(pub)
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys := testkeys.New(b, []byte("pw"))
+	signer, verifier := keys.Signer, keys.Verifier
 	ctx := context.Background()
 	var publishT, evidenceT, verifyT []time.Duration
 	for round := 0; round < rounds7; round++ {

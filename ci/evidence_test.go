@@ -6,8 +6,6 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -46,14 +44,8 @@ func pushRandom(t *testing.T, ref string) string {
 // its digest; neither the key nor its password reaches the engine's queries.
 func TestPublishWithASigningKeyProvesEachImage(t *testing.T) {
 	cli := cosigncli.New(t)
-	keys := t.TempDir()
-	cli.Env = []string{"COSIGN_PASSWORD=" + planted}
-	if out, err := cli.Run(keys, "generate-key-pair"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	cli.Env = nil
-	priv, _ := os.ReadFile(filepath.Join(keys, "cosign.key"))
-	pubKey, _ := os.ReadFile(filepath.Join(keys, "cosign.pub"))
+	keys := cli.GenerateKeyPair(t, planted)
+	priv, pubKey := keys.Private, keys.Public
 
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
@@ -103,9 +95,9 @@ func TestPublishWithASigningKeyProvesEachImage(t *testing.T) {
 	ver, _ := evidence.LoadVerifier(pubKey)
 	for _, l := range lines[:2] {
 		ref := strings.Fields(l)[1]
-		common := []string{"--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry=true"}
+		common := []string{"--key", keys.PublicPath(), "--insecure-ignore-tlog=true", "--allow-http-registry=true"}
 		for _, args := range [][]string{{"verify"}, {"verify-attestation", "--type", "slsaprovenance1"}, {"verify-attestation", "--type", "cyclonedx"}, {"verify-attestation", "--type", evidence.ScanVerdict}} {
-			if o, err := cli.Run(keys, append(append(args, common...), ref)...); err != nil {
+			if o, err := cli.Run(keys.Dir, append(append(args, common...), ref)...); err != nil {
 				t.Fatalf("cosign %v %s: %v\n%s", args, ref, err, o)
 			}
 		}
@@ -128,13 +120,7 @@ func TestPublishWithASigningKeyProvesEachImage(t *testing.T) {
 // A wrong signing password, or signing without the source repository or a full commit, fails before
 // anything is built or pushed.
 func TestPublishEvidenceInputsAreCheckedBeforeBuilding(t *testing.T) {
-	cli := cosigncli.New(t)
-	keys := t.TempDir()
-	cli.Env = []string{"COSIGN_PASSWORD=right"}
-	if out, err := cli.Run(keys, "generate-key-pair"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	priv, _ := os.ReadFile(filepath.Join(keys, "cosign.key"))
+	priv := cosigncli.New(t).GenerateKeyPair(t, "right").Private
 	for _, tc := range []struct {
 		name, password, repo, commit, want string
 	}{

@@ -5,7 +5,6 @@ package evidence_test
 import (
 	"bytes"
 	"context"
-	"crypto/elliptic"
 	"encoding/json"
 	"io"
 	"log"
@@ -22,10 +21,10 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/xeipuuv/gojsonschema"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/testsupport/testkeys"
 )
 
 // schema compiles the CycloneDX 1.7 JSON schema shipped in the cyclonedx-go module this build uses,
@@ -107,23 +106,15 @@ func TestSBOMAttestationRoundTripsAndValidates(t *testing.T) {
 	}
 	d, _ := img.Digest()
 	ref := tag.Context().Digest(d.String())
-	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := evidence.LoadSigner(priv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := testkeys.New(t, nil)
 	st, err := evidence.SBOM(ref, fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := evidence.Attach(context.Background(), ref.String(), signer, []evidence.Statement{st}, evidence.Remote{}); err != nil {
+	if _, err := evidence.Attach(context.Background(), ref.String(), keys.Signer, []evidence.Statement{st}, evidence.Remote{}); err != nil {
 		t.Fatal(err)
 	}
-	ver, _ := evidence.LoadVerifier(pub)
-	f, err := evidence.Collect(context.Background(), ref.String(), ver, evidence.Remote{})
+	f, err := evidence.Collect(context.Background(), ref.String(), keys.Verifier, evidence.Remote{})
 	if err != nil {
 		t.Fatal(err)
 	}

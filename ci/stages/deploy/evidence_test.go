@@ -2,12 +2,9 @@ package deploy
 
 import (
 	"context"
-	"crypto/elliptic"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
@@ -16,6 +13,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
+	"wanderlust.dev/pipeline/ci/testsupport/testkeys"
 )
 
 const (
@@ -31,23 +29,6 @@ type release struct {
 	skipSBOM  bool
 	unsigned  bool
 	retagFrom bool // push an unsigned image over the tag after signing the first
-}
-
-func newSigner(t *testing.T) (*evidence.Signer, *evidence.Verifier) {
-	t.Helper()
-	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc([]byte("pw")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := evidence.LoadSigner(priv, []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := evidence.LoadVerifier(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, v
 }
 
 // publish pushes image:tag with the evidence the release says and returns the tag reference.
@@ -92,8 +73,9 @@ func (w *world) publish(t *testing.T, image, tag string, rel release) string {
 // recorded; proven images are promoted pinned to the digests that were verified.
 func TestPromoteRefusesUnprovenImages(t *testing.T) {
 	w := setup(t, "evd")
-	ours, verifier := newSigner(t)
-	other, _ := newSigner(t)
+	keys := testkeys.New(t, []byte("pw"))
+	ours, verifier := keys.Signer, keys.Verifier
+	other := testkeys.New(t, []byte("pw")).Signer
 	ctx := context.Background()
 	// No commit in the policy: promote requires the one the source environment's deployment recorded.
 	gate := &Evidence{Verifier: verifier, Policy: evidence.Policy{SourceRepo: appRepo, FailOn: "HIGH"}}

@@ -3,7 +3,6 @@ package evidence_test
 import (
 	"context"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,31 +24,6 @@ const (
 	testCommit = "0123456789abcdef0123456789abcdef01234567"
 	password   = "correct horse battery staple"
 )
-
-// keyPair is a cosign key pair made by the real cosign CLI.
-type keyPair struct {
-	dir             string
-	private, public []byte
-}
-
-func cosignKeys(t *testing.T, c *cosigncli.CLI) keyPair {
-	t.Helper()
-	dir := t.TempDir()
-	c.Env = []string{"COSIGN_PASSWORD=" + password}
-	if out, err := c.Run(dir, "generate-key-pair"); err != nil {
-		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	c.Env = nil
-	priv, err := os.ReadFile(filepath.Join(dir, "cosign.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyPair{dir: dir, private: priv, public: pub}
-}
 
 // pushImage pushes a random image and returns its digest-pinned reference.
 func pushImage(t *testing.T, host, repo string) string {
@@ -108,8 +82,8 @@ func statements(t *testing.T, image string, commit string, fs []findings.Finding
 // OCI 1.1 referrers (we store in cosign's tag scheme, which both serve).
 func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 	c := cosigncli.New(t)
-	keys := cosignKeys(t, c)
-	signer, err := evidence.LoadSigner(keys.private, []byte(password))
+	keys := c.GenerateKeyPair(t, password)
+	signer, err := evidence.LoadSigner(keys.Private, []byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +95,8 @@ func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			common := []string{"--key", filepath.Join(keys.dir, "cosign.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry=true"}
-			out, err := c.Run(keys.dir, append(append([]string{"verify"}, common...), image)...)
+			common := []string{"--key", keys.PublicPath(), "--insecure-ignore-tlog=true", "--allow-http-registry=true"}
+			out, err := c.Run(keys.Dir, append(append([]string{"verify"}, common...), image)...)
 			if err != nil {
 				t.Fatalf("cosign verify refused our signature: %v\n%s", err, out)
 			}
@@ -130,13 +104,13 @@ func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 				t.Errorf("cosign verify output names no digest:\n%s", out)
 			}
 			for _, typ := range []string{"slsaprovenance1", "cyclonedx", evidence.ScanVerdict} {
-				out, err := c.Run(keys.dir, append(append([]string{"verify-attestation", "--type", typ}, common...), image)...)
+				out, err := c.Run(keys.Dir, append(append([]string{"verify-attestation", "--type", typ}, common...), image)...)
 				if err != nil {
 					t.Fatalf("cosign verify-attestation --type %s refused ours: %v\n%s", typ, err, out)
 				}
 			}
 			// cosign tells types apart: there is no SPDX attestation, and it says so.
-			if out, err := c.Run(keys.dir, append(append([]string{"verify-attestation", "--type", "spdxjson"}, common...), image)...); err == nil {
+			if out, err := c.Run(keys.Dir, append(append([]string{"verify-attestation", "--type", "spdxjson"}, common...), image)...); err == nil {
 				t.Errorf("cosign found an SPDX attestation we never made:\n%s", out)
 			}
 			if len(att.Envelopes) != 3 || att.KeyID == "" {
@@ -144,7 +118,7 @@ func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 			}
 
 			// And the other way round: what cosign signs, our verifier reads.
-			ver, err := evidence.LoadVerifier(keys.public)
+			ver, err := evidence.LoadVerifier(keys.Public)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,19 +138,19 @@ func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 // the format in both directions.
 func TestOurVerifierReadsWhatCosignSigned(t *testing.T) {
 	c := cosigncli.New(t)
-	keys := cosignKeys(t, c)
+	keys := c.GenerateKeyPair(t, password)
 	host := startRegistry(t, false)
 	image := pushImage(t, host, "wanderlust-frontend")
 	c.Env = []string{"COSIGN_PASSWORD=" + password}
-	common := []string{"--key", filepath.Join(keys.dir, "cosign.key"), "--tlog-upload=false", "--allow-http-registry=true", "--yes"}
-	if out, err := c.Run(keys.dir, append(append([]string{"sign"}, common...), image)...); err != nil {
+	common := []string{"--key", filepath.Join(keys.Dir, "cosign.key"), "--tlog-upload=false", "--allow-http-registry=true", "--yes"}
+	if out, err := c.Run(keys.Dir, append(append([]string{"sign"}, common...), image)...); err != nil {
 		t.Fatalf("cosign sign: %v\n%s", err, out)
 	}
 	sbom := filepath.Join(fixtures.Trivy(t), "sbom.cdx.json")
-	if out, err := c.Run(keys.dir, append(append([]string{"attest", "--type", "cyclonedx", "--predicate", sbom}, common...), image)...); err != nil {
+	if out, err := c.Run(keys.Dir, append(append([]string{"attest", "--type", "cyclonedx", "--predicate", sbom}, common...), image)...); err != nil {
 		t.Fatalf("cosign attest: %v\n%s", err, out)
 	}
-	ver, err := evidence.LoadVerifier(keys.public)
+	ver, err := evidence.LoadVerifier(keys.Public)
 	if err != nil {
 		t.Fatal(err)
 	}

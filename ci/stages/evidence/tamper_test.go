@@ -3,7 +3,6 @@ package evidence_test
 import (
 	"context"
 	"crypto/elliptic"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,16 +17,16 @@ import (
 // (signature, presence of an attestation type) cosign refuses it too.
 func TestTamperedEvidenceIsRefused(t *testing.T) {
 	c := cosigncli.New(t)
-	ours, other := cosignKeys(t, c), cosignKeys(t, c)
-	signer, err := evidence.LoadSigner(ours.private, []byte(password))
+	ours, other := c.GenerateKeyPair(t, password), c.GenerateKeyPair(t, password)
+	signer, err := evidence.LoadSigner(ours.Private, []byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherSigner, err := evidence.LoadSigner(other.private, []byte(password))
+	otherSigner, err := evidence.LoadSigner(other.Private, []byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ver, err := evidence.LoadVerifier(ours.public)
+	ver, err := evidence.LoadVerifier(ours.Public)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +82,8 @@ func TestTamperedEvidenceIsRefused(t *testing.T) {
 				t.Errorf("problems = %+v, want %d", rep.Problems, want)
 			}
 			if tc.cosign != nil {
-				args := append(append([]string{}, tc.cosign...), "--key", filepath.Join(ours.dir, "cosign.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry=true", image)
-				if out, err := c.Run(ours.dir, args...); err == nil {
+				args := append(append([]string{}, tc.cosign...), "--key", ours.PublicPath(), "--insecure-ignore-tlog=true", "--allow-http-registry=true", image)
+				if out, err := c.Run(ours.Dir, args...); err == nil {
 					t.Errorf("cosign %v accepted it:\n%s", tc.cosign, out)
 				}
 			}

@@ -58,3 +58,33 @@ func (c *CLI) Run(dir string, args ...string) (string, error) {
 	err := cmd.Run()
 	return out.String(), err
 }
+
+// KeyPair is a key pair made by `cosign generate-key-pair`: cosign.key (encrypted) and cosign.pub in Dir.
+type KeyPair struct {
+	Dir             string
+	Private, Public []byte
+}
+
+// PublicPath is cosign.pub's path, for --key.
+func (k KeyPair) PublicPath() string { return filepath.Join(k.Dir, "cosign.pub") }
+
+// GenerateKeyPair makes a key pair protected by password with the real CLI, in a new directory.
+func (c *CLI) GenerateKeyPair(t testing.TB, password string) KeyPair {
+	t.Helper()
+	dir := t.TempDir()
+	saved := c.Env
+	c.Env = append(append([]string{}, saved...), "COSIGN_PASSWORD="+password)
+	out, err := c.Run(dir, "generate-key-pair")
+	c.Env = saved
+	if err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	k := KeyPair{Dir: dir}
+	if k.Private, err = os.ReadFile(filepath.Join(dir, "cosign.key")); err != nil {
+		t.Fatal(err)
+	}
+	if k.Public, err = os.ReadFile(k.PublicPath()); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
