@@ -67,10 +67,10 @@ func Where(forwards map[int]string, gitPassword, argoPassword string) []string {
 	var out []string
 	for _, p := range slices.Sorted(maps.Keys(forwards)) {
 		switch t := forwards[p]; {
-		case p == ArgoCDPort || t == fmt.Sprintf("argocd:%d", ArgoCDPort):
+		case p == ArgoCDPort || t == fmt.Sprintf("%s:%d", ArgoCDHost, ArgoCDPort):
 			out = append(out, fmt.Sprintf("Argo CD UI and API: http://localhost:%d  (user admin, password %s)", p, argoPassword))
-		case t == fmt.Sprintf("git:%d", GitPort):
-			out = append(out, fmt.Sprintf("GitOps repository: http://localhost:%d/%s.git  (user sandbox, password %s)", p, RepoName, gitPassword))
+		case t == fmt.Sprintf("%s:%d", GitHost, GitPort):
+			out = append(out, fmt.Sprintf("GitOps repository: http://localhost:%d/%s.git  (user %s, password %s)", p, RepoName, GitUser, gitPassword))
 		case p == RegistryPort:
 			out = append(out, fmt.Sprintf("OCI registry: localhost:%d (plain HTTP)", p))
 		case p == MailHTTPPort:

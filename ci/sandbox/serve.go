@@ -35,6 +35,16 @@ const (
 	ProgressDeadline = 10
 )
 
+// How the services and the runner reach each other (their Dagger service aliases), and the git
+// remote's user.
+const (
+	GitHost, RegistryHost, MailHost, ArgoCDHost = "git", "registry", "mail", "argocd"
+	GitUser                                     = "sandbox"
+)
+
+// RepoURL is the GitOps repository as the services and the runner reach it.
+func RepoURL() string { return fmt.Sprintf("http://%s:%d/%s.git", GitHost, GitPort, RepoName) }
+
 // Where the sandbox's image keeps things (cmd/sandbox's defaults).
 const (
 	ImageBin        = "/opt/sandbox/bin"

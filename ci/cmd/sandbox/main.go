@@ -58,7 +58,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	host := fs.String("host", "0.0.0.0", "address the services listen on")
 	ports := func(p int) string { return fmt.Sprintf("%s:%d", *host, p) }
-	gitUser := fs.String("git-user", "sandbox", "user of the git remote")
+	gitUser := fs.String("git-user", sandbox.GitUser, "user of the git remote")
 	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
 	switch cmd {
 	case "argocd":
@@ -117,11 +117,11 @@ func run(ctx context.Context, cmd string, args []string) error {
 		}
 		return sandbox.Forward(ctx, *host, fwd)
 	case "deploy", "promote":
-		o := runner.Options{Images: images{}, GitUser: "", GitPassword: gitPassword, ArgoPassword: argoPassword, Log: logf}
-		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("registry:%d", sandbox.RegistryPort), "registry host:port")
-		fs.StringVar(&o.Repo, "repo", fmt.Sprintf("http://git:%d/%s.git", sandbox.GitPort, sandbox.RepoName), "GitOps repository URL")
-		fs.StringVar(&o.ArgoCD, "argocd", fmt.Sprintf("argocd:%d", sandbox.ArgoCDPort), "Argo CD host:port")
-		fs.StringVar(&o.SMTP, "smtp", fmt.Sprintf("mail:%d", sandbox.SMTPPort), "mail catcher host:port")
+		o := runner.Options{Images: images{}, GitPassword: gitPassword, ArgoPassword: argoPassword, Log: logf}
+		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("%s:%d", sandbox.RegistryHost, sandbox.RegistryPort), "registry host:port")
+		fs.StringVar(&o.Repo, "repo", sandbox.RepoURL(), "GitOps repository URL")
+		fs.StringVar(&o.ArgoCD, "argocd", fmt.Sprintf("%s:%d", sandbox.ArgoCDHost, sandbox.ArgoCDPort), "Argo CD host:port")
+		fs.StringVar(&o.SMTP, "smtp", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort), "mail catcher host:port")
 		mailTo := fs.String("mail-to", "team@wanderlust.invalid", "recipients, comma-separated")
 		fs.StringVar(&o.Version, "version", "", "image tag")
 		fs.Var(images(o.Images), "image", "name=tarball, repeatable (deploy)")

@@ -22,11 +22,6 @@ const (
 	RuntimeImage = "docker.io/library/debian:12.12-slim"
 )
 
-// Service aliases, as the services see each other and the runner sees them.
-const (
-	GitHost, RegistryHost, MailHost, ArgoCDHost = "git", "registry", "mail", "argocd"
-)
-
 // Where the runtime image keeps things: cmd/sandbox's defaults.
 const (
 	binDir       = sandbox.ImageBin
@@ -93,20 +88,15 @@ func Mail(img *dagger.Container) *dagger.Service {
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "mail"}})
 }
 
-// RepoURL is the GitOps repository as the services and the runner reach it.
-func RepoURL() string {
-	return fmt.Sprintf("http://%s:%d/%s.git", GitHost, sandbox.GitPort, sandbox.RepoName)
-}
-
 // ArgoCD is the Argo CD stack with the applications of kubernetes/argocd tracking the git
 // service. Its health port opens only once the applications exist, and Dagger waits for every
 // exposed port: a client of the service starts when the sandbox is ready.
 func ArgoCD(img *dagger.Container, git *dagger.Service, s Secrets) *dagger.Service {
-	return img.WithServiceBinding(GitHost, git).
+	return img.WithServiceBinding(sandbox.GitHost, git).
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
 		WithExposedPort(sandbox.ArgoCDPort).WithExposedPort(sandbox.HealthPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "argocd", "--repo-url", RepoURL(), "--apps", kubeDir + "/argocd"}})
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "argocd", "--repo-url", sandbox.RepoURL(), "--apps", kubeDir + "/argocd"}})
 }
 
 // Services are the sandbox's four services.
@@ -123,10 +113,10 @@ func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.
 
 // bound is img with the four services bound under their aliases and the credentials as secrets.
 func bound(img *dagger.Container, svc Services, s Secrets) *dagger.Container {
-	return img.WithServiceBinding(GitHost, svc.Git).
-		WithServiceBinding(RegistryHost, svc.Registry).
-		WithServiceBinding(MailHost, svc.Mail).
-		WithServiceBinding(ArgoCDHost, svc.ArgoCD).
+	return img.WithServiceBinding(sandbox.GitHost, svc.Git).
+		WithServiceBinding(sandbox.RegistryHost, svc.Registry).
+		WithServiceBinding(sandbox.MailHost, svc.Mail).
+		WithServiceBinding(sandbox.ArgoCDHost, svc.ArgoCD).
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
 }
@@ -153,11 +143,11 @@ var Ports = []struct {
 	Port   int
 	Target string
 }{
-	{sandbox.ArgoCDPort, fmt.Sprintf("%s:%d", ArgoCDHost, sandbox.ArgoCDPort)},
-	{3000, fmt.Sprintf("%s:%d", GitHost, sandbox.GitPort)},
-	{sandbox.RegistryPort, fmt.Sprintf("%s:%d", RegistryHost, sandbox.RegistryPort)},
-	{sandbox.MailHTTPPort, fmt.Sprintf("%s:%d", MailHost, sandbox.MailHTTPPort)},
-	{sandbox.SMTPPort, fmt.Sprintf("%s:%d", MailHost, sandbox.SMTPPort)},
+	{sandbox.ArgoCDPort, fmt.Sprintf("%s:%d", sandbox.ArgoCDHost, sandbox.ArgoCDPort)},
+	{3000, fmt.Sprintf("%s:%d", sandbox.GitHost, sandbox.GitPort)},
+	{sandbox.RegistryPort, fmt.Sprintf("%s:%d", sandbox.RegistryHost, sandbox.RegistryPort)},
+	{sandbox.MailHTTPPort, fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.MailHTTPPort)},
+	{sandbox.SMTPPort, fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort)},
 }
 
 // Up is one service forwarding Ports to the four services (cmd/sandbox proxy), so that `dagger call

@@ -171,10 +171,10 @@ func TestServicesAndBindings(t *testing.T) {
 			t.Errorf("port %s is not exposed", p)
 		}
 	}
-	if !daggerfake.HasCall(all, "asService", `"sandbox","argocd","--repo-url","`+RepoURL()+`"`, `"--apps","`+sandbox.ImageKubernetes+`/argocd"`) {
-		t.Errorf("Argo CD's service does not track %s with kubernetes/argocd's apps:\n%s", RepoURL(), all)
+	if !daggerfake.HasCall(all, "asService", `"sandbox","argocd","--repo-url","`+sandbox.RepoURL()+`"`, `"--apps","`+sandbox.ImageKubernetes+`/argocd"`) {
+		t.Errorf("Argo CD's service does not track %s with kubernetes/argocd's apps:\n%s", sandbox.RepoURL(), all)
 	}
-	for _, alias := range []string{GitHost, RegistryHost, MailHost, ArgoCDHost} {
+	for _, alias := range []string{sandbox.GitHost, sandbox.RegistryHost, sandbox.MailHost, sandbox.ArgoCDHost} {
 		if !daggerfake.HasCall(all, "withServiceBinding", `alias:"`+alias+`"`) {
 			t.Errorf("no binding %s", alias)
 		}
