@@ -762,8 +762,10 @@ func (s *Sandbox) Deploy(
 // +cache="never"
 func (s *Sandbox) Promote(
 	ctx context.Context,
+	// Source environment.
 	// +default="dev"
 	from string,
+	// Target environment.
 	// +default="staging"
 	to string,
 ) (string, error) {
