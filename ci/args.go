@@ -137,8 +137,8 @@ func (m *Wanderlust) gitOptions(ctx context.Context, why string) (git.Options, e
 
 // argoOptions are Argo CD's options for app, with the token read.
 func (m *Wanderlust) argoOptions(ctx context.Context, app string, timeout int) (*argocd.Options, error) {
-	if timeout <= 0 {
-		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds", timeout)
+	if timeout < 0 {
+		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
 	}
 	token, err := plaintext(ctx, m.ArgocdToken)
 	if err != nil {
@@ -257,7 +257,7 @@ func (m *Wanderlust) bump(ctx context.Context, f bumpFlags) (string, error) {
 	return res.SHA, nil
 }
 
-func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback bool, runID string, v verifyFlags) (string, error) {
+func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback, allowOlder bool, runID string, v verifyFlags) (string, error) {
 	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
 		return "", err
 	}
@@ -280,7 +280,7 @@ func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, de
 	if err != nil {
 		return "", err
 	}
-	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback, Probe: p})
+	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback, Probe: p, AllowOlder: allowOlder})
 	if err != nil {
 		return "", err
 	}

@@ -453,8 +453,10 @@ func (m *Wanderlust) Sync(
 	app string,
 	// Commit SHA to deploy (the one bump pushed).
 	revision string,
-	// Seconds to wait for Synced and Healthy.
-	// +default=300
+	// Seconds to wait for Synced and Healthy. Default: as long as Kubernetes waits for the rollout —
+	// the largest progressDeadlineSeconds of the workloads the change touches (600 when unset), plus
+	// the degraded grace and a minute for the sync; 300 when it touches no workload.
+	// +optional
 	timeout int,
 	// Seconds Degraded health may last before the rollout counts as failed.
 	// +default=30
@@ -465,6 +467,11 @@ func (m *Wanderlust) Sync(
 	// Identifies this run in the sync operation's info.
 	// +optional
 	runId string,
+	// Sync the revision even when the application already runs a newer commit that contains it (a
+	// deliberate return to an older tree); without it such a sync is refused, and a manual sync asks
+	// for the branch head when the head still holds the revision's values.
+	// +optional
+	allowOlder bool,
 	// URL that must answer once the application is Healthy (post-deploy verification); repeat for several.
 	// +optional
 	verifyUrl []string,
@@ -487,7 +494,7 @@ func (m *Wanderlust) Sync(
 	// +optional
 	verifyInsecure bool,
 ) (string, error) {
-	return m.sync(ctx, app, revision, timeout, degradedGrace, rollback, runId,
+	return m.sync(ctx, app, revision, timeout, degradedGrace, rollback, allowOlder, runId,
 		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
 }
 
@@ -530,8 +537,10 @@ func (m *Wanderlust) Deploy(
 	// Restore our image entries when the rollout fails because of them.
 	// +default=true
 	rollback bool,
-	// Seconds to wait for Synced and Healthy.
-	// +default=300
+	// Seconds to wait for Synced and Healthy. Default: as long as Kubernetes waits for the rollout —
+	// the largest progressDeadlineSeconds of the workloads the change touches (600 when unset), plus
+	// the degraded grace and a minute for the sync; 300 when it touches no workload.
+	// +optional
 	timeout int,
 	// Build, compute the manifest change and check Argo CD; push, sync and mail nothing. Prints what
 	// would be built, pushed, changed and synced.
@@ -609,8 +618,10 @@ func (m *Wanderlust) Promote(
 	// Restore the target's image entries when the rollout fails because of them.
 	// +default=true
 	rollback bool,
-	// Seconds to wait for Synced and Healthy.
-	// +default=300
+	// Seconds to wait for Synced and Healthy. Default: as long as Kubernetes waits for the rollout —
+	// the largest progressDeadlineSeconds of the workloads the change touches (600 when unset), plus
+	// the degraded grace and a minute for the sync; 300 when it touches no workload.
+	// +optional
 	timeout int,
 	// URL that must answer once the application is Healthy (post-deploy verification); repeat for several.
 	// +optional

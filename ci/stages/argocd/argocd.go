@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
@@ -54,6 +55,18 @@ type Options struct {
 	// Match says how a revision Argo CD shows relates to our change: done means a revision that holds
 	// our values is Synced and Healthy. Nil: only our exact revision counts.
 	Match func(ctx context.Context, rev string) (Match, error)
+	// Head, when set, reads the branch head just before a sync is requested: Argo CD is asked to sync
+	// the head when it holds our values (never an older tree than the branch holds), and nothing is
+	// requested when it no longer does (the outcome is Superseded). Nil: Revision is synced.
+	Head func(ctx context.Context) (string, error)
+	// Blame, when set, says whether a failure is our change's (see intent.Blamer): a failure is
+	// rolled back only when objects our commit changed fail as our commit set them. Nil: the older
+	// rule (our exact commit's operation, or objects it changed).
+	Blame func(ctx context.Context, f intent.Failure) (ours bool, why string)
+	// Older says the revision is older than the branch head on purpose (sync --allow-older): Argo CD
+	// then shows the application OutOfSync against the head, so our operation's success at the exact
+	// revision stands for Synced.
+	Older bool
 	// MultiSource says the application has several sources, ours at index Source (see Preflight).
 	MultiSource bool
 	Source      int
@@ -89,6 +102,8 @@ type Result struct {
 	Outcome, Reason string
 	Phase           string
 	Health          string
+	// Previous is the revision that ran before our change's operation ("" unknown).
+	Previous string
 	// Durations since the start: refresh done, our operation seen, synced at the revision, healthy.
 	Refresh, OperationStart, Synced, Healthy time.Duration
 }
@@ -147,6 +162,7 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	o = o.defaults()
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -162,7 +178,15 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	if o.MultiSource {
 		source = o.Source
 	}
-	s.judge = &judge{runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace}
+	s.judge = &judge{runID: o.RunID, source: source, match: s.match, grace: o.DegradedGrace, older: o.Older}
+	if o.Blame != nil {
+		// Blame reads git after the wait may have timed out: it gets its own time.
+		s.judge.blame = func(f intent.Failure) (bool, string) {
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(caller), 30*time.Second)
+			defer cancel()
+			return o.Blame(bctx, f)
+		}
+	}
 	res = &Result{App: o.App, Revision: o.Revision}
 
 	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll.
@@ -174,17 +198,22 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	res.Refresh = time.Since(start)
 	res.AutoSync = app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
+	s.judge.previous = s.previous(app)
 	s.log(app)
 
-	// 2.–3. Without auto-sync we request the sync of our revision, after any operation in flight
-	// (unless the values already run: then there is nothing to sync).
+	// 2.–3. Without auto-sync we request the sync of the branch head when it still holds our values,
+	// after any operation in flight (unless the values already run: then there is nothing to sync).
 	if !res.AutoSync && !o.NoSync {
 		if out := s.judge.observe(app, o.Now()); out.verdict == waiting {
 			qctx, request := telemetry.Start(ctx, "argocd.request-sync", telemetry.Attr("argocd.run_id", o.RunID))
-			app, err = s.requestSync(qctx, app)
+			var replaced string
+			app, replaced, err = s.requestSync(qctx, app)
 			telemetry.End(request, err)
 			if err != nil {
 				return nil, err
+			}
+			if replaced != "" {
+				return s.result(res, app, Superseded, replaced), nil
 			}
 		}
 	}
@@ -206,8 +235,12 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 		setStale(s.judge.staleSince)
 		next, err := s.next(ctx, last)
 		if err != nil {
+			if caller.Err() != nil {
+				return nil, s.fail(last, "cancelled while waiting", false, false)
+			}
 			if ctx.Err() != nil {
-				return nil, s.fail(last, fmt.Sprintf("no revision holding our values was Synced and Healthy within %s", o.Timeout), true, false)
+				out := s.judge.timedOut(last, fmt.Sprintf("no revision holding our values was Synced and Healthy within %s", o.Timeout))
+				return nil, s.fail(last, out.reason, true, out.attributable)
 			}
 			return nil, err
 		}
@@ -396,10 +429,12 @@ func (s *session) nudger(ctx context.Context) (set func(stale time.Time)) {
 	}
 }
 
-// requestSync asks for the sync of our revision, first waiting for another operation to finish. When
-// the server says another operation won the race, it backs off (jittered, doubling) before asking
-// again. It returns the latest state seen.
-func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) (*v1alpha1.Application, error) {
+// requestSync asks for the sync of our revision — or of the branch head read just before, when it
+// holds our values — first waiting for another operation to finish. When the head no longer holds
+// our values it asks for nothing and returns why (superseded). When the server says another
+// operation won the race, it backs off (jittered, doubling) before asking again. It returns the
+// latest state seen.
+func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) (*v1alpha1.Application, string, error) {
 	announced := false
 	backoff := 500 * time.Millisecond
 	for {
@@ -411,13 +446,17 @@ func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) (*
 			next, err := s.next(ctx, app)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, s.fail(app, "another operation did not finish in time", true, false)
+					return nil, "", s.fail(app, "another operation did not finish in time", true, false)
 				}
-				return nil, err
+				return nil, "", err
 			}
 			app = next
 			s.log(app)
 			continue
+		}
+		rev, replaced, err := s.syncTarget(ctx)
+		if err != nil || replaced != "" {
+			return app, replaced, err
 		}
 		var prune *bool
 		if p := app.Spec.SyncPolicy; p != nil && p.Automated != nil {
@@ -426,30 +465,76 @@ func (s *session) requestSync(ctx context.Context, app *v1alpha1.Application) (*
 		req := &applicationpkg.ApplicationSyncRequest{Name: &s.o.App, AppNamespace: s.ns(), Prune: prune,
 			Infos: []*v1alpha1.Info{{Name: "run-id", Value: s.o.RunID}}}
 		if s.o.MultiSource {
-			req.Revisions, req.SourcePositions = []string{s.o.Revision}, []int64{int64(s.o.Source + 1)}
+			req.Revisions, req.SourcePositions = []string{rev}, []int64{int64(s.o.Source + 1)}
 		} else {
-			req.Revision = &s.o.Revision
+			req.Revision = &rev
 		}
-		_, err := s.apps.Sync(ctx, req)
+		_, err = s.apps.Sync(ctx, req)
 		if err == nil {
-			s.logf("sync of %s requested (run %s)", short(s.o.Revision), s.o.RunID)
-			return app, nil
+			if rev != s.o.Revision {
+				s.logf("sync of %s requested, the branch head, which holds our values (run %s)", short(rev), s.o.RunID)
+			} else {
+				s.logf("sync of %s requested (run %s)", short(rev), s.o.RunID)
+			}
+			return app, "", nil
 		}
 		st, ok := status.FromError(err)
 		if !ok || st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "another operation is already in progress") {
-			return nil, s.rpcError("sync", err)
+			return nil, "", s.rpcError("sync", err)
 		}
 		// Lost a race with another operation: back off, then look again.
 		d := backoff/2 + mrand.N(backoff/2+1)
 		s.logf("another operation started first; asking again in %s", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
-			return nil, s.fail(app, "another operation did not finish in time", true, false)
+			return nil, "", s.fail(app, "another operation did not finish in time", true, false)
 		}
 		backoff = min(backoff*2, 8*time.Second)
 		if app, err = s.apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &s.o.App, AppNamespace: s.ns()}); err != nil {
-			return nil, s.rpcError("get", err)
+			return nil, "", s.rpcError("get", err)
 		}
 	}
+}
+
+// syncTarget is the revision to ask Argo CD for: the branch head as read now when it holds our
+// values, our revision without a Head reader; replaced says why nothing is to be asked for.
+func (s *session) syncTarget(ctx context.Context) (rev, replaced string, err error) {
+	if s.o.Head == nil {
+		return s.o.Revision, "", nil
+	}
+	head, err := s.o.Head(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("argocd: read the branch head before requesting a sync of %s: %w", s.o.App, err)
+	}
+	if head == s.o.Revision {
+		return head, "", nil
+	}
+	m := s.match(head)
+	switch {
+	case m.Ours:
+		return head, "", nil
+	case m.Superseded != "":
+		return "", m.Superseded, nil
+	}
+	return "", fmt.Sprintf("the branch head %s does not hold our values and does not contain our commit %s (history rewritten?); nothing was synced", short(head), short(s.o.Revision)), nil
+}
+
+// previous is the revision that ran before our change's operation: the newest deployment in the
+// application's history that does not hold our values ("" when there is none).
+func (s *session) previous(app *v1alpha1.Application) string {
+	h := app.Status.History
+	for i := len(h) - 1; i >= 0; i-- {
+		rev := h[i].Revision
+		if s.judge.source >= 0 {
+			rev = ""
+			if s.judge.source < len(h[i].Revisions) {
+				rev = h[i].Revisions[s.judge.source]
+			}
+		}
+		if rev != "" && !s.match(rev).Ours {
+			return rev
+		}
+	}
+	return ""
 }
 
 // next returns the application's next state from the watch stream, reconnecting (with backoff) when
@@ -564,7 +649,7 @@ func (s *session) fail(app *v1alpha1.Application, reason string, timeout, attrib
 }
 
 func (s *session) result(res *Result, app *v1alpha1.Application, outcome, reason string) *Result {
-	res.Outcome, res.Reason = outcome, reason
+	res.Outcome, res.Reason, res.Previous = outcome, reason, s.judge.previous
 	if outcome == Superseded {
 		res.SyncedRevision = s.judge.syncRevision(app)
 		res.Health = string(app.Status.Health.Status)

@@ -2,12 +2,16 @@ package argocd
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+
+	"wanderlust.dev/pipeline/ci/stages/intent"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
 )
 
 // verdict is what one observed state of the application means for the wait.
@@ -23,7 +27,8 @@ const (
 // Match is how a revision that Argo CD shows relates to the change we wait for. The wait decides
 // "done" by content: the revision must hold the values our change wrote, whichever commit it is.
 type Match struct {
-	// Ours: the revision runs our values (our commit, or another commit that holds them).
+	// Ours: the revision runs our values and is our commit or a later one (an older commit that
+	// happens to hold the same values — yesterday's deploy of the same version — is not ours).
 	Ours bool
 	// Exact: it is our commit.
 	Exact bool
@@ -53,6 +58,13 @@ type judge struct {
 	source int
 	match  func(rev string) Match
 	grace  time.Duration
+	// blame says whether a failure is our change's (nil: the older rule — our exact commit, and
+	// objects that its operation changed).
+	blame func(intent.Failure) (bool, string)
+	// previous is the revision that ran before our change's operation ("" unknown).
+	previous string
+	// older: the revision is older than the branch head on purpose (see Options.Older).
+	older bool
 
 	degradedSince time.Time
 	// staleSince is when we first saw our values synced but health not re-evaluated since the last
@@ -128,22 +140,36 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 		m := j.match(rev)
 		why := fmt.Sprintf("sync %s: %s", strings.ToLower(string(op.Phase)), op.Message)
 		switch {
-		case m.Exact || j.ours(&op.Operation):
-			return outcome{verdict: failed, reason: why, attributable: true}
-		case m.Ours:
-			return outcome{verdict: failed, reason: fmt.Sprintf("%s (revision %s is a newer commit that contains ours: %s; not rolled back)", why, short(rev), m.By)}
+		case m.Ours || j.ours(&op.Operation):
+			if j.blame == nil {
+				if m.Exact || j.ours(&op.Operation) {
+					return outcome{verdict: failed, reason: why, attributable: true}
+				}
+				return outcome{verdict: failed, reason: fmt.Sprintf("%s (revision %s is a newer commit that contains ours: %s; not rolled back)", why, short(rev), m.By)}
+			}
+			return j.failure(why, rev, failedObjects(op))
 		case m.Superseded != "":
 			return outcome{verdict: superseded, reason: m.Superseded}
 		}
-		// Someone else's operation of another revision: ours may still come.
+		// An operation of another revision — someone else's, or an older commit that holds the same
+		// values (yesterday's failed deploy of this version): ours may still come.
 	}
 	sync := app.Status.Sync
 	rev := j.syncRevision(app)
 	m := j.match(rev)
-	if sync.Status == v1alpha1.SyncStatusCodeSynced && m.Superseded != "" {
+	// A newer commit replaced our values: synced, or (manual sync) waiting at it, ours will not run.
+	if (sync.Status == v1alpha1.SyncStatusCodeSynced || sync.Status == v1alpha1.SyncStatusCodeOutOfSync) && m.Superseded != "" {
 		return outcome{verdict: superseded, reason: m.Superseded}
 	}
-	if sync.Status != v1alpha1.SyncStatusCodeSynced || !m.Ours {
+	synced := sync.Status == v1alpha1.SyncStatusCodeSynced && m.Ours
+	if !synced && j.older && op != nil && op.Phase == synccommon.OperationSucceeded {
+		// An older tree synced on purpose shows OutOfSync against the branch head: our operation's
+		// success at our exact revision stands for Synced.
+		if r := j.operationRevision(op); j.match(r).Exact {
+			rev, m, synced = r, j.match(r), true
+		}
+	}
+	if !synced {
 		j.staleSince = time.Time{}
 		return outcome{}
 	}
@@ -161,6 +187,9 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 	// Our change is the cause only when Argo CD runs exactly our commit and its operation changed
 	// the failing resources.
 	blame := func(why string) outcome {
+		if j.blame != nil {
+			return j.failure(why, rev, objectsIn(app, "Degraded", "Missing"))
+		}
 		if !m.Exact {
 			return outcome{verdict: failed, reason: fmt.Sprintf("%s at %s, a newer commit that contains ours (%s); not rolled back", why, short(rev), m.By)}
 		}
@@ -182,6 +211,63 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 	}
 	j.degradedSince = time.Time{}
 	return outcome{}
+}
+
+// failure is a failure at rev of the given objects (none: the operation as a whole), attributed by
+// the blamer: ours, or "failed (not ours)" naming the object and the commit that changed it.
+func (j *judge) failure(why, rev string, objs []manifest.Resource) outcome {
+	ours, because := j.blame(intent.Failure{Revision: rev, Previous: j.previous, Resources: objs})
+	if ours {
+		return outcome{verdict: failed, reason: why + " (" + because + ")", attributable: true}
+	}
+	return outcome{verdict: failed, reason: NotOurs + ": " + why + "; " + because}
+}
+
+// timedOut is the outcome of a wait that ran out of time at app's state: when our values are synced
+// and objects that our commit changed are still rolling out (or failing), our change did not finish
+// rolling out in time — a failure of ours; otherwise a timeout that blames nobody.
+func (j *judge) timedOut(app *v1alpha1.Application, why string) outcome {
+	rev := j.syncRevision(app)
+	if j.blame == nil || inFlight(app) || app.Status.Sync.Status != v1alpha1.SyncStatusCodeSynced || !j.match(rev).Ours {
+		return outcome{verdict: failed, reason: why}
+	}
+	objs := objectsIn(app, "Progressing", "Degraded", "Missing")
+	if len(objs) == 0 {
+		return outcome{verdict: failed, reason: why}
+	}
+	ours, because := j.blame(intent.Failure{Revision: rev, Previous: j.previous, Resources: objs})
+	if ours {
+		return outcome{verdict: failed, reason: why + ": our rollout did not finish (" + because + ")", attributable: true}
+	}
+	return outcome{verdict: failed, reason: why + " (" + because + ")"}
+}
+
+// NotOurs starts the reason of a failure that our change did not cause.
+const NotOurs = "failed (not ours)"
+
+// failedObjects lists the objects a failed operation could not sync.
+func failedObjects(op *v1alpha1.OperationState) []manifest.Resource {
+	var out []manifest.Resource
+	if op.SyncResult == nil {
+		return nil
+	}
+	for _, r := range op.SyncResult.Resources {
+		if r.Status == synccommon.ResultCodeSyncFailed || r.HookPhase == synccommon.OperationFailed || r.HookPhase == synccommon.OperationError {
+			out = append(out, manifest.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+		}
+	}
+	return out
+}
+
+// objectsIn lists the application's objects whose health is one of statuses.
+func objectsIn(app *v1alpha1.Application, statuses ...string) []manifest.Resource {
+	var out []manifest.Resource
+	for _, r := range app.Status.Resources {
+		if r.Health != nil && slices.Contains(statuses, string(r.Health.Status)) {
+			out = append(out, manifest.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+		}
+	}
+	return out
 }
 
 // touched reports whether a resource that is not Healthy was changed (created or configured) by

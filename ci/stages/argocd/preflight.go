@@ -35,6 +35,9 @@ type App struct {
 	Source      int
 	// Path is our source's path in the repository.
 	Path string
+	// Running is the revision of our source that the application's last deployment synced ("" when
+	// it was never deployed).
+	Running string
 }
 
 // CheckAddress validates a server address (host:port) without contacting it.
@@ -106,22 +109,77 @@ func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) 
 	if err := tracks(app, t, res); err != nil {
 		return nil, err
 	}
+	if h := app.Status.History; len(h) > 0 {
+		res.Running = h[len(h)-1].Revision
+		if res.MultiSource {
+			res.Running = ""
+			if revs := h[len(h)-1].Revisions; res.Source < len(revs) {
+				res.Running = revs[res.Source]
+			}
+		}
+	}
 
-	// Sync windows.
+	// Sync windows, for the kind of sync this deploy relies on: the controller's auto-sync for an
+	// auto-sync application, our manual sync request otherwise. (The API's "can sync" answers for a
+	// manual sync only: a deny window with manualSync lets us through, but not the controller.)
 	w, err := apps.GetApplicationSyncWindows(ctx, &applicationpkg.ApplicationSyncWindowsQuery{Name: &o.App, AppNamespace: s.ns()})
 	if err != nil {
 		return nil, s.preflightError(err)
 	}
-	if w.CanSync != nil && !*w.CanSync {
+	allowed := w.CanSync == nil || *w.CanSync
+	kind := "a manual sync"
+	if res.AutoSync {
+		allowed, kind = autoSyncAllowed(w), "auto-sync"
+	}
+	if !allowed {
 		var active []string
 		for _, a := range w.ActiveWindows {
 			if a.Kind != nil && a.Schedule != nil && a.Duration != nil {
-				active = append(active, fmt.Sprintf("%s %q for %s", *a.Kind, *a.Schedule, *a.Duration))
+				active = append(active, fmt.Sprintf("%s %q for %s (manualSync %v)", *a.Kind, *a.Schedule, *a.Duration, a.ManualSync != nil && *a.ManualSync))
 			}
 		}
-		return nil, fmt.Errorf("argocd: a sync window of project %s blocks syncing %s now (active: %s); deploy outside it", res.Project, o.App, strings.Join(active, ", "))
+		if len(active) == 0 {
+			active = append(active, "none: an allow window exists and none is open")
+		}
+		return nil, fmt.Errorf("argocd: a sync window of project %s blocks %s of %s now (active: %s); deploy outside it", res.Project, kind, o.App, strings.Join(active, ", "))
 	}
 	return res, nil
+}
+
+// autoSyncAllowed applies Argo CD's rule for syncs that are not manual (SyncWindows.CanSync(false))
+// to the application's windows: an open deny window blocks; else an open allow window allows; else
+// any allow window (closed now) blocks; no window allows.
+func autoSyncAllowed(w *applicationpkg.ApplicationSyncWindowsResponse) bool {
+	key := func(a *applicationpkg.ApplicationSyncWindow) string {
+		return fmt.Sprint(deref(a.Kind), "|", deref(a.Schedule), "|", deref(a.Duration))
+	}
+	open := map[string]bool{}
+	allowOpen := false
+	for _, a := range w.ActiveWindows {
+		open[key(a)] = true
+		switch deref(a.Kind) {
+		case "deny":
+			return false
+		case "allow":
+			allowOpen = true
+		}
+	}
+	if allowOpen {
+		return true
+	}
+	for _, a := range w.AssignedWindows {
+		if deref(a.Kind) == "allow" && !open[key(a)] {
+			return false
+		}
+	}
+	return true
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // tracks checks that one of the application's sources is our repository and path, on our branch.

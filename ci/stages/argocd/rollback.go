@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
@@ -32,6 +33,9 @@ type Outcome struct {
 	RollbackRevision string
 	Restored         *Result
 	RollbackDuration time.Duration
+	// RollbackSuperseded says why the rollback's wait ended superseded (a newer commit replaced the
+	// restored values): no Restored, no time to restore.
+	RollbackSuperseded string
 }
 
 // SyncOrRollback runs Sync; when the change fails *because of itself* (Error.Attributable: our
@@ -43,8 +47,19 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	res, err := Sync(ctx, o)
 	if err == nil && res.Outcome == Deployed && o.Verify != nil {
 		if verr := o.Verify(ctx); verr != nil {
-			err = &Error{App: o.App, Revision: o.Revision, Reason: "verification failed: " + verr.Error(), Phase: res.Phase,
+			e := &Error{App: o.App, Revision: o.Revision, Reason: "verification failed: " + verr.Error(), Phase: res.Phase,
 				Sync: "Synced", Health: res.Health, Attributable: !o.NoSync}
+			switch {
+			case ctx.Err() != nil:
+				// Cancelled (Ctrl-C, CI cancel) during the checks: a cancelled run, not a change failure.
+				e.Reason, e.Attributable = "cancelled during verification: "+verr.Error(), false
+			case e.Attributable && o.Blame != nil:
+				ours, why := o.Blame(ctx, intent.Failure{Revision: res.SyncedRevision, Previous: res.Previous, Verification: true})
+				if !ours {
+					e.Reason, e.Attributable = NotOurs+": "+e.Reason+"; "+why, false
+				}
+			}
+			err = e
 		}
 	}
 	if err == nil {
@@ -59,6 +74,10 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 		o.log("not rolling back: the failure is not attributable to our change")
 		return out, fmt.Errorf("%w (not attributable to our change: nothing rolled back)", err)
 	}
+	if ctx.Err() != nil {
+		// Never roll back on behalf of a run that was cancelled.
+		return out, fmt.Errorf("%w (the run was cancelled: nothing rolled back)", err)
+	}
 	o.log("rolling back: %v", err)
 	start := time.Now()
 	ctx, span := telemetry.Start(ctx, "argocd.rollback", telemetry.Attr("argocd.app", o.App), telemetry.Attr("argocd.revision", o.Revision))
@@ -70,6 +89,7 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	span.SetAttributes(telemetry.Attr("argocd.rollback_revision", undone.Revision))
 	out.RolledBack, out.RollbackRevision = true, undone.Revision
 	o.Revision, o.Match, o.NoSync = undone.Revision, undone.Match, undone.NoSync
+	o.Blame = nil // the rollback is not rolled back: its failures are only reported
 	o.RunID += "-rollback"
 	o.Verify = nil // the restored version is waited for until Healthy; its checks are the next deploy's
 	restored, serr := Sync(context.WithoutCancel(ctx), o)
@@ -77,6 +97,11 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	telemetry.End(span, serr)
 	if serr != nil {
 		return out, fmt.Errorf("%w; rolled back with %s, which did not become Healthy either: %v", err, short(undone.Revision), serr)
+	}
+	if restored.Outcome == Superseded {
+		// A newer commit replaced the rollback's values: nothing was restored by us.
+		out.RollbackSuperseded = restored.Reason
+		return out, fmt.Errorf("%w; rolled back with %s, which was superseded: %s", err, short(undone.Revision), restored.Reason)
 	}
 	out.Restored = restored
 	return out, fmt.Errorf("%w; rolled back with %s, Healthy after %s", err, short(undone.Revision), restored.Healthy.Round(time.Millisecond))

@@ -79,6 +79,16 @@ func Check(ctx context.Context, o *Options) error {
 		return fmt.Errorf("deploy: preflight: %w", err)
 	}
 	if o.Argo != nil {
+		// The verdict, the blame and the rollback read the overlay's `images:` entries: a layout without
+		// a kustomization could be bumped but never judged nor undone — refuse it before the push.
+		tree, err := rd.Tree(ctx, rd.Head)
+		if err != nil {
+			return fmt.Errorf("deploy: preflight: %w", err)
+		}
+		if _, err := manifest.Images(tree, o.Bump.Dir()); err != nil {
+			return fmt.Errorf("deploy: preflight: %s cannot be deployed and watched (%v): deploy sets, judges and rolls back the images: entries of a kustomization; "+
+				"add a kustomization.yaml listing the manifests as resources (kustomize create --autodetect), or use bump and sync", o.Bump.Dir(), err)
+		}
 		app, err := argocd.Preflight(ctx, *o.Argo, argocd.Target{RepoURL: o.Bump.Git.URL, Path: o.Bump.Dir(),
 			Branch: branchOf(o.Bump.Git), DefaultBranch: rd.DefaultBranch})
 		if err != nil {
@@ -272,6 +282,10 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 	}
 	out["values"] = in.Summary()
 	ao.Match = matcher(bo.Git, in)
+	if res.Changed {
+		judgeByContent(ctx, &ao, bo.Git, in)
+		out["timeout"] = ao.Timeout.String()
+	}
 	var undo argocd.Rollback
 	switch {
 	case !res.Changed:
@@ -298,6 +312,12 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		d := outcome.Deployed
 		out["synced"], out["health"], out["outcome"] = d.SyncedRevision, d.Health, d.Outcome
 		switch {
+		case d.Outcome == argocd.Superseded && !res.Changed:
+			// What we found in git was replaced while we checked it: nothing of ours ran.
+			out["superseded"] = d.Reason
+			end(out, nil)
+			r.Outcome(report.Superseded, "superseded: "+d.Reason)
+			return nil
 		case d.Outcome == argocd.Superseded:
 			out["superseded"] = d.Reason
 			end(out, nil)
@@ -321,6 +341,9 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		// Only a failure of the deployed change counts as a change failure (DORA); a timeout, an
 		// outage or someone else's failure does not.
 		r.DORA.Failed = errors.As(err, &we) && we.Attributable
+		if we != nil && strings.HasPrefix(we.Reason, argocd.NotOurs) {
+			r.Outcome(report.NotOurs, err.Error())
+		}
 		rec.ChangeFailed = r.DORA.Failed
 		failedAt := time.Now()
 		if outcome != nil {
@@ -329,6 +352,10 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		rec.FailedAt = &failedAt
 		if outcome != nil && outcome.RolledBack {
 			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
+			if outcome.RollbackSuperseded != "" {
+				rb := map[string]string{"revert": outcome.RollbackRevision, "superseded": outcome.RollbackSuperseded}
+				r.Stages = append(r.Stages, report.Stage{Name: "rollback", Status: report.Superseded, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb})
+			}
 			if outcome.Restored != nil {
 				restored := time.Now()
 				rec.Restored = &restored
@@ -341,10 +368,46 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 				r.DORA.TimeToRestore = outcome.RollbackDuration
 				st.Status = report.Succeeded
 			}
-			r.Stages = append(r.Stages, st)
+			if outcome.RollbackSuperseded == "" {
+				r.Stages = append(r.Stages, st)
+			}
 		}
 	}
 	return err
+}
+
+// judgeByContent completes the wait for a change we pushed: sync the branch head only while it
+// holds our values, blame a failure on our change only when objects it changed fail as it set
+// them, and (no --timeout given) wait as long as Kubernetes would before it gives up on the
+// rollout: the largest progressDeadlineSeconds of the workloads our commit changes, plus the
+// degraded grace and a minute for the sync itself.
+func judgeByContent(ctx context.Context, ao *argocd.Options, g git.Options, in *intent.Intent) {
+	bl := in.Blamer(func(ctx context.Context) (*git.Reader, error) { return git.Open(ctx, g) })
+	ao.Blame = bl.Judge
+	ao.Head = headOf(g)
+	if ao.Timeout > 0 {
+		return
+	}
+	ao.Timeout = DefaultTimeout
+	if changed, rendered, err := bl.Changed(ctx); err == nil {
+		if pds := rendered.ProgressDeadline(changed); pds > 0 {
+			ao.Timeout = time.Duration(pds)*time.Second + cmp.Or(ao.DegradedGrace, 30*time.Second) + time.Minute
+		}
+	}
+}
+
+// DefaultTimeout is the wait when no --timeout is given and our commit changes no workload.
+const DefaultTimeout = 5 * time.Minute
+
+// headOf reads the branch head of the GitOps repository.
+func headOf(g git.Options) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		rd, err := git.Open(ctx, g)
+		if err != nil {
+			return "", err
+		}
+		return rd.Head, nil
+	}
 }
 
 // SyncOptions configure the sync of a revision that is already in git (the module's sync).
@@ -357,6 +420,10 @@ type SyncOptions struct {
 	Rollback bool
 	// Probe verifies that the application answers once it is Healthy.
 	Probe *probe.Options
+	// AllowOlder syncs the revision even when the application already runs a newer commit that
+	// contains it (a deliberate roll back to an older tree), and syncs exactly it rather than the
+	// branch head.
+	AllowOlder bool
 }
 
 // Sync checks Argo CD (preflight), then waits until the revision's values run, with the same rules
@@ -389,11 +456,23 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 	}
 	var undo argocd.Rollback
 	if rd != nil {
+		if app.Running != "" && app.Running != ao.Revision && !o.AllowOlder {
+			if _, older, err := rd.Between(ctx, app.Running, ao.Revision); err == nil && older {
+				return nil, fmt.Errorf("sync: %s already runs %s, a newer commit than %s: refusing to sync an older tree (pass --allow-older to go back on purpose)",
+					ao.App, short(app.Running), short(ao.Revision))
+			}
+		}
 		in, err := intent.Of(ctx, rd, ao.Revision, app.Path)
 		if err != nil {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
 		ao.Match = matcher(o.Git, in)
+		judgeByContent(ctx, &ao, o.Git, in)
+		if o.AllowOlder {
+			// Exactly this revision, judged by its own operation: newer commits neither stand in
+			// for it nor supersede it.
+			ao.Head, ao.Match, ao.Older = nil, nil, true
+		}
 		if o.Rollback {
 			undo = rollbackFor(o.Git, in)
 		}
@@ -454,7 +533,10 @@ func matcher(g git.Options, in *intent.Intent) func(ctx context.Context, rev str
 			return argocd.Match{}, err
 		}
 		v, err := in.Judge(ctx, rd, rev)
-		return argocd.Match{Ours: v.Holds, Exact: v.Exact, Newer: v.Newer, By: v.By, Superseded: v.Superseded}, err
+		// An older commit that holds the same values (yesterday's deploy of this version, reverted
+		// since) is not ours: only our commit and later ones count.
+		ours := v.Holds && (in.SHA == "" || v.Exact || v.Newer)
+		return argocd.Match{Ours: ours, Exact: v.Exact, Newer: v.Newer, By: v.By, Superseded: v.Superseded}, err
 	}
 }
 

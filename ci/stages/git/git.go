@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -171,6 +172,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 	}
 
 	var base map[string]Value
+	var sent []*Result // every commit we tried to push
 	for attempt := 1; ; attempt++ {
 		head, err := r.headCommit()
 		if err != nil {
@@ -208,6 +210,9 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return nil, err
 		}
 		if commit == nil {
+			if landed := r.landed(ctx, head, sent); landed != nil {
+				return landed, nil
+			}
 			r.logf("unchanged: %s already holds every value", shortSHA(head.Hash.String()))
 			return res, nil
 		}
@@ -224,6 +229,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		}
 
 		res.Attempts = attempt
+		sent = append(sent, res)
 		pctx, push := telemetry.Start(ctx, "git.push", attribute.Int("git.attempt", attempt),
 			telemetry.Attr("git.base", head.Hash.String()), telemetry.Attr("git.commit", commit.Hash.String()))
 		err = r.push(pctx, head.Hash, commit.Hash, objects)
@@ -260,6 +266,28 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return nil, err
 		}
 	}
+}
+
+// landed finds, when an earlier push of ours had an unknown outcome (its reply was lost), our own
+// commit in the history of the head that now holds every value: the push landed, and its commit —
+// not the head — is the result.
+func (r *run) landed(ctx context.Context, head *object.Commit, sent []*Result) *Result {
+	if len(r.uncertain) == 0 {
+		return nil
+	}
+	if err := r.fetchDeeper(ctx, head.Hash); err != nil {
+		r.logf("cannot read the history of %s to look for our earlier push: %v", shortSHA(head.Hash.String()), err)
+		return nil
+	}
+	for _, res := range sent {
+		h := plumbing.NewHash(res.SHA)
+		if slices.Contains(r.uncertain, h) && r.reaches(head.Hash, []plumbing.Hash{h}) {
+			r.logf("our commit %s is on %s: an earlier push landed though its reply was lost", shortSHA(res.SHA), r.o.Branch)
+			res.Pushed = true
+			return res
+		}
+	}
+	return nil
 }
 
 // Validate checks the options (URL, branch, credentials' form) without any network call; errors
@@ -342,6 +370,9 @@ type run struct {
 	prefetched []plumbing.Hash
 	// turn is how long our first attempt (fetch, edit, push) took: the unit of the contention backoff.
 	turn time.Duration
+	// uncertain are the commits whose push may have landed though no reply said so (the connection
+	// failed after the request was sent).
+	uncertain []plumbing.Hash
 }
 
 func (r *run) logf(format string, args ...any) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -30,7 +31,15 @@ func (r *run) push(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 		sendErr = r.send(ctx, old, new, objects)
 		var moved *movedError
 		if errors.As(sendErr, &moved) {
+			if moved.now == new.String() {
+				// The branch is at our very commit: an earlier attempt landed, its reply was lost.
+				r.logf("the branch is at our commit %s: an earlier push landed though its reply was lost", shortSHA(new.String()))
+				sendErr = nil
+			}
 			return nil // not a connection problem: the caller re-applies on the new head
+		}
+		if sendErr != nil && !isPermanent(sendErr) && !slices.Contains(r.uncertain, new) {
+			r.uncertain = append(r.uncertain, new)
 		}
 		return sendErr
 	})

@@ -24,8 +24,9 @@ import (
 
 // Intent is the set of image entries a deployment wants running.
 type Intent struct {
-	// SHA is the commit that set the values ("" when nothing was pushed: they were already in git).
-	SHA string
+	// SHA is the commit that set the values ("" when nothing was pushed: they were already in git);
+	// Parent is its parent.
+	SHA, Parent string
 	// Dir is the overlay (the directory of the kustomization).
 	Dir string
 	// Want are the entries as the deployment set them; Before the same entries before its commit
@@ -76,7 +77,7 @@ func Of(ctx context.Context, rd *git.Reader, sha, dir string) (*Intent, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Intent{SHA: sha, Dir: dir}
+	in := &Intent{SHA: sha, Parent: c.Parents[0], Dir: dir}
 	for _, name := range slices.Sorted(maps.Keys(after)) {
 		if a, b := after[name], before[name]; a != b {
 			in.Want, in.Before = append(in.Want, a), append(in.Before, b)

@@ -71,7 +71,7 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 	if err != nil {
 		return nil, nil, fmt.Errorf("roll back %s: %w", short(in.SHA), err)
 	}
-	back := &Intent{SHA: res.SHA, Dir: in.Dir, Want: in.Before, Before: in.Want}
+	back := &Intent{SHA: res.SHA, Parent: res.Base, Dir: in.Dir, Want: in.Before, Before: in.Want}
 	if !res.Changed {
 		back.SHA = "" // already restored: nothing pushed, the values are in git
 	}

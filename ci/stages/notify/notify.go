@@ -52,7 +52,9 @@ func Subject(r *report.Run) string {
 	}
 	switch r.Result {
 	case report.Failed:
-		return fmt.Sprintf("Wanderlust Application has been updated and deployed%s - 'FAILURE'", env)
+		return fmt.Sprintf("Wanderlust deployment%s failed - 'FAILURE'", env)
+	case report.NotOurs:
+		return fmt.Sprintf("Wanderlust deployment%s failed, not because of this change - 'FAILURE'", env)
 	case report.Superseded:
 		return fmt.Sprintf("Wanderlust deployment%s superseded by a newer commit - 'SUPERSEDED'", env)
 	case report.MailTest:

@@ -54,7 +54,7 @@ func scrubURL(s string, u *url.URL) string {
 // summary is the message: the subject, the reason, one line per stage and the DORA figures.
 func summary(r *report.Run) string {
 	var b strings.Builder
-	icon := map[string]string{report.Failed: ":x:", report.Superseded: ":fast_forward:"}[r.Result]
+	icon := map[string]string{report.Failed: ":x:", report.NotOurs: ":x:", report.Superseded: ":fast_forward:"}[r.Result]
 	if icon == "" {
 		icon = ":white_check_mark:"
 	}

@@ -33,6 +33,9 @@ const (
 	DryRun = "dry run"
 	// MailTest: a test message of the mail settings, no run.
 	MailTest = "mail test"
+	// NotOurs: the deployment failed, but not because of our change (another commit's object
+	// failed in the same sync); nothing was rolled back and it is no change failure.
+	NotOurs = "failed (not ours)"
 )
 
 // Stage is one stage of the run.
@@ -108,12 +111,17 @@ func (r *Run) Finish(err error) {
 	r.Ended = time.Now()
 	r.DORA.DeploymentDuration = r.Ended.Sub(r.Started)
 	if err != nil {
-		r.Result = Failed
+		if r.Result != NotOurs {
+			r.Result = Failed
+		}
 		if r.Reason == "" {
 			r.Reason = err.Error()
 		}
 	}
 }
+
+// Failure reports whether a result is a failure (ours or not).
+func Failure(result string) bool { return result == Failed || result == NotOurs }
 
 // Outcome sets a result other than succeeded or failed, and why.
 func (r *Run) Outcome(result, reason string) { r.Result, r.Reason = result, reason }
@@ -128,7 +136,7 @@ func (r *Run) JSON() []byte {
 func (r *Run) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", r.Title, strings.ToUpper(r.Result))
-	if r.Reason != "" && r.Result != Failed {
+	if r.Reason != "" && !Failure(r.Result) {
 		fmt.Fprintf(&b, "%s\n", r.Reason)
 	}
 	if r.Env != "" {
@@ -155,12 +163,12 @@ func (r *Run) Text() string {
 // Markdown renders the report for $GITHUB_STEP_SUMMARY.
 func (r *Run) Markdown() string {
 	var b strings.Builder
-	icon := map[string]string{Failed: "❌", Superseded: "⏭️", DryRun: "📝"}[r.Result]
+	icon := map[string]string{Failed: "❌", NotOurs: "❌", Superseded: "⏭️", DryRun: "📝"}[r.Result]
 	if icon == "" {
 		icon = "✅"
 	}
 	fmt.Fprintf(&b, "## %s %s: %s\n\n", icon, r.Title, r.Result)
-	if r.Reason != "" && r.Result != Failed {
+	if r.Reason != "" && !Failure(r.Result) {
 		fmt.Fprintf(&b, "%s\n\n", r.Reason)
 	}
 	b.WriteString("| stage | status | duration | output |\n|---|---|---:|---|\n")
@@ -176,7 +184,7 @@ func (r *Run) Markdown() string {
 func (r *Run) HTML() string {
 	var b strings.Builder
 	color := "#1a7f37"
-	if r.Result == Failed {
+	if Failure(r.Result) {
 		color = "#cf222e"
 	}
 	fmt.Fprintf(&b, `<html><body style="font-family:sans-serif"><h2 style="color:%s">%s: %s</h2>`, color, html.EscapeString(r.Title), strings.ToUpper(r.Result))

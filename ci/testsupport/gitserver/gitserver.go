@@ -31,6 +31,7 @@ type Server struct {
 
 	srv      *httptest.Server
 	hook     atomic.Pointer[func(*http.Request)]
+	drop     atomic.Pointer[func(*http.Request) bool]
 	requests atomic.Int64
 	mu       sync.Mutex
 	seen     []string // request URIs and Authorization-free headers, for leak checks
@@ -53,6 +54,11 @@ func Start(root, user, password string) (*Server, error) {
 				(*h)(r)
 			}
 		}
+		if d := s.drop.Load(); d != nil && (*d)(r) {
+			// Served, then the reply is lost: the connection closes without a response.
+			backend.ServeHTTP(httptest.NewRecorder(), r)
+			panic(http.ErrAbortHandler)
+		}
 		backend.ServeHTTP(w, r)
 	}))
 	s.URL = s.srv.URL
@@ -67,6 +73,16 @@ func (s *Server) SetHook(h func(*http.Request)) {
 		return
 	}
 	s.hook.Store(&h)
+}
+
+// DropReply makes the server serve every request that drop selects and then close the connection
+// without replying (nil stops it): a push that the remote applied but whose acknowledgement was lost.
+func (s *Server) DropReply(drop func(*http.Request) bool) {
+	if drop == nil {
+		s.drop.Store(nil)
+		return
+	}
+	s.drop.Store(&drop)
 }
 
 // Close stops the server.

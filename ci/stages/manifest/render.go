@@ -1,0 +1,156 @@
+package manifest
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// Resource names one Kubernetes object as Argo CD lists it: API group, kind, namespace (empty for
+// cluster-scoped objects, and for namespaced ones the overlay leaves to the application's
+// destination) and name.
+type Resource struct {
+	Group, Kind, Namespace, Name string
+}
+
+func (r Resource) String() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// Rendered is what an overlay renders to: each object's YAML by the object.
+type Rendered map[Resource]string
+
+// Render renders dir of fsys as Argo CD's repo-server would: with kustomize when dir holds a
+// kustomization, otherwise every YAML file directly in dir (a directory source). The files are read
+// from the tree under dir's first path element (e.g. kubernetes/), so overlays may refer to bases
+// anywhere below it.
+func Render(fsys fs.FS, dir string) (Rendered, error) {
+	dir, err := cleanPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	var docs []*yaml.RNode
+	k, err := findKustomization(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", dir, err)
+	}
+	if k != "" {
+		mem := filesys.MakeFsInMemory()
+		top, _, _ := strings.Cut(dir, "/")
+		if err := fs.WalkDir(fsys, top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			return mem.WriteFile("/"+p, b)
+		}); err != nil {
+			return nil, fmt.Errorf("render %s: %w", dir, err)
+		}
+		m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/"+dir)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", dir, err)
+		}
+		docs = m.ToRNodeSlice()
+	} else {
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+				continue
+			}
+			b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			nodes, err := kio.FromBytes(b)
+			if err != nil {
+				return nil, fmt.Errorf("render %s: %s: %w", dir, e.Name(), err)
+			}
+			docs = append(docs, nodes...)
+		}
+	}
+	out := Rendered{}
+	for _, d := range docs {
+		if d.GetKind() == "" || d.GetName() == "" {
+			continue
+		}
+		group, _, _ := strings.Cut(d.GetApiVersion(), "/")
+		if !strings.Contains(d.GetApiVersion(), "/") {
+			group = "" // the core group: "v1"
+		}
+		s, err := d.String()
+		if err != nil {
+			return nil, err
+		}
+		out[Resource{Group: group, Kind: d.GetKind(), Namespace: d.GetNamespace(), Name: d.GetName()}] = s
+	}
+	return out, nil
+}
+
+// Lookup finds the object r in the rendering; a rendered object without a namespace matches r in
+// any namespace (the application's destination gives it one).
+func (rd Rendered) Lookup(r Resource) (string, bool) {
+	if s, ok := rd[r]; ok {
+		return s, true
+	}
+	s, ok := rd[Resource{Group: r.Group, Kind: r.Kind, Name: r.Name}]
+	return s, ok
+}
+
+// Changed lists the objects that differ between two renderings (added, removed or modified).
+func Changed(before, after Rendered) []Resource {
+	var out []Resource
+	for r, s := range after {
+		if b, ok := before[r]; !ok || b != s {
+			out = append(out, r)
+		}
+	}
+	for r := range before {
+		if _, ok := after[r]; !ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ProgressDeadline is the largest spec.progressDeadlineSeconds of the given objects that have one
+// (Deployments and Argo Rollouts; Kubernetes' default 600 when a Deployment leaves it unset); 0 when
+// none of them is such a workload.
+func (rd Rendered) ProgressDeadline(objs []Resource) int {
+	longest := 0
+	for _, r := range objs {
+		if r.Kind != "Deployment" && r.Kind != "Rollout" {
+			continue
+		}
+		s, ok := rd.Lookup(r)
+		if !ok {
+			continue
+		}
+		n, err := yaml.Parse(s)
+		if err != nil {
+			continue
+		}
+		secs := 600
+		if v, err := n.Pipe(yaml.Lookup("spec", "progressDeadlineSeconds")); err == nil && v != nil {
+			if _, err := fmt.Sscan(v.YNode().Value, &secs); err != nil {
+				secs = 600
+			}
+		}
+		longest = max(longest, secs)
+	}
+	return longest
+}
