@@ -120,7 +120,8 @@ func (m *Wanderlust) publishAndPrint(ctx context.Context, version, sourceCommit 
 
 func (m *Wanderlust) registryAuth(ctx context.Context) (registry.Auth, error) {
 	pass, err := plaintext(ctx, m.RegistryPassword)
-	return registry.Auth{Username: m.RegistryUsername, Password: pass}, err
+	host, _, _ := strings.Cut(m.Registry, "/")
+	return registry.Auth{Username: m.RegistryUsername, Password: pass, Host: host}, err
 }
 
 // gitOptions are the GitOps repository's options, with the token read.

@@ -181,7 +181,8 @@ func TestVerifyImagesReadsThePasswordThroughTheSession(t *testing.T) {
 		}
 		return daggerfake.Default(field, q)
 	}))
-	out, err := (&Wanderlust{RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref})
+	own := strings.TrimPrefix(srv.URL, "http://") + "/wanderlust-app"
+	out, err := (&Wanderlust{Registry: own, RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestVerifyImagesReadsThePasswordThroughTheSession(t *testing.T) {
 	if strings.Contains(session.All(), planted) {
 		t.Error("the password appears in an engine query")
 	}
-	_, err = (&Wanderlust{RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref[:len(ref)-5] + "9.9.9"})
+	_, err = (&Wanderlust{Registry: own, RegistryUsername: "bot", RegistryPassword: dagger.Connect().Secret("env://REGISTRY_TOKEN")}).VerifyImages(context.Background(), []string{ref[:len(ref)-5] + "9.9.9"})
 	if err == nil || !strings.Contains(err.Error(), "not pushed") {
 		t.Errorf("missing tag: %v", err)
 	}

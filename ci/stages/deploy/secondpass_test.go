@@ -246,7 +246,7 @@ func TestAnOlderFailedOperationWithOurValuesIsNotOurs(t *testing.T) {
 	w.other(t, "hist", "manual", img)
 	k1, _ := w.git.Show("hist", "main", "kubernetes/overlays/manual/kustomization.yaml")
 	x := w.commitFiles(t, "hist", "yesterday: 2.0.0 with a broken object", map[string]string{
-		"kubernetes/overlays/manual/bad.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n",
+		"kubernetes/overlays/manual/bad.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n",
 		"kubernetes/overlays/manual/kustomization.yaml": strings.Replace(k1, "resources:\n", "resources:\n  - bad.yaml\n", 1),
 	})
 	argo := w.argo(t, app)
@@ -259,7 +259,7 @@ func TestAnOlderFailedOperationWithOurValuesIsNotOurs(t *testing.T) {
 	}
 	// Reverted since: back to what ran before (1.0.0).
 	w.commitFiles(t, "hist", "revert yesterday", map[string]string{
-		"kubernetes/overlays/manual/bad.yaml":          "",
+		"kubernetes/overlays/manual/bad.yaml":           "",
 		"kubernetes/overlays/manual/kustomization.yaml": k0,
 	})
 	rep, err := Run(context.Background(), w.deployOf(t, "hist", "manual", img), nil)

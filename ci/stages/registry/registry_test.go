@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -70,7 +71,7 @@ func TestResolvePushedImages(t *testing.T) {
 	backend := host + "/wanderlust/wanderlust-backend:1.2.3"
 	frontend := host + "/wanderlust/wanderlust-frontend:1.2.3"
 	wantB, wantF := push(t, backend), push(t, frontend)
-	imgs, err := Resolve(context.Background(), []string{backend, frontend}, Auth{Username: user, Password: password})
+	imgs, err := Resolve(context.Background(), []string{backend, frontend}, Auth{Username: user, Password: password, Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestMissingTagsAreNamed(t *testing.T) {
 		host + "/wanderlust/wanderlust-backend:1.2.3",
 		host + "/wanderlust/wanderlust-backend:9.9.9",
 		host + "/wanderlust/wanderlust-frontend:1.2.3",
-	}, Auth{Username: user, Password: password})
+	}, Auth{Username: user, Password: password, Host: host})
 	if err == nil || !strings.Contains(err.Error(), "not pushed") || !strings.Contains(err.Error(), "wanderlust-backend:9.9.9") ||
 		!strings.Contains(err.Error(), "wanderlust-frontend:1.2.3") || strings.Contains(err.Error(), "backend:1.2.3,") {
 		t.Fatalf("err = %v", err)
@@ -100,11 +101,60 @@ func TestBadCredentials(t *testing.T) {
 	host := registryWithAuth(t)
 	ref := host + "/wanderlust/wanderlust-backend:1.2.3"
 	push(t, ref)
-	_, err := Resolve(context.Background(), []string{ref}, Auth{Username: user, Password: "wrong-password-x"})
+	_, err := Resolve(context.Background(), []string{ref}, Auth{Username: user, Password: "wrong-password-x", Host: host})
 	if err == nil || !strings.Contains(err.Error(), "access denied") || strings.Contains(err.Error(), "wrong-password-x") {
 		t.Fatalf("err = %v", err)
 	}
 	if _, err := Resolve(context.Background(), []string{"not a ref!"}, Auth{}); err == nil {
 		t.Error("a bad reference was accepted")
+	}
+}
+
+// The login goes to its own registry only: a reference to another registry (an overlay's entry
+// anyone with write access to the GitOps repository could add) is read anonymously, and when that
+// registry wants a login the error says why none is sent.
+func TestCredentialsGoOnlyToTheirRegistry(t *testing.T) {
+	own := registryWithAuth(t)
+	var mu sync.Mutex
+	var seen []string
+	reg := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if a := r.Header.Get("Authorization"); a != "" {
+			seen = append(seen, r.URL.Path+": "+a)
+		}
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/v2/private/") {
+			w.Header().Set("WWW-Authenticate", `Basic realm="collector"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(other.Close)
+	otherHost := strings.TrimPrefix(other.URL, "http://")
+	mine := own + "/wanderlust/wanderlust-backend:1.2.3"
+	push(t, mine)
+	theirs := otherHost + "/wanderlust/wanderlust-frontend:1.2.3"
+	img, _ := random.Image(256, 1)
+	r, _ := name.ParseReference(theirs)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	auth := Auth{Username: user, Password: password, Host: own}
+	if _, err := Resolve(context.Background(), []string{mine, theirs}, auth); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Resolve(context.Background(), []string{otherHost + "/private/x:1"}, auth)
+	if err == nil || !strings.Contains(err.Error(), "for "+own+" only") || strings.Contains(err.Error(), password) {
+		t.Errorf("err = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) > 0 {
+		t.Errorf("the other registry received credentials: %v", seen)
+	}
+	if !auth.Owns(own) || auth.Owns(otherHost) || (Auth{Username: user}).Owns(own) || !(Auth{Host: "docker.io"}).Owns("index.docker.io") {
+		t.Error("Owns")
 	}
 }
