@@ -166,6 +166,9 @@ func deployAndRecord(ctx context.Context, o Options, r *report.Run) error {
 		rec.SourceCommitTime = &t
 	}
 	err := run(ctx, o, r, rec)
+	// The record is written even for a cancelled run (it says so), with time of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if rec.Commit != "" && !o.DryRun {
 		// The outcome, as a git note on the deployment's commit (a failed record is reported only).
 		r.Finish(err)
@@ -188,6 +191,9 @@ func NewRunID() string {
 // too, so that a failed scan, build or publish is mailed like a failed rollout.
 func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 	r.Finish(err)
+	// A cancelled run is still reported, with time of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	if o.DryRun {
 		if err == nil {
 			r.Outcome(report.DryRun, "nothing was pushed, synced or mailed")
@@ -304,6 +310,13 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 			res, err := probe.Run(vctx, *o.Probe)
 			end(probeOutput(res), err)
 			rec.Verification = probeOutput(res)
+			if res != nil {
+				for _, c := range res.Checks {
+					if c.Excerpt != "" {
+						r.Respond(c.URL, c.Excerpt)
+					}
+				}
+			}
 			return err
 		}
 	}

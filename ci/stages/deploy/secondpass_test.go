@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
 	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
@@ -415,5 +417,29 @@ func TestAPushWhoseAcknowledgementWasLost(t *testing.T) {
 	}
 	if note, err := gitserver.Output(w.git.GitDir("ack"), "notes", "--ref=deployments", "show", head); err != nil || !strings.Contains(note, `"result": "succeeded"`) {
 		t.Errorf("note: %q %v", note, err)
+	}
+}
+
+// 8. Cancelled (Ctrl-C, a CI cancel) during the soak: a cancelled run, not a change failure, and
+// nothing is rolled back.
+func TestACancelDuringTheSoakIsNoChangeFailure(t *testing.T) {
+	w := setup(t, "cancel")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	app := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		once.Do(func() { time.AfterFunc(300*time.Millisecond, cancel) })
+		rw.Write([]byte("ok"))
+	}))
+	defer app.Close()
+	o := w.deployOf(t, "cancel", "dev", w.push(t, "wanderlust-backend", "2.0.0"))
+	o.Probe = &probe.Options{URLs: []string{app.URL + "/health"}, For: 30 * time.Second, Interval: 100 * time.Millisecond}
+	rep, err := Run(ctx, o, nil)
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("err = %v\n%s", err, rep.Text())
+	}
+	bumped := stage(rep, "bump").Output["sha"]
+	if head, _ := w.git.Head("cancel", "main"); head != bumped || rep.DORA.Failed || rep.DORA.RolledBack {
+		t.Errorf("head %s, bump %s\n%s", head, bumped, rep.Text())
 	}
 }

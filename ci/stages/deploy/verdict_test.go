@@ -384,7 +384,7 @@ func TestFailedVerificationRollsBackAndIsRecorded(t *testing.T) {
 	}))
 	defer app.Close()
 	o := w.deployOf(t, "probe", "dev", w.push(t, "wanderlust-backend", "2.0.0"))
-	o.Probe = &probe.Options{URLs: []string{app.URL + "/api/health"}, For: 5 * time.Second, Interval: 100 * time.Millisecond}
+	o.Probe = &probe.Options{URLs: []string{app.URL + "/api/health?key=probe-secret-123"}, For: 5 * time.Second, Interval: 100 * time.Millisecond}
 	rep, err := Run(context.Background(), o, nil)
 	if err == nil || !strings.Contains(err.Error(), "verification failed") || !strings.Contains(err.Error(), "status 500") {
 		t.Fatalf("err = %v\n%s", err, rep.Text())
@@ -406,5 +406,15 @@ func TestFailedVerificationRollsBackAndIsRecorded(t *testing.T) {
 	if err != nil || !strings.Contains(note, `"rolledBack": true`) || !strings.Contains(note, `"revert": "`+head+`"`) ||
 		!strings.Contains(note, `"changeFailed": true`) || !strings.Contains(note, `"restored"`) || !strings.Contains(note, "/api/health") {
 		t.Errorf("note on %s: %q (%v)", bumped, note, err)
+	}
+	// The URL's query never leaves the process; the response's excerpt is in the report (and its
+	// mail) only, not in the note.
+	if !strings.Contains(body, "upstream mongodb") || strings.Contains(note, "upstream mongodb") {
+		t.Errorf("excerpt: in the mail %v, in the note %v", strings.Contains(body, "upstream mongodb"), strings.Contains(note, "upstream mongodb"))
+	}
+	for _, text := range []string{note, body, subject, string(rep.JSON()), err.Error()} {
+		if strings.Contains(text, "probe-secret-123") {
+			t.Errorf("the URL's query leaked: %.300q", text)
+		}
 	}
 }

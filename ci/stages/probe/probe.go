@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/net/http/httpproxy"
 
 	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
@@ -50,14 +52,19 @@ type Options struct {
 
 // Check is the record of one URL.
 type Check struct {
+	// URL is the checked URL without its query and fragment (they may carry tokens): what every
+	// record, log and trace shows.
 	URL        string        `json:"url"`
 	Checks     int           `json:"checks"`
 	Failures   int           `json:"failures"`
 	MaxLatency time.Duration `json:"maxLatencyNs"`
 	P50Latency time.Duration `json:"p50LatencyNs"`
-	// LastError describes the last failed response: status, latency, the first bytes of the body.
+	// LastError describes the last failed response: its status and latency (or why there was none).
 	LastError string `json:"lastError,omitempty"`
-	Passed    bool   `json:"passed"`
+	// Excerpt is the first bytes of the last failed response's body: for the run report only, never
+	// for notes, webhooks or traces.
+	Excerpt string `json:"excerpt,omitempty"`
+	Passed  bool   `json:"passed"`
 }
 
 // Result is the record of a probe.
@@ -66,9 +73,19 @@ type Result struct {
 	Passed bool    `json:"passed"`
 }
 
-// Error is a failed probe: the URL and why.
+// Error is a failed probe: the URL (as Check.URL shows it) and why (without the body's excerpt).
 type Error struct {
 	URL, Reason string
+}
+
+// Redact is u as records show it: scheme, host and path — no credentials, query or fragment.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	p.User, p.RawQuery, p.ForceQuery, p.Fragment, p.RawFragment = nil, "", false, "", ""
+	return p.String()
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("probe: %s failed: %s", e.URL, e.Reason) }
@@ -81,10 +98,11 @@ func (o Options) Validate() error {
 	for _, u := range o.URLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("probe: %q is not an http(s) URL", u)
+			// Never echo a URL that failed to parse: it may carry a token in a malformed host.
+			return fmt.Errorf("probe: verification URL %d of %d is not an http(s) URL", slices.Index(o.URLs, u)+1, len(o.URLs))
 		}
 		if p.User != nil {
-			return fmt.Errorf("probe: %s: no credentials in a verification URL", p.Redacted())
+			return fmt.Errorf("probe: %s: no credentials in a verification URL", Redact(u))
 		}
 	}
 	if _, err := statusMatcher(o.Status); err != nil {
@@ -149,7 +167,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}()
 	okStatus, _ := statusMatcher(o.Status)
 	body := regexp.MustCompile(o.Body)
+	proxy := httpproxy.FromEnvironment().ProxyFunc() // HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read now
 	client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
+		Proxy:           func(r *http.Request) (*url.URL, error) { return proxy(r.URL) },
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: o.Insecure, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}, // #nosec G402 -- test-only escape, documented
 	}}
 	defer client.CloseIdleConnections()
@@ -159,7 +179,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	latencies := make([][]time.Duration, len(o.URLs))
 	streak := make([]int, len(o.URLs))
 	for i, u := range o.URLs {
-		checks[i] = Check{URL: u, Passed: true}
+		checks[i] = Check{URL: Redact(u), Passed: true}
 	}
 	deadline := time.Now().Add(o.For)
 	var failure *Error
@@ -170,7 +190,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				lat, why := check(ctx, client, u, okStatus, body, o.MaxLatency)
+				lat, why, excerpt := check(ctx, client, u, okStatus, body, o.MaxLatency)
 				mu.Lock()
 				defer mu.Unlock()
 				c := &checks[i]
@@ -182,14 +202,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 					return
 				}
 				c.Failures++
-				c.LastError = why
+				c.LastError, c.Excerpt = why, excerpt
 				streak[i]++
 				if o.Log != nil {
-					o.Log(fmt.Sprintf("probe: %s: %s (%d in a row)", u, why, streak[i]))
+					o.Log(fmt.Sprintf("probe: %s: %s (%d in a row)", c.URL, why, streak[i]))
 				}
 				if streak[i] > o.Tolerance && failure == nil {
 					c.Passed = false
-					failure = &Error{URL: u, Reason: fmt.Sprintf("%s (%d checks in a row)", why, streak[i])}
+					failure = &Error{URL: c.URL, Reason: fmt.Sprintf("%s (%d checks in a row)", why, streak[i])}
 				}
 			}()
 		}
@@ -222,17 +242,23 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	return res, nil
 }
 
-// check makes one request; it returns the latency and why it failed ("" when it passed).
-func check(ctx context.Context, c *http.Client, u string, okStatus func(int) bool, body *regexp.Regexp, maxLatency time.Duration) (time.Duration, string) {
+// check makes one request; it returns the latency, why it failed ("" when it passed) and the first
+// bytes of a failed response's body.
+func check(ctx context.Context, c *http.Client, u string, okStatus func(int) bool, body *regexp.Regexp, maxLatency time.Duration) (time.Duration, string, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err.Error()
+		return 0, "cannot make the request", ""
 	}
 	req.Header.Set("User-Agent", "wanderlust-pipeline-probe")
 	start := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
-		return time.Since(start), "no response: " + err.Error()
+		// The client's error quotes the whole URL: say what failed without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return time.Since(start), "no response: " + err.Error(), ""
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -241,16 +267,16 @@ func check(ctx context.Context, c *http.Client, u string, okStatus func(int) boo
 	if len(first) > 120 {
 		first = first[:120] + "…"
 	}
-	desc := fmt.Sprintf("status %d, %s, body %q", resp.StatusCode, lat.Round(time.Millisecond), first)
+	desc := fmt.Sprintf("status %d, %s", resp.StatusCode, lat.Round(time.Millisecond))
 	switch {
 	case !okStatus(resp.StatusCode):
-		return lat, "unexpected " + desc
+		return lat, "unexpected " + desc, first
 	case body.String() != "" && !body.Match(b):
-		return lat, fmt.Sprintf("body does not match %q: %s", body.String(), desc)
+		return lat, fmt.Sprintf("body does not match %q: %s", body.String(), desc), first
 	case maxLatency > 0 && lat > maxLatency:
-		return lat, fmt.Sprintf("slower than %s: %s", maxLatency, desc)
+		return lat, fmt.Sprintf("slower than %s: %s", maxLatency, desc), first
 	}
-	return lat, ""
+	return lat, "", ""
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -37,9 +37,13 @@ func TestErrorsDuringTheSoakFailWithTheResponse(t *testing.T) {
 	})
 	res, err := Run(context.Background(), Options{URLs: []string{s.URL}, For: 2 * time.Second, Interval: 20 * time.Millisecond})
 	var pe *Error
-	if !errors.As(err, &pe) || res.Passed || !strings.Contains(err.Error(), "status 500") || !strings.Contains(err.Error(), "database unreachable") ||
+	if !errors.As(err, &pe) || res.Passed || !strings.Contains(err.Error(), "status 500") || !strings.Contains(res.Checks[0].Excerpt, "database unreachable") ||
 		!strings.Contains(err.Error(), "3 checks in a row") {
 		t.Fatalf("%+v %v", res, err)
+	}
+	// The body's excerpt is for the report only: not in the error (notes, webhooks, traces use it).
+	if strings.Contains(err.Error(), "database unreachable") || strings.Contains(res.Checks[0].LastError, "database") {
+		t.Errorf("the response excerpt leaked into %v / %q", err, res.Checks[0].LastError)
 	}
 }
 
@@ -98,5 +102,58 @@ func TestBadOptions(t *testing.T) {
 	}
 	if m, _ := statusMatcher("200,3xx"); !m(200) || !m(302) || m(201) {
 		t.Error("status list")
+	}
+}
+
+// Behind a corporate proxy the checks go through HTTP_PROXY, and NO_PROXY is honoured.
+func TestChecksGoThroughTheProxyFromTheEnvironment(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := server(t, func(w http.ResponseWriter, r *http.Request) {
+		// A forward proxy sees the absolute URL of a host only it can reach.
+		if r.URL.Host != "app.wanderlust.test" {
+			http.Error(w, "unknown host", http.StatusBadGateway)
+			return
+		}
+		proxied.Add(1)
+		w.Write([]byte("ok"))
+	})
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("NO_PROXY", "")
+	o := Options{URLs: []string{"http://app.wanderlust.test/health"}, For: 100 * time.Millisecond, Interval: 50 * time.Millisecond, Timeout: 2 * time.Second}
+	if res, err := Run(context.Background(), o); err != nil || proxied.Load() == 0 {
+		t.Fatalf("through the proxy: %+v %v (proxied %d)", res, err, proxied.Load())
+	}
+	t.Setenv("NO_PROXY", "app.wanderlust.test")
+	before := proxied.Load()
+	if _, err := Run(context.Background(), o); err == nil || proxied.Load() != before {
+		t.Errorf("NO_PROXY ignored: err %v, proxied %d more", err, proxied.Load()-before)
+	}
+}
+
+// URLs may carry tokens in their query: no record, error or log line shows the query, and a URL
+// that does not parse is never echoed.
+func TestRecordsCarryNoQueryOrCredentials(t *testing.T) {
+	const token = "probe-token-9f8e7d"
+	s := server(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusServiceUnavailable) })
+	var logs []string
+	res, err := Run(context.Background(), Options{URLs: []string{s.URL + "/health?token=" + token + "#" + token}, For: time.Second, Interval: 10 * time.Millisecond,
+		Log: func(l string) { logs = append(logs, l) }})
+	if err == nil || res.Checks[0].URL != s.URL+"/health" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for _, text := range append(logs, err.Error(), res.Checks[0].URL, res.Checks[0].LastError) {
+		if strings.Contains(text, token) {
+			t.Errorf("the query's token leaked: %q", text)
+		}
+	}
+	// A dead URL: the client's own error quotes the URL; ours does not.
+	res, err = Run(context.Background(), Options{URLs: []string{"http://127.0.0.1:1/x?token=" + token}, For: time.Second, Interval: 10 * time.Millisecond, Timeout: time.Second})
+	if err == nil || strings.Contains(err.Error(), token) || strings.Contains(res.Checks[0].LastError, token) {
+		t.Errorf("dead URL: %v / %q", err, res.Checks[0].LastError)
+	}
+	for _, bad := range []string{"http://user:" + token + "@app/x", "http://app" + token + "%zz/x", "ftp://" + token + "/x"} {
+		if err := (Options{URLs: []string{bad}}).Validate(); err == nil || strings.Contains(err.Error(), token) {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

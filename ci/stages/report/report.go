@@ -70,6 +70,26 @@ type Run struct {
 	Stages  []Stage           `json:"stages"`
 	DORA    DORA              `json:"dora"`
 	Links   map[string]string `json:"links,omitempty"`
+	// Responses are the first bytes of the last failed response of each verification URL: in the
+	// report (printed, mailed), never in stage outputs, notes, webhooks or traces.
+	Responses map[string]string `json:"responses,omitempty"`
+}
+
+// Respond records a failed response's excerpt for url.
+func (r *Run) Respond(url, excerpt string) {
+	if r.Responses == nil {
+		r.Responses = map[string]string{}
+	}
+	r.Responses[url] = excerpt
+}
+
+// responses renders the failed responses' excerpts, one line each.
+func (r *Run) responses() []string {
+	var out []string
+	for _, u := range slices.Sorted(maps.Keys(r.Responses)) {
+		out = append(out, fmt.Sprintf("last failed response of %s: %q", u, r.Responses[u]))
+	}
+	return out
 }
 
 // New starts a report.
@@ -154,6 +174,9 @@ func (r *Run) Text() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n" + r.doraText(": ", "\n"))
+	for _, l := range r.responses() {
+		b.WriteString(l + "\n")
+	}
 	for _, k := range slices.Sorted(maps.Keys(r.Links)) {
 		fmt.Fprintf(&b, "%s: %s\n", k, r.Links[k])
 	}
@@ -177,6 +200,9 @@ func (r *Run) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, s.Status, s.Duration.Round(time.Millisecond), strings.ReplaceAll(strings.Join(out, " "), "|", `\|`))
 	}
 	b.WriteString("\n" + r.doraText(": ", "  \n"))
+	for _, l := range r.responses() {
+		b.WriteString("\n" + l + "  ")
+	}
 	return b.String()
 }
 
@@ -194,6 +220,9 @@ func (r *Run) HTML() string {
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>", html.EscapeString(s.Name), s.Status, s.Duration.Round(time.Millisecond), strings.Join(out, "<br>"))
 	}
 	b.WriteString("</table><p>" + strings.ReplaceAll(html.EscapeString(r.doraText(": ", "\n")), "\n", "<br>") + "</p>")
+	for _, l := range r.responses() {
+		b.WriteString("<p>" + html.EscapeString(l) + "</p>")
+	}
 	for _, k := range slices.Sorted(maps.Keys(r.Links)) {
 		fmt.Fprintf(&b, `<p><a href="%s">%s</a></p>`, html.EscapeString(r.Links[k]), html.EscapeString(k))
 	}
