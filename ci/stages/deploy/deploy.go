@@ -613,6 +613,19 @@ func replace(list []string, old, new string) []string {
 	return out
 }
 
+// agreed is the value that every image has in values ("" when one has none or two differ).
+func agreed(imgs []manifest.Image, values map[string]string) string {
+	v := ""
+	for n, i := range imgs {
+		x := values[i.Name]
+		if x == "" || (n > 0 && x != v) {
+			return ""
+		}
+		v = x
+	}
+	return v
+}
+
 // PromoteOptions configure a promotion from one environment's overlay to the next's.
 type PromoteOptions struct {
 	// From and To are environments (kubernetes/overlays/<env>).
@@ -678,7 +691,8 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 		if runs.SetBy[i.Name] != "" {
 			out[lastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", short(runs.SetBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
 		}
-		updates = append(updates, manifest.Update{Name: i.Name, NewName: i.NewName, Tag: i.NewTag, Digest: i.Digest})
+		// Exactly what the source runs: its repository too (a target's own newName must not stay).
+		updates = append(updates, i.Update())
 	}
 	if err == nil && len(updates) == 0 {
 		err = fmt.Errorf("promote: %s lists no images", manifest.EnvPath(o.From))
@@ -687,14 +701,13 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	if err != nil {
 		return err
 	}
-	source := ""
-	for n, i := range imgs {
-		s := sources[i.Name]
-		if s == "" || (n > 0 && s != source) {
-			source = ""
-			break
+	// The promotion carries on the application commit and its time when every image agrees.
+	source, when := agreed(imgs, sources), agreed(imgs, runs.Times)
+	var commitTime time.Time
+	if when != "" && source != "" {
+		if commitTime, err = time.Parse(time.RFC3339, when); err == nil {
+			r.DORA.SourceCommitTime = &commitTime
 		}
-		source = s
 	}
 	gate := o.Evidence
 	if gate != nil && gate.AllowUnverified == "" && gate.Policy.SourceCommit == "" {
@@ -705,7 +718,7 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	ao := o.Argo
 	ao.App = o.ToApp
 	return deployAndRecord(ctx, Options{
-		Updates: updates, SkipVerify: "promoting the references that run in " + o.From,
+		Updates: updates, SkipVerify: "promoting the references that run in " + o.From, SourceCommitTime: commitTime,
 		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message, SourceCommit: source},
 		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: gate, Registry: o.Registry,
 	}, r)

@@ -61,6 +61,14 @@ func checkEvidence(ctx context.Context, g *Evidence, auth registry.Auth, updates
 		if policy.SourceCommit == "" {
 			policy.SourceCommit = g.SourceCommits[u.Name]
 		}
+		// Never a check skipped in silence: without a repository or a commit the provenance
+		// proves nothing about where the image came from.
+		if policy.SourceRepo == "" {
+			errs = append(errs, fmt.Errorf("evidence: %s: no source repository is configured (--source-repo), so its provenance cannot be checked; set it, or pass --allow-unverified \"reason\"", repo))
+		}
+		if policy.SourceCommit == "" {
+			errs = append(errs, fmt.Errorf("evidence: %s: the application commit it was built from cannot be established (no --source-commit, and the commit that set it carries no Source-Commit trailer or lies beyond the history read); pass --source-commit, or --allow-unverified \"reason\"", repo))
+		}
 		rep, err := evidence.Verify(sctx, repo+"@"+digest, g.Verifier, policy, evidence.Remote{Auth: auth})
 		if err != nil {
 			errs = append(errs, err)

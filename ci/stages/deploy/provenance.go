@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"time"
 
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
@@ -9,17 +10,18 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/record"
 )
 
-// maxDeployLookback bounds the walk back through an overlay's history in search of the commits that
-// set its images.
-const maxDeployLookback = 200
+// lookbackTime bounds the walk back through an overlay's history in search of the commits that set
+// its images: by time, not by a number of commits (a busy monorepo branch has thousands a week).
+const lookbackTime = time.Minute
 
 // source is what an environment runs at a revision and where it came from.
 type source struct {
 	// Images are the overlay's images entries at the revision.
 	Images []manifest.Image
 	// SetBy names, by image, the GitOps commit that set its current value; Commits that commit's
-	// Source-Commit trailer (the application commit the image was deployed as), where it has one.
-	SetBy, Commits map[string]string
+	// Source-Commit trailer (the application commit the image was deployed as) and Times its
+	// Source-Commit-Time, where it has them.
+	SetBy, Commits, Times map[string]string
 }
 
 // readSource reads the images entries of dir at rev and, walking first parents from rev, the
@@ -39,24 +41,32 @@ func readSource(ctx context.Context, g git.Options, rev, dir string) (*source, e
 		return nil, err
 	}
 	want := manifest.ByName(imgs)
-	commits, found := map[string]string{}, map[string]string{}
+	commits, found, times := map[string]string{}, map[string]string{}, map[string]string{}
+	walk, cancel := context.WithTimeout(ctx, lookbackTime)
+	defer cancel()
 	sha := rev
-	for n := 0; n < maxDeployLookback && len(found) < len(want) && sha != ""; n++ {
-		c, err := rd.Commit(ctx, sha)
+	for len(found) < len(want) && sha != "" {
+		c, err := rd.Commit(walk, sha)
+		if walk.Err() != nil && ctx.Err() == nil {
+			break // out of time: what was not found stays unestablished (and the gate says so)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if len(c.Parents) == 1 {
-			in, err := intent.Of(ctx, rd, sha, dir)
+			in, err := intent.Of(walk, rd, sha, dir)
 			if err != nil {
 				break // e.g. the commit that created the overlay: nothing older set what runs
 			}
-			source := record.ParseTrailers(c.Message)[record.SourceCommit]
+			trailers := record.ParseTrailers(c.Message)
 			for _, set := range in.Want {
 				if w, ok := want[set.Name]; ok && found[set.Name] == "" && set.Ref() == w.Ref() {
 					found[set.Name] = sha
-					if source != "" {
-						commits[set.Name] = source
+					if s := trailers[record.SourceCommit]; s != "" {
+						commits[set.Name] = s
+					}
+					if t := trailers[record.SourceCommitTime]; t != "" {
+						times[set.Name] = t
 					}
 				}
 			}
@@ -66,5 +76,5 @@ func readSource(ctx context.Context, g git.Options, rev, dir string) (*source, e
 			sha = c.Parents[0]
 		}
 	}
-	return &source{Images: imgs, SetBy: found, Commits: commits}, nil
+	return &source{Images: imgs, SetBy: found, Commits: commits, Times: times}, nil
 }

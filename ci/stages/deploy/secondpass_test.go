@@ -443,3 +443,45 @@ func TestACancelDuringTheSoakIsNoChangeFailure(t *testing.T) {
 		t.Errorf("head %s, bump %s\n%s", head, bumped, rep.Text())
 	}
 }
+
+// 9. Promote writes exactly what the source runs — its repository too, not the target's own
+// newName — and carries the application commit's time on, so staging has a lead time.
+func TestPromoteWritesExactlyWhatTheSourceRunsAndItsCommitTime(t *testing.T) {
+	w := setup(t, "pnn")
+	k, _ := w.git.Show("pnn", "main", "kubernetes/overlays/staging/kustomization.yaml")
+	own := strings.Replace(k, "  - name: ghcr.io/wanderlust-app/wanderlust-frontend\n", "  - name: ghcr.io/wanderlust-app/wanderlust-frontend\n    newName: registry.staging.example/acme/wanderlust-frontend\n", 1)
+	if own == k {
+		t.Fatalf("no frontend entry in:\n%s", k)
+	}
+	w.commitFiles(t, "pnn", "staging pulls the frontend from its own registry", map[string]string{"kubernetes/overlays/staging/kustomization.yaml": own})
+	w.deployed(t, "pnn", "pnn-staging")
+	promote := func() *report.Run {
+		t.Helper()
+		rep, err := Promote(context.Background(), PromoteOptions{From: "dev", To: "staging", Git: w.gitOpts("pnn"), Argo: w.argo(t, ""), FromApp: "pnn-dev", ToApp: "pnn-staging"})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, rep.Text())
+		}
+		dev, _ := w.git.Show("pnn", "main", "kubernetes/overlays/dev/kustomization.yaml")
+		staging, _ := w.git.Show("pnn", "main", "kubernetes/overlays/staging/kustomization.yaml")
+		if a, b := dev[strings.Index(dev, "images:"):], staging[strings.Index(staging, "images:"):]; a != b {
+			t.Errorf("staging does not run what dev runs:\n%s\n---\n%s", a, b)
+		}
+		return rep
+	}
+	promote()
+
+	commitTime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	o := w.deployOf(t, "pnn", "dev", w.push(t, "wanderlust-backend", "2.0.0"), w.push(t, "wanderlust-frontend", "2.0.0"))
+	o.Bump.SourceCommit, o.SourceCommitTime = "0123456789abcdef0123456789abcdef01234567", commitTime
+	if rep, err := Run(context.Background(), o, nil); err != nil {
+		t.Fatalf("%v\n%s", err, rep.Text())
+	}
+	rep := promote()
+	if rep.DORA.SourceCommitTime == nil || !rep.DORA.SourceCommitTime.Equal(commitTime) || rep.DORA.LeadTime < time.Hour {
+		t.Errorf("DORA %+v", rep.DORA)
+	}
+	msg, _ := gitserver.Output(w.git.GitDir("pnn"), "log", "-1", "--format=%B", stage(rep, "bump").Output["sha"])
+	if !strings.Contains(msg, "Source-Commit-Time: "+commitTime.UTC().Format(time.RFC3339)) || !strings.Contains(msg, "Source-Commit: 0123456789abcdef") {
+		t.Errorf("promotion commit:\n%s", msg)
+	}
+}

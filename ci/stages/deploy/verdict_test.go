@@ -412,7 +412,7 @@ func TestFailedVerificationRollsBackAndIsRecorded(t *testing.T) {
 	if !strings.Contains(body, "upstream mongodb") || strings.Contains(note, "upstream mongodb") {
 		t.Errorf("excerpt: in the mail %v, in the note %v", strings.Contains(body, "upstream mongodb"), strings.Contains(note, "upstream mongodb"))
 	}
-	for _, text := range []string{note, body, subject, string(rep.JSON()), err.Error()} {
+	for _, text := range []string{note, body, subject, string(rep.JSON()), rep.Reason} {
 		if strings.Contains(text, "probe-secret-123") {
 			t.Errorf("the URL's query leaked: %.300q", text)
 		}
