@@ -55,8 +55,10 @@ type Options struct {
 	Webhook string
 	// SourceCommitTime is when the application commit was made (for the lead time).
 	SourceCommitTime time.Time
-	// Checked records that Check passed (Run checks otherwise).
+	// Checked records that Check passed (Run checks otherwise); Base is the branch head Check read
+	// (where a run that makes no deployment commit is recorded).
 	Checked bool
+	Base    string
 	// RunID names the run (Deploy-Run trailer, Argo CD operation info); default NewRunID().
 	RunID string
 	// Evidence, when set, refuses images whose evidence does not pass, before anything is written.
@@ -78,6 +80,7 @@ func Check(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("deploy: preflight: %w", err)
 	}
+	o.Base = rd.Head
 	if o.Argo != nil {
 		// The verdict, the blame and the rollback read the overlay's `images:` entries: a layout without
 		// a kustomization could be bumped but never judged nor undone — refuse it before the push.
@@ -146,6 +149,9 @@ func Run(ctx context.Context, o Options, r *report.Run) (*report.Run, error) {
 	if r == nil {
 		r = report.New("Wanderlust deploy", o.Bump.Env)
 	}
+	if o.RunID == "" {
+		o.RunID = NewRunID()
+	}
 	if !o.SourceCommitTime.IsZero() {
 		t := o.SourceCommitTime
 		r.DORA.SourceCommitTime = &t
@@ -160,7 +166,7 @@ func deployAndRecord(ctx context.Context, o Options, r *report.Run) error {
 	if o.RunID == "" {
 		o.RunID = NewRunID()
 	}
-	rec := &record.Deployment{Run: o.RunID, Env: o.Bump.Env, Started: r.Started, SourceCommit: o.Bump.SourceCommit}
+	rec := &record.Deployment{Run: o.RunID, Env: o.Bump.Env, Started: r.Started, SourceCommit: o.Bump.SourceCommit, Base: o.Base}
 	if !o.SourceCommitTime.IsZero() {
 		t := o.SourceCommitTime
 		rec.SourceCommitTime = &t
@@ -201,6 +207,9 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 		r.Skip("notify", "--dry-run")
 		return
 	}
+	if o.Bump.Git.URL != "" && !hasStage(r, "record") {
+		recordRun(ctx, o, r)
+	}
 	sendReport(ctx, o.Notify, r)
 	if o.Webhook != "" {
 		sctx, end := r.Start(ctx, "webhook")
@@ -208,11 +217,43 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 	}
 }
 
+// recordRun leaves the record of a run that made no deployment commit (refused in preflight, a
+// failed scan, build or gate, already deployed) on the branch head it started from, so that the
+// pipeline's success rate counts it. A failure to record is reported, never returned.
+func recordRun(ctx context.Context, o Options, r *report.Run) {
+	sctx, end := r.Start(ctx, "record")
+	base := o.Base
+	if base == "" {
+		rd, err := git.Open(sctx, o.Bump.Git)
+		if err != nil {
+			end(nil, err)
+			return
+		}
+		base = rd.Head
+	}
+	d := record.Deployment{Run: cmp.Or(o.RunID, NewRunID()), Env: o.Bump.Env, Result: r.Result, Reason: r.Reason, Started: r.Started, Base: base,
+		SourceCommit: o.Bump.SourceCommit, ChangeFailed: r.DORA.Failed}
+	if r.DORA.SourceCommitTime != nil {
+		d.SourceCommitTime = r.DORA.SourceCommitTime
+	}
+	end(map[string]string{"note": git.RunsRef + " on " + short(base)}, record.WriteRun(sctx, o.Bump.Git, base, d))
+}
+
+func hasStage(r *report.Run, name string) bool {
+	for _, s := range r.Stages {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) error {
 	if !o.Checked {
 		sctx, end := r.Start(ctx, "preflight")
 		err := Check(sctx, &o)
 		end(nil, err)
+		rec.Base = o.Base
 		if err != nil {
 			return err
 		}
@@ -653,7 +694,7 @@ type PromoteOptions struct {
 func Promote(ctx context.Context, o PromoteOptions) (*report.Run, error) {
 	r := report.New(fmt.Sprintf("Wanderlust promote %s → %s", o.From, o.To), o.To)
 	err := promote(ctx, o, r)
-	Finish(ctx, Options{Notify: o.Notify, Webhook: o.Webhook}, r, err)
+	Finish(ctx, Options{Notify: o.Notify, Webhook: o.Webhook, Bump: bump.Options{Git: o.Git, Env: o.To}}, r, err)
 	return r, err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
 	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/stages/metrics"
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
@@ -483,5 +484,36 @@ func TestPromoteWritesExactlyWhatTheSourceRunsAndItsCommitTime(t *testing.T) {
 	msg, _ := gitserver.Output(w.git.GitDir("pnn"), "log", "-1", "--format=%B", stage(rep, "bump").Output["sha"])
 	if !strings.Contains(msg, "Source-Commit-Time: "+commitTime.UTC().Format(time.RFC3339)) || !strings.Contains(msg, "Source-Commit: 0123456789abcdef") {
 		t.Errorf("promotion commit:\n%s", msg)
+	}
+}
+
+// 11. Every run is recorded, also those that make no deployment commit — refused in preflight,
+// already deployed — and the pipeline success rate counts them.
+func TestRunsWithoutADeploymentCommitAreRecordedAndCounted(t *testing.T) {
+	w := setup(t, "runs")
+	img := w.push(t, "wanderlust-backend", "2.0.0")
+	since := time.Now().Add(-time.Minute)
+	refused := w.deployOf(t, "runs", "dev", img)
+	refused.Argo.Token = "not-a-token-5e4d3c"
+	if rep, err := Run(context.Background(), refused, nil); err == nil || stage(rep, "record").Status != report.Succeeded {
+		t.Fatalf("refused run: %v\n%s", err, rep.Text())
+	}
+	if rep, err := Run(context.Background(), w.deployOf(t, "runs", "dev", img), nil); err != nil {
+		t.Fatalf("%v\n%s", err, rep.Text())
+	}
+	rep, err := Run(context.Background(), w.deployOf(t, "runs", "dev", img), nil)
+	if err != nil || rep.Result != report.AlreadyDeployed || stage(rep, "record").Status != report.Succeeded {
+		t.Fatalf("rerun: %v\n%s", err, rep.Text())
+	}
+	envs, err := metrics.Collect(context.Background(), w.gitOpts("runs"), metrics.Options{Env: "dev", Since: since}, 0)
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("%+v %v", envs, err)
+	}
+	if e := envs[0]; e.Deployments != 1 || e.Runs != 2 || e.PipelineSuccessRate != 2.0/3 {
+		t.Errorf("deployments %d, runs without one %d, pipeline success %.3f (want 1, 2, 0.667)", e.Deployments, e.Runs, e.PipelineSuccessRate)
+	}
+	if log, err := gitserver.Output(w.git.GitDir("runs"), "log", "-1", "--notes=runs", "--format=%N", "main"); err != nil ||
+		!strings.Contains(log, `"result":"already deployed"`) {
+		t.Errorf("notes on the head: %q %v", log, err)
 	}
 }

@@ -18,10 +18,27 @@ import (
 // deployment's commit (`git log --notes=deployments` shows them).
 const NotesRef = "refs/notes/deployments"
 
+// RunsRef is where the pipeline records runs that made no deployment commit (refused in preflight,
+// a failed scan, build or gate, already deployed): a line each, appended to the note on the branch
+// head the run started from (`git log --notes=runs`).
+const RunsRef = "refs/notes/runs"
+
 // AddNote attaches note to commit target in the notes reference ref (created when missing), as git
 // does: a commit on ref whose tree holds a file named by the target's SHA. It is pushed with Commit's
 // compare-and-swap and re-apply rules: notes of concurrent runs all land, none is forced.
 func AddNote(ctx context.Context, opts Options, ref, target string, note []byte) (*Result, error) {
+	return writeNote(ctx, opts, ref, target, func([]byte) []byte { return note }, true)
+}
+
+// AppendNote appends line to the note of target in ref (created when missing), with the same rules
+// as AddNote; concurrent appends all land, in some order.
+func AppendNote(ctx context.Context, opts Options, ref, target string, line []byte) (*Result, error) {
+	return writeNote(ctx, opts, ref, target, func(cur []byte) []byte { return append(append([]byte(nil), cur...), line...) }, false)
+}
+
+// writeNote sets target's note in ref to content(current note); replace marks the note as a value
+// that a concurrent writer's different note conflicts with.
+func writeNote(ctx context.Context, opts Options, ref, target string, content func(cur []byte) []byte, replace bool) (*Result, error) {
 	if !plumbing.IsHash(target) {
 		return nil, fmt.Errorf("git: note target %q is not a full commit SHA", target)
 	}
@@ -37,8 +54,12 @@ func AddNote(ctx context.Context, opts Options, ref, target string, note []byte)
 			path = target[:2] + "/" + target[2:] // a fanned-out notes tree (written by git for many notes)
 		}
 		cur, _ := fs.ReadFile(head, path)
-		return &Patch{Files: map[string][]byte{path: note}, Values: []Value{{Key: "note " + target, From: string(cur), To: string(note)}},
-			Message: fmt.Sprintf("Deployment record of %s\n\nNotes added by the Wanderlust pipeline.\n", shortSHA(target))}, nil
+		note := content(cur)
+		p := &Patch{Files: map[string][]byte{path: note}, Message: fmt.Sprintf("Deployment record of %s\n\nNotes added by the Wanderlust pipeline.\n", shortSHA(target))}
+		if replace {
+			p.Values = []Value{{Key: "note " + target, From: string(cur), To: string(note)}}
+		}
+		return p, nil
 	})
 }
 

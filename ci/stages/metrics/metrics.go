@@ -11,7 +11,9 @@
 //   - time to restore: a change failure's detection → Healthy again (its rollback, or else the next
 //     deployment that became Healthy), median;
 //   - pipeline success rate: recorded runs that succeeded (or found the version already deployed) ÷
-//     recorded runs that succeeded or failed (superseded runs are neither).
+//     recorded runs that succeeded or failed (superseded runs are neither) — deployments, and the
+//     runs that made no deployment commit (refused in preflight, failed scan, build or gate,
+//     already deployed; refs/notes/runs).
 //
 // Each has the performance band it falls in, per the clusters of DORA's Accelerate State of DevOps
 // Report 2023; where its clusters overlap or leave gaps, a value takes the best band whose bound it
@@ -87,6 +89,9 @@ type Options struct {
 	Env string
 	// Since and Until bound the window (Until default: now).
 	Since, Until time.Time
+	// Runs are the records of runs that made no deployment commit (record.ReadRuns): they count
+	// for the pipeline success rate only.
+	Runs []record.Deployment
 }
 
 // Env is the metrics of one environment.
@@ -94,11 +99,13 @@ type Env struct {
 	Env         string `json:"env"`
 	Deployments int    `json:"deployments"`
 	// Unrecorded deployments were made before records: counted for frequency only.
-	Unrecorded          int           `json:"unrecorded"`
-	Succeeded           int           `json:"succeeded"`
-	ChangeFailures      int           `json:"changeFailures"`
-	RolledBack          int           `json:"rolledBack"`
-	Superseded          int           `json:"superseded"`
+	Unrecorded     int `json:"unrecorded"`
+	Succeeded      int `json:"succeeded"`
+	ChangeFailures int `json:"changeFailures"`
+	RolledBack     int `json:"rolledBack"`
+	Superseded     int `json:"superseded"`
+	// Runs that made no deployment commit (counted in the pipeline success rate).
+	Runs                int           `json:"runsWithoutDeployment"`
 	PerDay              float64       `json:"deploymentsPerDay"`
 	PerWeek             float64       `json:"deploymentsPerWeek"`
 	LeadTimeMedian      time.Duration `json:"leadTimeMedianNs"`
@@ -131,7 +138,8 @@ type Week struct {
 
 const day = 24 * time.Hour
 
-// Compute returns the metrics of each environment with deployments in the window, sorted by name.
+// Compute returns the metrics of each environment with deployments or runs in the window, sorted by
+// name.
 func Compute(deps []Deployment, o Options) []Env {
 	if o.Until.IsZero() {
 		o.Until = time.Now()
@@ -140,6 +148,11 @@ func Compute(deps []Deployment, o Options) []Env {
 	for _, d := range deps {
 		if (o.Env == "" || d.Env == o.Env) && !d.Time.Before(o.Since) && d.Time.Before(o.Until) {
 			byEnv[d.Env] = append(byEnv[d.Env], d)
+		}
+	}
+	for _, r := range o.Runs {
+		if _, seen := byEnv[r.Env]; !seen && (o.Env == "" || r.Env == o.Env) && !r.Started.Before(o.Since) && r.Started.Before(o.Until) {
+			byEnv[r.Env] = nil
 		}
 	}
 	var out []Env
@@ -229,6 +242,16 @@ func compute(env string, ds []Deployment, all []Deployment, o Options) Env {
 	e.TimeToRestoreMedian = percentile(restores, 0.5)
 	if went > 0 {
 		e.ChangeFailureRate = float64(e.ChangeFailures) / float64(went)
+	}
+	for _, r := range o.Runs {
+		if r.Env != env || r.Started.Before(o.Since) || !r.Started.Before(o.Until) || r.Result == "superseded" || r.Result == "dry run" {
+			continue
+		}
+		e.Runs++
+		runs++
+		if r.Result == "succeeded" || r.Result == "already deployed" {
+			ok++
+		}
 	}
 	if runs > 0 {
 		e.PipelineSuccessRate = float64(ok) / float64(runs)
@@ -410,6 +433,12 @@ func Collect(ctx context.Context, g git.Options, o Options, maxCommits int) ([]E
 		telemetry.End(span, err)
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	runNotes, err := git.ReadNotes(ctx, g, git.RunsRef)
+	if err != nil {
+		telemetry.End(span, err)
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	o.Runs = append(o.Runs, record.ReadRuns(runNotes)...)
 	span.SetAttributes(attribute.Int("metrics.commits", len(history)), attribute.Int("metrics.notes", len(notes)))
 	telemetry.End(span, nil)
 	return Compute(Deployments(history, notes), o), nil

@@ -35,8 +35,10 @@ type Deployment struct {
 	SourceCommit     string     `json:"sourceCommit,omitempty"`
 	SourceCommitTime *time.Time `json:"sourceCommitTime,omitempty"`
 	Started          time.Time  `json:"started"`
-	Healthy          *time.Time `json:"healthy,omitempty"` // when our values ran, Synced and Healthy
-	FailedAt         *time.Time `json:"failedAt,omitempty"`
+	// Base is the branch head the run started from.
+	Base     string     `json:"base,omitempty"`
+	Healthy  *time.Time `json:"healthy,omitempty"` // when our values ran, Synced and Healthy
+	FailedAt *time.Time `json:"failedAt,omitempty"`
 	// Verification is the post-deploy checks' summary, by URL.
 	Verification map[string]string `json:"verification,omitempty"`
 	RolledBack   bool              `json:"rolledBack"`
@@ -61,6 +63,33 @@ func ParseTrailers(message string) map[string]string {
 		k, v, ok := strings.Cut(line, ": ")
 		if ok && k != "" && !strings.ContainsAny(k, " \t") {
 			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// WriteRun records a run that made no deployment commit, as a line of JSON appended to the note on
+// base, the branch head the run started from (git.RunsRef).
+func WriteRun(ctx context.Context, g git.Options, base string, d Deployment) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if _, err := git.AppendNote(ctx, g, git.RunsRef, base, append(b, '\n')); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// ReadRuns parses the run records of the notes of git.RunsRef (a line of JSON each).
+func ReadRuns(notes map[string][]byte) []Deployment {
+	var out []Deployment
+	for _, n := range notes {
+		for _, line := range strings.Split(string(n), "\n") {
+			var d Deployment
+			if strings.TrimSpace(line) != "" && json.Unmarshal([]byte(line), &d) == nil {
+				out = append(out, d)
+			}
 		}
 	}
 	return out
