@@ -253,9 +253,9 @@ func (m *Wanderlust) bump(ctx context.Context, f bumpFlags) (string, error) {
 	case f.dryRun:
 		return res.Diff, nil
 	case !res.Changed:
-		return "unchanged", nil
+		return "unchanged\n", nil
 	}
-	return res.SHA, nil
+	return res.SHA + "\n", nil // a line, as shells and `$(…)` expect
 }
 
 func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback, allowOlder bool, runID string, v verifyFlags) (string, error) {

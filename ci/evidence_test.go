@@ -127,6 +127,7 @@ func TestPublishEvidenceInputsAreCheckedBeforeBuilding(t *testing.T) {
 		{"wrong password", "wrong", "https://github.com/x/y", strings.Repeat("a", 40), "--signing-password"},
 		{"no source repository", "right", "", strings.Repeat("a", 40), "--source-repo"},
 		{"short commit", "right", "https://github.com/x/y", "abc1234", "--source-commit"},
+		{"source repository with a token", "right", "https://ci:ghp_planted777@github.com/x/y", strings.Repeat("a", 40), "--source-repo carries credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s *daggerfake.Server
@@ -143,8 +144,8 @@ func TestPublishEvidenceInputsAreCheckedBeforeBuilding(t *testing.T) {
 			m := &Wanderlust{Source: c.Directory(), Registry: "registry.invalid/wanderlust-app", SourceRepo: tc.repo,
 				SigningKey: c.Secret("env://SIGNING_KEY"), SigningPassword: c.Secret("env://SIGNING_PASSWORD")}
 			_, err := m.Publish(context.Background(), "1.4.0", tc.commit, true)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want it to name %s", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "ghp_planted777") {
+				t.Fatalf("err = %v, want it to name %s (and no token)", err, tc.want)
 			}
 			if strings.Contains(s.All(), "withExec") {
 				t.Error("something was built before the inputs were checked")

@@ -85,8 +85,8 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if head, _ := srv.Head("gitops", "main"); sha != head {
-		t.Errorf("returned %q, remote head %s", sha, head)
+	if head, _ := srv.Head("gitops", "main"); sha != head+"\n" {
+		t.Errorf("returned %q, want the remote head %s as a line", sha, head)
 	}
 	if !strings.Contains(stderr, "wanderlust-frontend: 1.0.0 → 2.0.1") {
 		t.Errorf("stderr lacks the summary:\n%s", stderr)
@@ -104,7 +104,7 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	// Same again: nothing to do.
 	again, err := gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
 		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
-	if err != nil || again != "unchanged" {
+	if err != nil || again != "unchanged\n" {
 		t.Errorf("rerun = %q, %v; want unchanged", again, err)
 	}
 
@@ -120,7 +120,7 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 	requests := srv.Requests()
 	third, err := gitopsModule(srv.RepoURL("gitops"), token).Bump(context.Background(),
 		[]string{"wanderlust-backend=2.0.0", "wanderlust-frontend=2.0.1"}, "staging", "", nil, "", "Bot", "bot@example.test", "", "", false, 10)
-	if err != nil || third == sha || third == reverted || srv.Requests() == requests {
+	if err != nil || third == sha || third == reverted+"\n" || srv.Requests() == requests {
 		t.Fatalf("rerun after a revert = %q, %v (first %s, reverted head %s); want a new commit", third, err, sha, reverted)
 	}
 	if k, _ := srv.Show("gitops", "main", "kubernetes/overlays/staging/kustomization.yaml"); !strings.Contains(k, `newTag: "2.0.1"`) {

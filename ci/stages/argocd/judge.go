@@ -1,6 +1,7 @@
 package argocd
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 
+	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 )
@@ -333,12 +335,5 @@ func unhealthy(app *v1alpha1.Application) []string {
 	return out
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	if sha == "" {
-		return "(none)"
-	}
-	return sha
-}
+// short is a revision as the wait's lines show it ("(none)" when there is none).
+func short(sha string) string { return cmp.Or(git.Short(sha), "(none)") }

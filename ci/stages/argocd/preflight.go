@@ -15,6 +15,7 @@ import (
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
+	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
@@ -193,7 +194,7 @@ func tracks(app *v1alpha1.Application, t Target, res *App) error {
 	var seen []string
 	for i, src := range sources {
 		seen = append(seen, fmt.Sprintf("%s path %q at %q", src.RepoURL, src.Path, src.TargetRevision))
-		if sameRepo(src.RepoURL, t.RepoURL) && src.Path != "" && (t.Path == "" || path.Clean(src.Path) == path.Clean(t.Path)) {
+		if git.SameRepo(src.RepoURL, t.RepoURL) && src.Path != "" && (t.Path == "" || path.Clean(src.Path) == path.Clean(t.Path)) {
 			if !sameBranch(src.TargetRevision, t) {
 				return fmt.Errorf("argocd: application %s deploys %s from %q, but we push to branch %q: it would never run our commit (fix its targetRevision or --branch)",
 					app.Name, t.Path, src.TargetRevision, t.Branch)
@@ -204,15 +205,6 @@ func tracks(app *v1alpha1.Application, t Target, res *App) error {
 	}
 	return fmt.Errorf("argocd: application %s does not deploy %s from %s (its sources: %s); check --app and --repo",
 		app.Name, t.Path, t.RepoURL, strings.Join(seen, "; "))
-}
-
-// sameRepo compares repository URLs as Argo CD does (case, a trailing .git or slash do not matter).
-func sameRepo(a, b string) bool {
-	norm := func(u string) string {
-		u = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(u), "/"), ".git"))
-		return strings.TrimSuffix(u, "/")
-	}
-	return norm(a) == norm(b)
 }
 
 func sameBranch(rev string, t Target) bool {

@@ -181,7 +181,7 @@ func deployAndRecord(ctx context.Context, o Options, r *report.Run) error {
 		rec.Result, rec.Reason = r.Result, r.Reason
 		sctx, end := r.Start(ctx, "record")
 		werr := record.Write(sctx, o.Bump.Git, *rec)
-		end(map[string]string{"note": git.NotesRef + " on " + short(rec.Commit)}, werr)
+		end(map[string]string{"note": git.NotesRef + " on " + git.Short(rec.Commit)}, werr)
 	}
 	return err
 }
@@ -236,7 +236,7 @@ func recordRun(ctx context.Context, o Options, r *report.Run) {
 	if r.DORA.SourceCommitTime != nil {
 		d.SourceCommitTime = r.DORA.SourceCommitTime
 	}
-	end(map[string]string{"note": git.RunsRef + " on " + short(base)}, record.WriteRun(sctx, o.Bump.Git, base, d))
+	end(map[string]string{"note": git.RunsRef + " on " + git.Short(base)}, record.WriteRun(sctx, o.Bump.Git, base, d))
 }
 
 func hasStage(r *report.Run, name string) bool {
@@ -266,7 +266,7 @@ func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) 
 		imgs, err := registry.Resolve(sctx, o.Images, o.Registry)
 		out := map[string]string{}
 		for _, i := range imgs {
-			out[lastElem(i.Repository())] = i.Digest
+			out[manifest.LastElem(i.Repository())] = i.Digest
 			if o.PinDigest {
 				refs = replace(refs, i.Ref, i.Pinned())
 			}
@@ -379,7 +379,7 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 			return nil
 		case !res.Changed:
 			out["outcome"] = report.AlreadyDeployed
-			r.Outcome(report.AlreadyDeployed, fmt.Sprintf("%s already runs %s (Synced and Healthy at %s)", ao.App, in.Summary(), short(d.SyncedRevision)))
+			r.Outcome(report.AlreadyDeployed, fmt.Sprintf("%s already runs %s (Synced and Healthy at %s)", ao.App, in.Summary(), git.Short(d.SyncedRevision)))
 		default:
 			now := time.Now()
 			rec.Healthy = &now
@@ -513,7 +513,7 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 		if app.Running != "" && app.Running != ao.Revision && !o.AllowOlder {
 			if _, older, err := rd.Between(ctx, app.Running, ao.Revision); err == nil && older {
 				return nil, fmt.Errorf("sync: %s already runs %s, a newer commit than %s: refusing to sync an older tree (pass --allow-older to go back on purpose)",
-					ao.App, short(app.Running), short(ao.Revision))
+					ao.App, git.Short(app.Running), git.Short(ao.Revision))
 			}
 		}
 		in, err := intent.Of(ctx, rd, ao.Revision, app.Path)
@@ -594,13 +594,6 @@ func matcher(g git.Options, in *intent.Intent) func(ctx context.Context, rev str
 	}
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
 // sendReport emails the report; a failure is recorded in the report, never returned.
 func sendReport(ctx context.Context, n *notify.Options, r *report.Run) {
 	if n == nil {
@@ -634,14 +627,12 @@ func updateFor(ref string) (manifest.Update, error) {
 	}
 	// Matched by the image's name (last path element): the manifests may name another registry,
 	// which newName then replaces.
-	u := manifest.Update{Name: lastElem(repo), NewName: repo, Tag: tag, Digest: digest}
+	u := manifest.Update{Name: manifest.LastElem(repo), NewName: repo, Tag: tag, Digest: digest}
 	if err := u.Validate(); err != nil {
 		return u, fmt.Errorf("deploy: image %q: %w", ref, err)
 	}
 	return u, nil
 }
-
-func lastElem(repo string) string { return repo[strings.LastIndex(repo, "/")+1:] }
 
 func replace(list []string, old, new string) []string {
 	out := make([]string, len(list))
@@ -728,9 +719,9 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	}
 	var updates []manifest.Update
 	for _, i := range imgs {
-		out[lastElem(i.Name)] = i.Ref()
+		out[manifest.LastElem(i.Name)] = i.Ref()
 		if runs.SetBy[i.Name] != "" {
-			out[lastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", short(runs.SetBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
+			out[manifest.LastElem(i.Name)] += fmt.Sprintf(" (set by %s, source commit %s)", git.Short(runs.SetBy[i.Name]), cmp.Or(sources[i.Name], "not recorded"))
 		}
 		// Exactly what the source runs: its repository too (a target's own newName must not stay).
 		updates = append(updates, i.Update())

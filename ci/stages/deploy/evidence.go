@@ -74,7 +74,7 @@ func checkEvidence(ctx context.Context, g *Evidence, auth registry.Auth, updates
 			errs = append(errs, err)
 			continue
 		}
-		out[lastElem(repo)] = strings.ReplaceAll(rep.Summary(), "\n", "; ")
+		out[manifest.LastElem(repo)] = strings.ReplaceAll(rep.Summary(), "\n", "; ")
 		if err := rep.Err(); err != nil {
 			errs = append(errs, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"wanderlust.dev/pipeline/ci/stages/git"
 )
 
 // Policy is what an image's evidence must show to be deployed or promoted.
@@ -104,7 +106,7 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 	} else {
 		r.Pieces["provenance"] = fmt.Sprintf("%s (%s@%s by %s)", a.Envelope, repo, commit, builder)
 		switch {
-		case p.SourceRepo != "" && !sameRepo(repo, p.SourceRepo):
+		case p.SourceRepo != "" && !git.SameRepo(repo, p.SourceRepo):
 			r.Problems = append(r.Problems, Problem{"provenance", fmt.Sprintf("built from %s, want %s", repo, p.SourceRepo)})
 		case p.SourceCommit != "" && !strings.HasPrefix(commit, strings.ToLower(p.SourceCommit)):
 			r.Problems = append(r.Problems, Problem{"provenance", fmt.Sprintf("built from commit %s, want %s", commit, p.SourceCommit)})
@@ -183,19 +185,4 @@ func provenanceSource(pred json.RawMessage) (repo, commit, builder string, err e
 		return "", "", "", fmt.Errorf("names no source repository and commit (build type %q)", p.BuildDefinition.BuildType)
 	}
 	return ep.Source, ep.Revision, p.RunDetails.Builder.ID, nil
-}
-
-// sameRepo compares repository URLs without scheme, credentials, ".git" or a final slash.
-func sameRepo(a, b string) bool { return normRepo(a) == normRepo(b) }
-
-func normRepo(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if _, rest, ok := strings.Cut(s, "://"); ok {
-		s = rest
-	}
-	if _, rest, ok := strings.Cut(s, "@"); ok && !strings.Contains(s[:strings.Index(s, "@")], "/") {
-		s = rest
-	}
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
-	return strings.Replace(s, ":", "/", 1)
 }

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 )
 
@@ -98,6 +100,10 @@ const BuildType = "https://wanderlust.dev/buildtypes/dagger-module/v1"
 
 // Validate checks that the build can have provenance: a source repository and its full commit SHA.
 func (b Build) Validate() error {
+	if git.HasCredentials(b.SourceRepo) {
+		// Signed provenance is published: a token in it is a token given away. Never echo it.
+		return errors.New("evidence: --source-repo carries credentials (or does not parse): give the repository's plain URL, it is published in signed provenance")
+	}
 	if b.SourceRepo == "" || !commitPattern(b.SourceCommit) {
 		return fmt.Errorf("evidence: provenance needs the source repository and its full commit SHA (got %q, %q)", b.SourceRepo, b.SourceCommit)
 	}

@@ -132,7 +132,7 @@ func (r *run) fetchCommit(ctx context.Context, sess transport.UploadPackSession,
 		}
 	}
 	if !r.has(head) {
-		return permanent(fmt.Errorf("the remote did not send commit %s", shortSHA(head.String())))
+		return permanent(fmt.Errorf("the remote did not send commit %s", Short(head.String())))
 	}
 	r.head = head
 	r.known = append(r.known, head)

@@ -132,7 +132,7 @@ func (e *ConflictError) Error() string {
 	}
 	by := "another commit"
 	if e.Commit != "" {
-		by = fmt.Sprintf("commit %s (%s, %q)", shortSHA(e.Commit), e.Author, e.Subject)
+		by = fmt.Sprintf("commit %s (%s, %q)", Short(e.Commit), e.Author, e.Subject)
 	}
 	return fmt.Sprintf("conflict on %s: %s changed it from %q to %q; we wanted %q. %s", e.Key, by, e.Base, e.Theirs, e.Ours, hint)
 }
@@ -213,7 +213,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			if landed := r.landed(ctx, head, sent); landed != nil {
 				return landed, nil
 			}
-			r.logf("unchanged: %s already holds every value", shortSHA(head.Hash.String()))
+			r.logf("unchanged: %s already holds every value", Short(head.Hash.String()))
 			return res, nil
 		}
 		res.Changed, res.SHA = true, commit.Hash.String()
@@ -224,7 +224,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 			return nil, err
 		}
 		if r.o.DryRun {
-			r.logf("dry run: commit %s on %s not pushed", shortSHA(res.SHA), shortSHA(res.Base))
+			r.logf("dry run: commit %s on %s not pushed", Short(res.SHA), Short(res.Base))
 			return res, nil
 		}
 
@@ -247,7 +247,7 @@ func Commit(ctx context.Context, opts Options, change Change) (res *Result, err 
 		}
 		if err == nil {
 			res.Pushed = true
-			r.logf("pushed %s to %s (attempt %d)", shortSHA(res.SHA), r.o.Branch, attempt)
+			r.logf("pushed %s to %s (attempt %d)", Short(res.SHA), r.target(), attempt)
 			return res, nil
 		}
 		if moved == nil {
@@ -276,13 +276,13 @@ func (r *run) landed(ctx context.Context, head *object.Commit, sent []*Result) *
 		return nil
 	}
 	if err := r.fetchDeeper(ctx, head.Hash); err != nil {
-		r.logf("cannot read the history of %s to look for our earlier push: %v", shortSHA(head.Hash.String()), err)
+		r.logf("cannot read the history of %s to look for our earlier push: %v", Short(head.Hash.String()), err)
 		return nil
 	}
 	for _, res := range sent {
 		h := plumbing.NewHash(res.SHA)
 		if slices.Contains(r.uncertain, h) && r.reaches(head.Hash, []plumbing.Hash{h}) {
-			r.logf("our commit %s is on %s: an earlier push landed though its reply was lost", shortSHA(res.SHA), r.o.Branch)
+			r.logf("our commit %s is on %s: an earlier push landed though its reply was lost", Short(res.SHA), r.target())
 			res.Pushed = true
 			return res
 		}
@@ -373,6 +373,14 @@ type run struct {
 	// uncertain are the commits whose push may have landed though no reply said so (the connection
 	// failed after the request was sent).
 	uncertain []plumbing.Hash
+}
+
+// target names what we write: the branch, or the reference given instead (e.g. refs/notes/runs).
+func (r *run) target() string {
+	if r.o.Ref != "" {
+		return r.o.Ref
+	}
+	return r.o.Branch
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -589,11 +597,4 @@ func (r *run) retry(ctx context.Context, what string, op func() error) error {
 		r.logf("%s failed (%v); retrying (attempt %d of %d)", what, err, attempt+1, r.o.MaxAttempts)
 		r.sleep(ctx, unreachable, attempt)
 	}
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }

@@ -107,5 +107,5 @@ func (r *run) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.o.Branch, err), r.o.Auth)
+	return redact(fmt.Errorf("git %s@%s: %w", r.o.URL, r.target(), err), r.o.Auth)
 }

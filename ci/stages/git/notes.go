@@ -55,7 +55,7 @@ func writeNote(ctx context.Context, opts Options, ref, target string, content fu
 		}
 		cur, _ := fs.ReadFile(head, path)
 		note := content(cur)
-		p := &Patch{Files: map[string][]byte{path: note}, Message: fmt.Sprintf("Deployment record of %s\n\nNotes added by the Wanderlust pipeline.\n", shortSHA(target))}
+		p := &Patch{Files: map[string][]byte{path: note}, Message: fmt.Sprintf("Deployment record of %s\n\nNotes added by the Wanderlust pipeline.\n", Short(target))}
 		if replace {
 			p.Values = []Value{{Key: "note " + target, From: string(cur), To: string(note)}}
 		}

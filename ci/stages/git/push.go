@@ -21,7 +21,7 @@ func (e *movedError) Error() string {
 	if e.now == "" {
 		return "the remote rejected the update as stale"
 	}
-	return "the branch is now at " + shortSHA(e.now)
+	return "the branch is now at " + Short(e.now)
 }
 
 // push sends objects and moves the branch from old to new, only if the branch is still at old.
@@ -33,7 +33,7 @@ func (r *run) push(ctx context.Context, old, new plumbing.Hash, objects []plumbi
 		if errors.As(sendErr, &moved) {
 			if moved.now == new.String() {
 				// The branch is at our very commit: an earlier attempt landed, its reply was lost.
-				r.logf("the branch is at our commit %s: an earlier push landed though its reply was lost", shortSHA(new.String()))
+				r.logf("the branch is at our commit %s: an earlier push landed though its reply was lost", Short(new.String()))
 				sendErr = nil
 			}
 			return nil // not a connection problem: the caller re-applies on the new head

@@ -82,7 +82,7 @@ func (rd *Reader) Commit(ctx context.Context, sha string) (*CommitInfo, error) {
 	defer rd.mu.Unlock()
 	c, err := rd.commit(ctx, sha)
 	if err != nil {
-		return nil, rd.r.wrap(fmt.Errorf("read commit %s: %w", shortSHA(sha), err))
+		return nil, rd.r.wrap(fmt.Errorf("read commit %s: %w", Short(sha), err))
 	}
 	ci := info(c)
 	return &ci, nil
@@ -95,7 +95,7 @@ func (rd *Reader) Tree(ctx context.Context, sha string) (fs.FS, error) {
 	defer rd.mu.Unlock()
 	c, err := rd.commit(ctx, sha)
 	if err != nil {
-		return nil, rd.r.wrap(fmt.Errorf("read commit %s: %w", shortSHA(sha), err))
+		return nil, rd.r.wrap(fmt.Errorf("read commit %s: %w", Short(sha), err))
 	}
 	t, err := newTreeFS(c, rd.r.objects(ctx))
 	if err != nil {

@@ -101,7 +101,7 @@ func (b *Blamer) reader(ctx context.Context) (*git.Reader, error) {
 func (b *Blamer) Changed(ctx context.Context) ([]manifest.Resource, manifest.Rendered, error) {
 	ours, err := b.render(ctx, b.in.SHA)
 	if err != nil {
-		return nil, nil, fmt.Errorf("intent: our commit %s: %w", short(b.in.SHA), err)
+		return nil, nil, fmt.Errorf("intent: our commit %s: %w", git.Short(b.in.SHA), err)
 	}
 	before, err := b.render(ctx, b.in.Parent)
 	if err != nil {
@@ -120,7 +120,7 @@ func (b *Blamer) Judge(ctx context.Context, f Failure) (ours bool, why string) {
 	parR, errParent := b.render(ctx, b.in.Parent)
 	switch {
 	case errOurs != nil && errParent == nil:
-		return true, fmt.Sprintf("our commit %s does not render: %v", short(b.in.SHA), errOurs)
+		return true, fmt.Sprintf("our commit %s does not render: %v", git.Short(b.in.SHA), errOurs)
 	case errOurs != nil:
 		return false, fmt.Sprintf("cannot tell whose change failed: %v", errOurs)
 	case errParent != nil:
@@ -129,7 +129,7 @@ func (b *Blamer) Judge(ctx context.Context, f Failure) (ours bool, why string) {
 	changed := manifest.Changed(parR, ourR)
 	runR, err := b.render(ctx, f.Revision)
 	if err != nil {
-		return false, fmt.Sprintf("cannot render %s to tell whose change failed: %v", short(f.Revision), err)
+		return false, fmt.Sprintf("cannot render %s to tell whose change failed: %v", git.Short(f.Revision), err)
 	}
 	var prevR manifest.Rendered // nil: unknown, or our parent
 	if f.Previous != "" && f.Previous != b.in.Parent && f.Previous != f.Revision {
@@ -174,12 +174,12 @@ func (b *Blamer) who(ctx context.Context, f Failure, r manifest.Resource) string
 				after, e1 := b.render(ctx, c.SHA)
 				before, e2 := b.render(ctx, c.Parents[0])
 				if e1 == nil && e2 == nil && !same(after, before, r) {
-					return fmt.Sprintf("%s was changed by %s (%s, %q), not by our commit %s", r, short(c.SHA), c.Author, c.Subject, short(b.in.SHA))
+					return fmt.Sprintf("%s was changed by %s (%s, %q), not by our commit %s", r, git.Short(c.SHA), c.Author, c.Subject, git.Short(b.in.SHA))
 				}
 			}
 		}
 	}
-	return fmt.Sprintf("%s was not changed by our commit %s", r, short(b.in.SHA))
+	return fmt.Sprintf("%s was not changed by our commit %s", r, git.Short(b.in.SHA))
 }
 
 // same reports whether r renders alike (or is absent from both) in a and b.

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 
@@ -45,7 +44,7 @@ func (m Mismatch) String() string {
 	if have == "" {
 		have = "(no entry)"
 	}
-	return lastElem(m.Image) + "=" + have
+	return manifest.LastElem(m.Image) + "=" + have
 }
 
 // Verdict is how one revision relates to the intent.
@@ -67,7 +66,7 @@ func Of(ctx context.Context, rd *git.Reader, sha, dir string) (*Intent, error) {
 		return nil, err
 	}
 	if len(c.Parents) != 1 {
-		return nil, fmt.Errorf("intent: commit %s has %d parents; a deployment commit has one", short(sha), len(c.Parents))
+		return nil, fmt.Errorf("intent: commit %s has %d parents; a deployment commit has one", git.Short(sha), len(c.Parents))
 	}
 	after, err := imagesAt(ctx, rd, sha, dir)
 	if err != nil {
@@ -112,7 +111,7 @@ func Current(fsys fs.FS, dir string, updates []manifest.Update) (*Intent, error)
 func (in *Intent) Summary() string {
 	var parts []string
 	for _, w := range in.Want {
-		parts = append(parts, lastElem(w.Name)+"="+w.Ref())
+		parts = append(parts, manifest.LastElem(w.Name)+"="+w.Ref())
 	}
 	return strings.Join(parts, ", ")
 }
@@ -176,7 +175,7 @@ func (in *Intent) Judge(ctx context.Context, rd *git.Reader, rev string) (Verdic
 		now = append(now, m.String())
 	}
 	v.Superseded = fmt.Sprintf("%s (%s, %q) replaced our values; %s now holds %s",
-		short(culprit.SHA), culprit.Author, culprit.Subject, short(rev), strings.Join(now, ", "))
+		git.Short(culprit.SHA), culprit.Author, culprit.Subject, git.Short(rev), strings.Join(now, ", "))
 	return v, nil
 }
 
@@ -196,7 +195,7 @@ func who(cs []git.CommitInfo) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(cs)-3))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s, %q)", short(c.SHA), c.Author, c.Subject))
+		parts = append(parts, fmt.Sprintf("%s (%s, %q)", git.Short(c.SHA), c.Author, c.Subject))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -209,16 +208,7 @@ func imagesAt(ctx context.Context, rd *git.Reader, sha, dir string) (map[string]
 	}
 	imgs, err := manifest.Images(t, dir)
 	if err != nil {
-		return nil, fmt.Errorf("intent: at %s: %w", short(sha), err)
+		return nil, fmt.Errorf("intent: at %s: %w", git.Short(sha), err)
 	}
 	return manifest.ByName(imgs), nil
-}
-
-func lastElem(name string) string { return path.Base(name) }
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }

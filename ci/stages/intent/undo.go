@@ -24,12 +24,12 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 	for i, w := range in.Want {
 		b := in.Before[i]
 		if b.Name == "" {
-			return nil, nil, fmt.Errorf("intent: commit %s added the images entry %s; remove it by hand to roll back", short(in.SHA), w.Name)
+			return nil, nil, fmt.Errorf("intent: commit %s added the images entry %s; remove it by hand to roll back", git.Short(in.SHA), w.Name)
 		}
 		restore[i] = b.Update()
-		lines = append(lines, fmt.Sprintf("- %s: %s → %s", lastElem(w.Name), w.Ref(), b.Ref()))
+		lines = append(lines, fmt.Sprintf("- %s: %s → %s", manifest.LastElem(w.Name), w.Ref(), b.Ref()))
 	}
-	msg := fmt.Sprintf("Roll back %s in %s\n\nRestores the image entries that commit %s set:\n%s\n", short(in.SHA), in.Dir, in.SHA, strings.Join(lines, "\n"))
+	msg := fmt.Sprintf("Roll back %s in %s\n\nRestores the image entries that commit %s set:\n%s\n", git.Short(in.SHA), in.Dir, in.SHA, strings.Join(lines, "\n"))
 	if reason = strings.TrimSpace(reason); reason != "" {
 		msg += "\nReason: " + reason + "\n"
 	}
@@ -69,7 +69,7 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 		return p, nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("roll back %s: %w", short(in.SHA), err)
+		return nil, nil, fmt.Errorf("roll back %s: %w", git.Short(in.SHA), err)
 	}
 	back := &Intent{SHA: res.SHA, Parent: res.Base, Dir: in.Dir, Want: in.Before, Before: in.Want}
 	if !res.Changed {

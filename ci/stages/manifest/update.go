@@ -83,12 +83,13 @@ func (u Update) Matches(repo string) bool { return u.matches(repo) }
 // matches reports whether repository repo (as written in a manifest) is selected by the update.
 func (u Update) matches(repo string) bool {
 	if !strings.Contains(u.Name, "/") {
-		return lastElem(repo) == u.Name
+		return LastElem(repo) == u.Name
 	}
 	return normalize(repo) == normalize(u.Name)
 }
 
-func lastElem(repo string) string {
+// LastElem is an image repository's last path element, its short name ("wanderlust-backend").
+func LastElem(repo string) string {
 	return repo[strings.LastIndex(repo, "/")+1:]
 }
 
