@@ -299,7 +299,7 @@ type deployFlags struct {
 	env, version, backendTag, frontendTag string
 	sourceCommit, sourceCommitTime        string
 	pinDigest, rollback, dryRun, skipScan bool
-	skipCI                                bool
+	skipCI, noSync                        bool
 	app, reportFormat                     string
 	timeout                               int
 	nvd                                   *dagger.Secret
@@ -329,7 +329,12 @@ func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.
 	}
 	o := &deploy.Options{Registry: auth, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback, SourceCommitTime: commitTime,
 		Bump: bump.Options{Env: f.env, SourceCommit: f.sourceCommit, Git: g, SkipCI: f.skipCI}}
-	if m.ArgocdServer != "" {
+	switch {
+	case f.noSync:
+		// Push only (o.Argo stays nil): the report says nothing was waited for.
+	case m.ArgocdServer == "":
+		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
+	default:
 		if o.Argo, err = m.argoOptions(ctx, cmp.Or(f.app, "wanderlust-"+f.env), f.timeout); err != nil {
 			return nil, err
 		}

@@ -531,9 +531,13 @@ func (m *Wanderlust) Deploy(
 	// Pin image digests in the manifests.
 	// +optional
 	pinDigest bool,
-	// Argo CD application (default wanderlust-<env>); without --argocd-server the sync is skipped.
+	// Argo CD application (default wanderlust-<env>).
 	// +optional
 	app string,
+	// Push only: no sync, no wait, no verdict, no rollback. Without it deploy needs --argocd-server
+	// (an empty one is refused, never taken for "skip the sync").
+	// +optional
+	noSync bool,
 	// Restore our image entries when the rollout fails because of them.
 	// +default=true
 	rollback bool,
@@ -590,7 +594,7 @@ func (m *Wanderlust) Deploy(
 	evidenceFailOn string,
 ) (string, error) {
 	return m.deploy(ctx, deployFlags{requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
-		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, rollback: rollback,
+		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, noSync: noSync, rollback: rollback,
 		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
 		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
 }

@@ -214,8 +214,9 @@ func TestScanReportGate(t *testing.T) {
 }
 
 // TestDeployWithGivenImagesSkipsTheContainerStages runs the module's deploy as `dagger call deploy
-// --backend-tag … --frontend-tag …` would: no container is needed, so it runs here for real against
-// the git remote and an OCI registry (no Argo CD given: the sync is skipped and reported so).
+// --backend-tag … --frontend-tag … --no-sync` would: no container is needed, so it runs here for
+// real against the git remote and an OCI registry (push only: the sync is skipped and reported so).
+// Without --no-sync, an empty --argocd-server (an unset CI variable) is refused before anything.
 func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	srv := gitops(t)
 	registry := pushedImages(t)
@@ -226,7 +227,12 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 		return daggerfake.Default(field, q)
 	}))
 	token := dagger.Connect().Secret("env://GIT_TOKEN")
-	out, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1",
+	before, _ := srv.Head("gitops", "main")
+	_, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token})
+	if head, _ := srv.Head("gitops", "main"); err == nil || !strings.Contains(err.Error(), "--no-sync") || head != before {
+		t.Fatalf("without Argo CD and without --no-sync: err %v, pushed %v", err, head != before)
+	}
+	out, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", noSync: true,
 		sourceCommit: "abcdef0", pinDigest: true, gitToken: token, reportFormat: "json"})
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +266,7 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	if strings.Contains(out, planted) {
 		t.Error("the token is in the report")
 	}
-	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", gitToken: token}); err == nil {
+	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", gitToken: token, noSync: true}); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
 	}
 }
@@ -273,7 +279,7 @@ type deployArgs struct {
 	pinDigest                                       bool
 	gitToken                                        *dagger.Secret
 	argocdServer                                    string
-	dryRun, skipScan                                bool
+	dryRun, skipScan, noSync                        bool
 	smtpHost                                        string
 	smtpPort                                        int
 	smtpTLS, mailFrom                               string
@@ -289,7 +295,7 @@ func callDeploy(a deployArgs) (string, error) {
 		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil,
 		a.signingKey, a.signingPassword, nil, a.sourceRepo)
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
-		"", true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
+		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
 		a.requireEvidence, "HIGH")
 }
 
@@ -321,7 +327,7 @@ func TestDeployMailsAFailedBuild(t *testing.T) {
 	host, port, _ := net.SplitHostPort(mail.Addr)
 	p, _ := strconv.Atoi(port)
 	_, err = callDeploy(deployArgs{source: c.Directory(), env: "dev", registry: "registry.invalid/wanderlust-app", repo: srv.RepoURL("gitops"),
-		version: "2.0.0", gitToken: c.Secret("env://GIT_TOKEN"), skipScan: true,
+		version: "2.0.0", gitToken: c.Secret("env://GIT_TOKEN"), skipScan: true, noSync: true,
 		smtpHost: host, smtpPort: p, smtpTLS: "none", mailFrom: "ci@wanderlust.test", mailTo: []string{"team@wanderlust.test"}})
 	if err == nil || !strings.Contains(err.Error(), "rejects a bad token") {
 		t.Fatalf("err = %v", err)
@@ -358,7 +364,7 @@ func TestDeployDryRunOfANewVersion(t *testing.T) {
 	host, port, _ := net.SplitHostPort(mail.Addr)
 	p, _ := strconv.Atoi(port)
 	out, err := callDeploy(deployArgs{source: c.Directory(), env: "prod", registry: "registry.invalid/wanderlust-app", repo: srv.RepoURL("gitops"),
-		version: "9.9.9", gitToken: c.Secret("env://GIT_TOKEN"), dryRun: true, skipScan: true,
+		version: "9.9.9", gitToken: c.Secret("env://GIT_TOKEN"), dryRun: true, skipScan: true, noSync: true,
 		smtpHost: host, smtpPort: p, smtpTLS: "none", mailFrom: "ci@wanderlust.test", mailTo: []string{"team@wanderlust.test"}})
 	if err != nil {
 		t.Fatal(err)
@@ -486,7 +492,7 @@ func TestMetricsFunction(t *testing.T) {
 	}))
 	c := useSession(t)
 	token := c.Secret("env://GIT_TOKEN")
-	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token}); err != nil {
+	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token, noSync: true}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := gitopsModule(srv.RepoURL("gitops"), token).Metrics(context.Background(), "staging", "1d", "", "markdown")

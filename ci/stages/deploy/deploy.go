@@ -305,7 +305,7 @@ func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) 
 		return err
 	}
 	if o.Argo == nil {
-		r.Skip("sync", "no Argo CD application given")
+		r.Skip("sync", "--no-sync: pushed only; nothing was synced, waited for or judged (Argo CD applies the commit when it syncs)")
 		return nil
 	}
 	if o.DryRun {
