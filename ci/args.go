@@ -303,6 +303,7 @@ type deployFlags struct {
 	app, reportFormat                     string
 	timeout                               int
 	nvd                                   *dagger.Secret
+	trivyDB                               string
 	verify                                verifyFlags
 	requireEvidence                       bool
 	evidenceFailOn                        string
@@ -348,7 +349,7 @@ func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.
 	if o.Webhook, err = m.webhook(ctx); err != nil {
 		return nil, err
 	}
-	if o.Evidence, err = m.gate(ctx, f.requireEvidence, evidenceFlags{sourceCommit: f.sourceCommit, failOn: f.evidenceFailOn}); err != nil {
+	if o.Evidence, err = m.gate(ctx, f.requireEvidence, evidenceFlags{sourceCommit: f.sourceCommit, failOn: f.evidenceFailOn}, "or deploy without --require-evidence"); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -401,6 +402,9 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 		if ev, err = m.evidenceOptions(ctx, f.sourceCommit, false); err != nil {
 			return "", err
 		}
+		if ev != nil {
+			ev.Scan.TrivyDBRepository = f.trivyDB
+		}
 		if f.requireEvidence && ev == nil {
 			return "", errors.New("--require-evidence with a build needs --signing-key: the images it would push carry no evidence and would be refused")
 		}
@@ -447,7 +451,7 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 		rep.Skip("scan", "--skip-scan")
 	} else {
 		sctx, end := rep.Start(ctx, "scan")
-		res, err := scan.Run(sctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd})
+		res, err := scan.Run(sctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd, TrivyDBRepository: f.trivyDB})
 		if err == nil && !res.Verdict.Pass {
 			err = errors.New(res.Verdict.Reason())
 		}
@@ -531,7 +535,7 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err != nil {
 		return "", err
 	}
-	gate, err := m.gate(ctx, true, ef)
+	gate, err := m.gate(ctx, true, ef, `to promote without it, --allow-unverified "reason"`)
 	if err != nil {
 		return "", err
 	}

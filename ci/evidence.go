@@ -120,8 +120,12 @@ func evidenceLines(proven []publish.Proven) []string {
 	return lines
 }
 
-// gate is the evidence gate of deploy and promote: nil when off.
-func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags) (*deploy.Evidence, error) {
+// errNoKey: the gate has no key to verify with.
+var errNoKey = errors.New("the evidence gate needs --verify-key (cosign.pub) or --signing-key")
+
+// gate is the evidence gate of deploy, promote and verify-evidence: nil when off. escape says how
+// the calling function goes on without it ("" when it cannot).
+func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags, escape string) (*deploy.Evidence, error) {
 	if f.allowUnverified != "" {
 		return &deploy.Evidence{AllowUnverified: f.allowUnverified}, nil
 	}
@@ -129,6 +133,9 @@ func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags) (*deplo
 		return nil, nil
 	}
 	v, err := m.verifier(ctx)
+	if errors.Is(err, errNoKey) && escape != "" {
+		return nil, fmt.Errorf("%w; %s", err, escape)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +159,7 @@ func (m *Wanderlust) verifier(ctx context.Context) (*evidence.Verifier, error) {
 		return nil, err
 	}
 	if s == nil {
-		return nil, errors.New(`the evidence gate needs --verify-key (cosign.pub) or --signing-key; to go on without it, --allow-unverified "reason"`)
+		return nil, errNoKey
 	}
 	pem, err := s.PublicKeyPEM()
 	if err != nil {
@@ -162,7 +169,7 @@ func (m *Wanderlust) verifier(ctx context.Context) (*evidence.Verifier, error) {
 }
 
 func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, failOn string) (string, error) {
-	g, err := m.gate(ctx, true, evidenceFlags{sourceCommit: sourceCommit, failOn: failOn})
+	g, err := m.gate(ctx, true, evidenceFlags{sourceCommit: sourceCommit, failOn: failOn}, "")
 	if err != nil {
 		return "", err
 	}
@@ -188,12 +195,14 @@ func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, fa
 	return out + "\nPASS", nil
 }
 
-func (m *Wanderlust) sbom(ctx context.Context, component, image string) (*dagger.File, error) {
+func (m *Wanderlust) sbom(ctx context.Context, component, image, trivyDB string) (*dagger.File, error) {
 	var img *dagger.Container
+	name := image
 	if image != "" {
 		img = dag.Container().From(image)
-		if m.RegistryPassword != nil {
-			host, _, _ := strings.Cut(image, "/")
+		host, _, _ := strings.Cut(image, "/")
+		if m.RegistryPassword != nil && (registry.Auth{Host: strings.SplitN(m.Registry, "/", 2)[0]}).Owns(host) {
+			// The login goes to its own registry only, never to whatever host --image names.
 			img = dag.Container().WithRegistryAuth(host, m.RegistryUsername, m.RegistryPassword).From(image)
 		}
 	} else {
@@ -204,6 +213,15 @@ func (m *Wanderlust) sbom(ctx context.Context, component, image string) (*dagger
 		if img, err = build.Image(ctx, dag, m.Source, component, build.Options{}); err != nil {
 			return nil, err
 		}
+		name = "wanderlust-" + component + " (built from the source)"
 	}
-	return scan.ImageEvidence(dag, img, scan.Options{}).File("/out/sbom.cdx.json"), nil
+	raw, err := scan.ImageEvidence(dag, img, scan.Options{TrivyDBRepository: trivyDB}).File("/out/sbom.cdx.json").Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	named, err := evidence.NameSBOM([]byte(raw), name)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	return dag.Directory().WithNewFile("sbom.cdx.json", string(named)).File("sbom.cdx.json"), nil
 }

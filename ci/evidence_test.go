@@ -153,3 +153,17 @@ func TestPublishEvidenceInputsAreCheckedBeforeBuilding(t *testing.T) {
 		})
 	}
 }
+
+// Without a key, each function says how it goes on: promote names --allow-unverified, deploy
+// --require-evidence, and verify-evidence (which cannot go on) names neither.
+func TestTheGateWithoutAKeySaysWhatTheFunctionOffers(t *testing.T) {
+	m := &Wanderlust{}
+	if _, err := m.VerifyEvidence(context.Background(), "registry.invalid/x:1", "", "HIGH"); err == nil ||
+		!strings.Contains(err.Error(), "--verify-key") || strings.Contains(err.Error(), "--allow-unverified") {
+		t.Errorf("verify-evidence: %v", err)
+	}
+	if _, err := m.gate(context.Background(), true, evidenceFlags{failOn: "HIGH"}, `to promote without it, --allow-unverified "reason"`); err == nil ||
+		!strings.Contains(err.Error(), "--allow-unverified") {
+		t.Errorf("promote: %v", err)
+	}
+}

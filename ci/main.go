@@ -336,11 +336,15 @@ func (m *Wanderlust) Sbom(
 	// Component to build when no --image is given: backend or frontend.
 	// +default="backend"
 	component string,
-	// Image reference to read instead of building (registry credentials from the constructor).
+	// Image reference to read instead of building (the constructor's registry login is used for
+	// the --registry host only).
 	// +optional
 	image string,
+	// Mirror of Trivy's vulnerability database (e.g. behind a firewall; ghcr.io rate-limits CI).
+	// +optional
+	trivyDbRepository string,
 ) (*dagger.File, error) {
-	return m.sbom(ctx, component, image)
+	return m.sbom(ctx, component, image, trivyDbRepository)
 }
 
 // VerifyEvidence checks what proves an image, for its exact digest: a signature valid for
@@ -556,6 +560,10 @@ func (m *Wanderlust) Deploy(
 	// NVD API key (OWASP Dependency-Check).
 	// +optional
 	nvdApiKey *dagger.Secret,
+	// Mirror of Trivy's vulnerability database, for the scan and the images' evidence (behind a
+	// firewall, offline, or when ghcr.io rate-limits CI).
+	// +optional
+	trivyDbRepository string,
 	// Mark the bump commit "[skip ci]", so that CI systems do not run again on it (when the GitOps
 	// repository is the application's own).
 	// +optional
@@ -595,7 +603,7 @@ func (m *Wanderlust) Deploy(
 ) (string, error) {
 	return m.deploy(ctx, deployFlags{requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, noSync: noSync, rollback: rollback,
-		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
+		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, trivyDB: trivyDbRepository, skipCI: skipCi, reportFormat: reportFormat,
 		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
 }
 

@@ -295,7 +295,7 @@ func callDeploy(a deployArgs) (string, error) {
 		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil,
 		a.signingKey, a.signingPassword, nil, a.sourceRepo)
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
-		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
+		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, "", false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
 		a.requireEvidence, "HIGH")
 }
 

@@ -2,6 +2,7 @@ package evidence_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,34 @@ func TestOurVerifierReadsWhatCosignSigned(t *testing.T) {
 	// No provenance and no verdict were made by cosign here: both are named as missing.
 	if got := rep.Err(); got == nil || !strings.Contains(got.Error(), "provenance:") || !strings.Contains(got.Error(), "scan-verdict:") {
 		t.Errorf("err = %v, want the missing provenance and scan verdict named", got)
+	}
+}
+
+// The SBOM names the image it describes, not the tarball Trivy read; every other field stays.
+func TestNameSBOMNamesTheImage(t *testing.T) {
+	raw := fixtures.Read(t, fixtures.Trivy(t), "sbom.cdx.json")
+	const ref = "ghcr.io/acme/wanderlust-backend:1.4.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	named, err := evidence.NameSBOM(raw, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after struct {
+		Metadata struct {
+			Component struct{ Name, Type string } `json:"component"`
+		} `json:"metadata"`
+		Components []json.RawMessage `json:"components"`
+	}
+	if json.Unmarshal(raw, &before) != nil || json.Unmarshal(named, &after) != nil {
+		t.Fatal("not JSON")
+	}
+	if after.Metadata.Component.Name != ref || after.Metadata.Component.Type != before.Metadata.Component.Type || len(after.Components) != len(before.Components) || len(before.Components) == 0 {
+		t.Errorf("before %+v (%d components), after %+v (%d)", before.Metadata, len(before.Components), after.Metadata, len(after.Components))
+	}
+	d, err := evidence.ParseDigest(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evidence.SBOM(d, named); err != nil {
+		t.Errorf("the named SBOM is not CycloneDX any more: %v", err)
 	}
 }

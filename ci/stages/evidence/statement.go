@@ -59,6 +59,27 @@ func SBOM(subject name.Digest, cyclonedx []byte) (Statement, error) {
 	return statement(subject, CycloneDX, cyclonedx)
 }
 
+// NameSBOM sets the SBOM's subject (metadata.component.name) to the image's reference: Trivy,
+// reading a tarball, names the tarball's path inside its container. Every other field is kept.
+func NameSBOM(cyclonedx []byte, ref string) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(cyclonedx, &doc); err != nil {
+		return nil, fmt.Errorf("evidence: the SBOM is not JSON: %w", err)
+	}
+	meta, _ := doc["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		doc["metadata"] = meta
+	}
+	comp, _ := meta["component"].(map[string]any)
+	if comp == nil {
+		comp = map[string]any{"type": "container"}
+		meta["component"] = comp
+	}
+	comp["name"] = ref
+	return json.MarshalIndent(doc, "", "  ")
+}
+
 func decodeBOM(b []byte) (*cdx.BOM, error) {
 	var bom cdx.BOM
 	if err := cdx.NewBOMDecoder(bytes.NewReader(b), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {

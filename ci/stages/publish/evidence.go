@@ -67,7 +67,11 @@ func Prove(ctx context.Context, c *dagger.Client, images map[string]*dagger.Cont
 				return fmt.Errorf("publish %s: evidence: no built container", p.Name)
 			}
 			ctr := scan.ImageEvidence(c, img, o.Scan)
-			sbom, err := ctr.File("/out/sbom.cdx.json").Contents(ctx)
+			raw, err := ctr.File("/out/sbom.cdx.json").Contents(ctx)
+			if err != nil {
+				return fmt.Errorf("publish %s: SBOM: %w", p.Name, err)
+			}
+			sbom, err := evidence.NameSBOM([]byte(raw), p.Ref)
 			if err != nil {
 				return fmt.Errorf("publish %s: SBOM: %w", p.Name, err)
 			}
@@ -89,7 +93,7 @@ func Prove(ctx context.Context, c *dagger.Client, images map[string]*dagger.Cont
 			if b.Finished.IsZero() {
 				b.Finished = time.Now().UTC()
 			}
-			bom, err := evidence.SBOM(d, []byte(sbom))
+			bom, err := evidence.SBOM(d, sbom)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.Name, err)
 			}
