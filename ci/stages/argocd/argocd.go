@@ -104,6 +104,10 @@ type Result struct {
 	Health          string
 	// Previous is the revision that ran before our change's operation ("" unknown).
 	Previous string
+	// OurOperation: the operation that synced our values carries our run id (we asked for it,
+	// recognised by the id, never by clocks); false when the controller's auto-sync or someone
+	// else's operation did.
+	OurOperation bool
 	// Durations since the start: refresh done, our operation seen, synced at the revision, healthy.
 	Refresh, OperationStart, Synced, Healthy time.Duration
 }
@@ -660,6 +664,7 @@ func (s *session) result(res *Result, app *v1alpha1.Application, outcome, reason
 	res.Health = string(app.Status.Health.Status)
 	if op := app.Status.OperationState; op != nil {
 		res.Phase = string(op.Phase)
+		res.OurOperation = s.judge.ours(&op.Operation)
 	}
 	if !s.judge.syncedAt.IsZero() {
 		res.Synced = s.judge.syncedAt.Sub(s.start)

@@ -365,6 +365,9 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 	if outcome != nil && outcome.Deployed != nil {
 		d := outcome.Deployed
 		out["synced"], out["health"], out["outcome"] = d.SyncedRevision, d.Health, d.Outcome
+		if d.OurOperation {
+			out["operation"] = "ours (run " + ao.RunID + ")"
+		}
 		switch {
 		case d.Outcome == argocd.Superseded && !res.Changed:
 			// What we found in git was replaced while we checked it: nothing of ours ran.

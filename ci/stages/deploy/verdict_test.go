@@ -322,9 +322,14 @@ func TestSkewedPipelineClockStillRecognisesItsOperation(t *testing.T) {
 	o := w.deployOf(t, "skew", "manual", w.push(t, "wanderlust-backend", "2.0.0"))
 	o.Argo.Timeout = time.Minute
 	o.Argo.Now = func() time.Time { return time.Now().Add(5 * time.Second) } // the pipeline's clock runs 5 s ahead
+	o.RunID = "skew-run-1"
 	rep, err := Run(context.Background(), o, nil)
 	if err != nil || rep.Result != report.Succeeded {
 		t.Fatalf("%v\n%s", err, rep.Text())
+	}
+	// The operation that synced our values was recognised as ours (by its run id), whatever the clocks.
+	if got := stage(rep, "sync").Output["operation"]; got != "ours (run skew-run-1)" {
+		t.Errorf("operation %q, want it recognised as ours\n%s", got, rep.Text())
 	}
 }
 

@@ -29,8 +29,11 @@ type Intent struct {
 	// Dir is the overlay (the directory of the kustomization).
 	Dir string
 	// Want are the entries as the deployment set them; Before the same entries before its commit
-	// (by name).
+	// (by name; an entry the commit added has a zero Before).
 	Want, Before []manifest.Image
+	// Absent names entries that must not be there (a rollback removes the entries its deployment
+	// added).
+	Absent []string
 }
 
 // Mismatch is one wanted entry that a tree does not hold.
@@ -113,6 +116,9 @@ func (in *Intent) Summary() string {
 	for _, w := range in.Want {
 		parts = append(parts, manifest.LastElem(w.Name)+"="+w.Ref())
 	}
+	for _, a := range in.Absent {
+		parts = append(parts, manifest.LastElem(a)+"=(no entry)")
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -135,6 +141,11 @@ func (in *Intent) Missing(fsys fs.FS) ([]Mismatch, error) {
 		}
 		out = append(out, m)
 	}
+	for _, a := range in.Absent {
+		if h, ok := have[a]; ok {
+			out = append(out, Mismatch{Image: a, Want: "(no entry)", Have: h.Ref()})
+		}
+	}
 	return out, nil
 }
 
@@ -151,7 +162,7 @@ func (in *Intent) Judge(ctx context.Context, rd *git.Reader, rev string) (Verdic
 			return Verdict{}, err
 		}
 	}
-	if len(in.Want) == 0 { // the commit set no image entry here: fall back to ancestry
+	if len(in.Want) == 0 && len(in.Absent) == 0 { // the commit set no image entry here: fall back to ancestry
 		return Verdict{Holds: newer, Newer: newer, By: who(between)}, nil
 	}
 	missing, err := in.missingAt(ctx, rd, rev)

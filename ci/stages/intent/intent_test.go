@@ -222,3 +222,30 @@ func TestUndoRefusesWhenOurFieldChangedSince(t *testing.T) {
 		t.Error("a refused undo pushed")
 	}
 }
+
+// A deployment that added an images entry (the overlay did not list the image yet) is rolled back
+// by removing that entry: the kustomization is as before, and the rollback's intent holds exactly
+// when the entry is gone.
+func TestUndoRemovesAnEntryOurCommitAdded(t *testing.T) {
+	r := newRemote(t)
+	before, _ := r.srv.Show("gitops", "main", dev+"/kustomization.yaml")
+	ours := r.bump(t, "dev", "Ours", "mongo=7.0.15", "wanderlust-backend=2.0.0")
+	in := r.intent(t, ours)
+	if len(in.Want) != 2 {
+		t.Fatalf("intent %+v", in)
+	}
+	res, back, err := Undo(context.Background(), r.opts, in, "mongo Degraded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := r.srv.Show("gitops", "main", dev+"/kustomization.yaml")
+	if !res.Pushed || after != before {
+		t.Fatalf("after the undo:\n%s\nwant:\n%s", after, before)
+	}
+	if v := r.judge(t, back, res.SHA); !v.Holds || len(back.Absent) != 1 || !strings.Contains(back.Summary(), "mongo=(no entry)") {
+		t.Errorf("rollback intent %+v: %+v", back, v)
+	}
+	if v := r.judge(t, back, ours); v.Holds {
+		t.Error("the commit that added the entry holds the rollback's intent")
+	}
+}

@@ -19,15 +19,17 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 	if in.SHA == "" || len(in.Want) == 0 {
 		return nil, nil, fmt.Errorf("intent: nothing to undo (no commit, or it set no image entry in %s)", in.Dir)
 	}
-	restore := make([]manifest.Update, len(in.Want))
 	var lines []string
+	back := &Intent{Dir: in.Dir}
 	for i, w := range in.Want {
 		b := in.Before[i]
 		if b.Name == "" {
-			return nil, nil, fmt.Errorf("intent: commit %s added the images entry %s; remove it by hand to roll back", git.Short(in.SHA), w.Name)
+			lines = append(lines, fmt.Sprintf("- %s: %s → (entry removed: our commit added it)", manifest.LastElem(w.Name), w.Ref()))
+			back.Absent = append(back.Absent, w.Name)
+			continue
 		}
-		restore[i] = b.Update()
 		lines = append(lines, fmt.Sprintf("- %s: %s → %s", manifest.LastElem(w.Name), w.Ref(), b.Ref()))
+		back.Want, back.Before = append(back.Want, b), append(back.Before, w)
 	}
 	msg := fmt.Sprintf("Roll back %s in %s\n\nRestores the image entries that commit %s set:\n%s\n", git.Short(in.SHA), in.Dir, in.SHA, strings.Join(lines, "\n"))
 	if reason = strings.TrimSpace(reason); reason != "" {
@@ -43,14 +45,19 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 		byName := manifest.ByName(current)
 		p := &git.Patch{Message: msg}
 		var todo []manifest.Update
+		var remove []string
 		for i, w := range in.Want {
 			cur, b := byName[w.Name], in.Before[i]
 			key := in.Dir + "#images[" + w.Name + "]"
 			p.Values = append(p.Values, git.Value{Key: key, From: cur.Ref(), To: b.Ref()})
 			switch cur {
-			case b: // already restored
+			case b: // already restored (or, for an entry we added, already gone)
 			case w:
-				todo = append(todo, restore[i])
+				if b.Name == "" {
+					remove = append(remove, w.Name)
+				} else {
+					todo = append(todo, b.Update())
+				}
 			default:
 				ce := &git.ConflictError{Key: key, Base: w.Ref(), Theirs: cur.Ref(), Ours: b.Ref(),
 					Hint: "our entry was changed again since the deployment, so rolling it back would undo that change too; nothing was pushed: decide by hand"}
@@ -58,20 +65,38 @@ func Undo(ctx context.Context, opts git.Options, in *Intent, reason string) (*gi
 				return nil, ce
 			}
 		}
-		if len(todo) == 0 {
-			return p, nil
+		files := map[string][]byte{}
+		if len(todo) > 0 {
+			r, err := manifest.Apply(head, manifest.Options{Path: in.Dir, Updates: todo})
+			if err != nil {
+				return nil, err
+			}
+			files = r.Files
 		}
-		r, err := manifest.Apply(head, manifest.Options{Path: in.Dir, Updates: todo})
-		if err != nil {
-			return nil, err
+		if len(remove) > 0 {
+			kpath, err := manifest.KustomizationFile(head, in.Dir)
+			if err != nil {
+				return nil, err
+			}
+			data, ok := files[kpath]
+			if !ok {
+				if data, err = fs.ReadFile(head, kpath); err != nil {
+					return nil, err
+				}
+			}
+			if files[kpath], err = manifest.RemoveImageEntries(kpath, data, remove); err != nil {
+				return nil, err
+			}
 		}
-		p.Files = r.Files
+		if len(files) > 0 {
+			p.Files = files
+		}
 		return p, nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("roll back %s: %w", git.Short(in.SHA), err)
 	}
-	back := &Intent{SHA: res.SHA, Parent: res.Base, Dir: in.Dir, Want: in.Before, Before: in.Want}
+	back.SHA, back.Parent = res.SHA, res.Base
 	if !res.Changed {
 		back.SHA = "" // already restored: nothing pushed, the values are in git
 	}

@@ -371,3 +371,46 @@ func Images(fsys fs.FS, dir string) ([]Image, error) {
 	}
 	return out, nil
 }
+
+// KustomizationFile is the path of dir's kustomization file ("" when dir has none).
+func KustomizationFile(fsys fs.FS, dir string) (string, error) {
+	p, err := cleanPath(dir)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	k, err := findKustomization(fsys, p)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	return k, nil
+}
+
+// RemoveImageEntries removes the `images:` entries named names from the kustomization kpath with
+// content data, and nothing else: the lines of each (block-style) entry go, comments and every
+// other entry stay. It is what rolling back a deployment that added those entries restores.
+func RemoveImageEntries(kpath string, data []byte, names []string) ([]byte, error) {
+	s := newSource(kpath, data)
+	docs, err := s.documents()
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) != 1 || docs[0].YNode().Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a kustomization (want one YAML mapping)", kpath)
+	}
+	f := docs[0].Field("images")
+	if f == nil || f.Value.YNode().Kind != yaml.SequenceNode {
+		return data, nil
+	}
+	seq := f.Value.YNode()
+	for _, item := range seq.Content {
+		if !slices.Contains(names, fieldValue(yaml.NewRNode(item), fName)) {
+			continue
+		}
+		start := s.lines[item.Line-1]
+		if seq.Style&yaml.FlowStyle != 0 || strings.TrimSpace(string(s.data[start:s.offset(item)])) != "-" {
+			return nil, fmt.Errorf("%s:%d: cannot remove the images entry %s as written; edit it by hand", kpath, item.Line, fieldValue(yaml.NewRNode(item), fName))
+		}
+		s.edits = append(s.edits, splice{start, s.lineEnd(s.lines[lastLine(item)-1]), ""})
+	}
+	return s.result()
+}
