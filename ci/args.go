@@ -617,3 +617,15 @@ func (m *Wanderlust) metrics(ctx context.Context, env, since, until, format stri
 	ext := map[string]string{"markdown": "md", "json": "json", "csv": "csv"}[format]
 	return &DeliveryMetrics{Report: report, Charts: charts, Files: charts.WithNewFile("metrics."+ext, report)}, nil
 }
+
+// scanGate decides from a scan's verdict.json.
+func scanGate(b []byte) (string, error) {
+	var v findings.Verdict
+	if err := json.Unmarshal(b, &v); err != nil {
+		return "", fmt.Errorf("scan-gate: not a scan verdict (verdict.json of scan … reports export): %w", err)
+	}
+	if !v.Pass {
+		return "", errors.New(v.Reason())
+	}
+	return "scan gate passed", nil
+}

@@ -13,7 +13,8 @@ import (
 // them from its function cache. Every other function reads or writes outside state (git remotes,
 // registries, Argo CD, SMTP, vulnerability databases, base image tags) and must run on every call.
 var pure = map[string]bool{
-	"ScanReport.Gate": true, // decides from the fields of a scan report already made
+	"ScanReport.Gate":     true, // decides from the fields of a scan report already made
+	"Wanderlust.ScanGate": true, // decides from the content of a verdict file (content-addressed)
 	// Service definitions: content-addressed; they run (and reach outside state) only where used.
 	"Sandbox.Up": true, "Sandbox.Registry": true, "Sandbox.Git": true, "Sandbox.Argocd": true, "Sandbox.Mail": true,
 }

@@ -87,7 +87,8 @@ func New(
 	// +defaultPath="/"
 	// +ignore=["**/node_modules", "**/dist", ".git"]
 	source *dagger.Directory,
-	// Repository prefix of the images, e.g. ghcr.io/wanderlust-app.
+	// Repository prefix of the images, e.g. ghcr.io/wanderlust-app (lower-cased, as OCI repository
+	// names must be: a mixed-case GitHub owner works as given).
 	// +optional
 	registry string,
 	// Registry user.
@@ -168,7 +169,7 @@ func New(
 	// +optional
 	sourceRepo string,
 ) *Wanderlust {
-	return &Wanderlust{Source: source, Registry: registry, RegistryUsername: registryUsername, RegistryPassword: registryPassword,
+	return &Wanderlust{Source: source, Registry: strings.ToLower(registry), RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
 		ArgocdServer: argocdServer, ArgocdToken: argocdToken, ArgocdPlainText: argocdPlainText, ArgocdInsecure: argocdInsecure,
 		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
@@ -259,6 +260,20 @@ func (r *ScanReport) Gate() (string, error) {
 		return "", errors.New(r.Reason)
 	}
 	return "scan gate passed", nil
+}
+
+// ScanGate fails when an exported scan failed its gate, with the reason: it reads the verdict.json
+// that `scan … reports export` wrote, so that CI exports every report and gates on one scan.
+func (m *Wanderlust) ScanGate(
+	ctx context.Context,
+	// The verdict.json of the exported scan reports.
+	verdict *dagger.File,
+) (string, error) {
+	b, err := verdict.Contents(ctx)
+	if err != nil {
+		return "", errors.Join(errors.New("scan-gate: cannot read --verdict"), err)
+	}
+	return scanGate([]byte(b))
 }
 
 // Scan runs Trivy (source and, with --images, the built images), OWASP Dependency-Check (with an NVD

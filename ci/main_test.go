@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
 	"wanderlust.dev/pipeline/ci/testsupport/smtpserver"
@@ -529,4 +530,22 @@ func pushedImages(t *testing.T) string {
 		}
 	}
 	return registry
+}
+
+// CI exports a scan's reports and gates on the same scan: scan-gate decides from verdict.json.
+func TestScanGateDecidesFromTheExportedVerdict(t *testing.T) {
+	pass, _ := json.Marshal(findings.Verdict{Pass: true})
+	fail, _ := json.Marshal(findings.Verdict{Blocking: map[string][]findings.Finding{"trivy": {{Tool: "trivy", ID: "DS-0002", Kind: "misconfiguration", Severity: findings.High, Title: "no USER", File: "frontend/Dockerfile"}}}})
+	if out, err := scanGate(pass); err != nil || out != "scan gate passed" {
+		t.Errorf("passing verdict: %q %v", out, err)
+	}
+	if _, err := scanGate(fail); err == nil || !strings.Contains(err.Error(), "DS-0002") {
+		t.Errorf("failing verdict: %v", err)
+	}
+	if _, err := scanGate([]byte("not json")); err == nil || !strings.Contains(err.Error(), "not a scan verdict") {
+		t.Errorf("garbage: %v", err)
+	}
+	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, ""); m.Registry != "ghcr.io/acme-corp" {
+		t.Errorf("registry %q: OCI repository names are lower case", m.Registry)
+	}
 }

@@ -268,8 +268,13 @@ func TestForkPullRequestsNeedNoSecret(t *testing.T) {
 			}
 		}
 	}
-	if forkSteps < 2 {
-		t.Errorf("%d steps for forks; want the scan and its gate", forkSteps)
+	if forkSteps < 1 {
+		t.Errorf("%d steps for forks; want the scan", forkSteps)
+	}
+	// One scan, its gate decided from the exported verdict (for forks too): no second scan.
+	src, _ := doc.String()
+	if regexp.MustCompile(`args:.* scan .*\bgate\b`).MatchString(src) || !strings.Contains(src, "args: scan-gate --verdict=scan-reports/verdict.json") {
+		t.Error("the gate scans again instead of reading the exported verdict")
 	}
 }
 
@@ -335,5 +340,21 @@ func TestOnlyTheSummaryStepMayRunAShell(t *testing.T) {
 		if summaryStep.MatchString(cmd) != ok {
 			t.Errorf("%q: allowed = %v", cmd, !ok)
 		}
+	}
+}
+
+// Jenkins: one scan (the gate reads its exported verdict), and no deploy loop when the GitOps
+// repository is this one (the bump commit says [skip ci]; such a build deploys nothing).
+func TestJenkinsScansOnceAndCannotLoop(t *testing.T) {
+	b, err := os.ReadFile("../../Jenkinsfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	if n := strings.Count(src, "dagger call --source=. scan "); n != 1 || !strings.Contains(src, "dagger call scan-gate --verdict=scan-reports/verdict.json") {
+		t.Errorf("%d scans; want one, gated from its exported verdict", n)
+	}
+	if !strings.Contains(src, "--skip-ci") || !strings.Contains(src, `not { changelog '.*\\[skip ci\\].*' }`) {
+		t.Error("the deploy stage can run on its own bump commit")
 	}
 }
