@@ -44,7 +44,11 @@ type App struct {
 // CheckAddress validates a server address (host:port) without contacting it.
 func CheckAddress(server string) error {
 	host, port, err := net.SplitHostPort(server)
-	if err != nil || host == "" || port == "" || strings.ContainsAny(server, "/@ ") {
+	if strings.Contains(server, "@") {
+		// Never echo it: the part before "@" may be a token.
+		return errors.New("argocd: --argocd-server carries credentials (not shown); want host:port, and the token in --argocd-token")
+	}
+	if err != nil || host == "" || port == "" || strings.ContainsAny(server, "/ ") {
 		return fmt.Errorf("argocd: server %q: want host:port (no scheme, path or credentials)", server)
 	}
 	return nil

@@ -48,7 +48,8 @@ func (a Auth) method(rawURL string) (transport.AuthMethod, error) {
 	}
 	ep, err := transport.NewEndpoint(rawURL)
 	if err != nil {
-		return nil, permanent(fmt.Errorf("repository URL: %w", redact(err, a)))
+		// The parser's error quotes the URL, which may carry a token in a malformed host: never echo it.
+		return nil, permanent(errors.New("the repository URL does not parse (not shown: it may carry a secret); check --repo"))
 	}
 	if ep.Password != "" || (strings.HasPrefix(ep.Protocol, "http") && ep.User != "") {
 		return nil, permanent(errors.New("the repository URL must not carry credentials; pass the token separately"))

@@ -242,12 +242,13 @@ func TestAuthValidation(t *testing.T) {
 		{"git@example.test:r.git", Auth{SSHPrivateKey: []byte("not a key")}, "known_hosts"},
 		{"git@example.test:r.git", Auth{SSHPrivateKey: []byte("not a key"), SSHKnownHosts: []byte("example.test ssh-ed25519 AAAA")}, "cannot be read"},
 		{"ftp://example.test/r.git", Auth{}, "unsupported"},
+		{"https://ci:ghp_planted99@exa mple.test%zz/r.git", Auth{}, "does not parse"},
 	} {
 		_, err := Commit(context.Background(), Options{URL: c.url, Auth: c.auth}, setFile("x", "y"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.url, err, c.want)
 		}
-		if err != nil && strings.Contains(err.Error(), "pass@") {
+		if err != nil && (strings.Contains(err.Error(), "pass@") || strings.Contains(err.Error(), "ghp_planted99")) {
 			t.Errorf("credentials echoed: %v", err)
 		}
 	}
