@@ -11,12 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apiclient"
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
@@ -56,17 +56,7 @@ func (w *world) deployed(t *testing.T, repo, app string) {
 // application reads an application as Argo CD's API serves it.
 func (w *world) application(t *testing.T, name string) *v1alpha1.Application {
 	t.Helper()
-	c, err := apiclient.NewClient(&apiclient.ClientOptions{ServerAddr: w.h.Server, AuthToken: w.h.Token, PlainText: true,
-		ConfigPath: filepath.Join(t.TempDir(), "config")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, apps, err := c.NewApplicationClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	app, err := apps.Get(context.Background(), &applicationpkg.ApplicationQuery{Name: &name})
+	app, err := w.applications(t).Get(context.Background(), &applicationpkg.ApplicationQuery{Name: &name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,15 +79,6 @@ func operatedAt(app *v1alpha1.Application) []string {
 		}
 	}
 	return revs
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // commitFiles commits files (path → content; "" deletes) to the repository's main as another
@@ -146,7 +127,7 @@ func TestManualSyncOfTheHeadWhenItKeepsOurValues(t *testing.T) {
 	if stage(rep, "sync").Output["synced"] != d || a.Status.Sync.Revision != d || a.Status.Sync.Status != v1alpha1.SyncStatusCodeSynced {
 		t.Errorf("the cluster is not at the head %s: app at %s (%s)\n%s", d[:12], a.Status.Sync.Revision, a.Status.Sync.Status, rep.Text())
 	}
-	if contains(operatedAt(a), c) {
+	if slices.Contains(operatedAt(a), c) {
 		t.Errorf("an operation synced our older commit %s after %s existed: %v", c[:12], d[:12], operatedAt(a))
 	}
 }
@@ -178,7 +159,7 @@ func TestManualSyncNothingWhenTheHeadRevertedOurValues(t *testing.T) {
 	}
 	c := stage(rep, "bump").Output["sha"]
 	a := w.application(t, app)
-	if after := operatedAt(a); contains(after, c) || len(after) != len(before) {
+	if after := operatedAt(a); slices.Contains(after, c) || len(after) != len(before) {
 		t.Errorf("a sync was requested: operations before %v, after %v (our commit %s)", before, after, c[:12])
 	}
 }

@@ -222,8 +222,8 @@ func TestNoRollbackWhileWaitingOnSomeoneElsesFailingOperation(t *testing.T) {
 	}
 }
 
-// syncOther starts someone else's sync of rev, retried for a while.
-func syncOther(t *testing.T, w *world, app, rev string) {
+// applications is Argo CD's application API as the admin (closed when the test ends).
+func (w *world) applications(t *testing.T) applicationpkg.ApplicationServiceClient {
 	t.Helper()
 	c, err := apiclient.NewClient(&apiclient.ClientOptions{ServerAddr: w.h.Server, AuthToken: w.h.Token, PlainText: true,
 		ConfigPath: filepath.Join(t.TempDir(), "config")})
@@ -234,8 +234,14 @@ func syncOther(t *testing.T, w *world, app, rev string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := apps.Sync(context.Background(), &applicationpkg.ApplicationSyncRequest{Name: &app, Revision: &rev,
+	t.Cleanup(func() { conn.Close() })
+	return apps
+}
+
+// syncOther starts someone else's sync of rev, retried for a while.
+func syncOther(t *testing.T, w *world, app, rev string) {
+	t.Helper()
+	if _, err := w.applications(t).Sync(context.Background(), &applicationpkg.ApplicationSyncRequest{Name: &app, Revision: &rev,
 		RetryStrategy: &v1alpha1.RetryStrategy{Limit: 5, Backoff: &v1alpha1.Backoff{Duration: "3s"}}}); err != nil {
 		t.Fatal(err)
 	}
