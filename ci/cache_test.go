@@ -5,6 +5,8 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -67,5 +69,31 @@ func TestEveryFunctionWithSideEffectsIsNeverCached(t *testing.T) {
 	}
 	if seen < 12 {
 		t.Fatalf("found only %d module functions", seen)
+	}
+}
+
+// Dagger's CLI takes the first backquoted words of a flag's doc comment as its value name in
+// --help ("--signing-key cosign generate-key-pair"): no parameter doc comment may hold one.
+func TestNoBackquotesInFlagDocs(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inParams := false
+		for i, line := range strings.Split(string(b), "\n") {
+			switch {
+			case strings.HasPrefix(line, "func ") && strings.HasSuffix(line, "("):
+				inParams = true
+			case inParams && strings.HasPrefix(line, ")"):
+				inParams = false
+			case inParams && strings.HasPrefix(strings.TrimSpace(line), "//") && strings.Contains(line, "`"):
+				t.Errorf("%s:%d: a flag's doc comment holds backquotes (they become its value name in --help): %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
 	}
 }

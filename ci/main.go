@@ -154,7 +154,7 @@ func New(
 	// +optional
 	webhookUrl *dagger.Secret,
 	// Private key that signs the published images and their evidence (SBOM, provenance, scan
-	// verdict), cosign-compatibly: cosign's encrypted key (`cosign generate-key-pair`) or a PEM key.
+	// verdict), cosign-compatibly: cosign's encrypted key (as cosign generate-key-pair writes it) or a PEM key.
 	// +optional
 	signingKey *dagger.Secret,
 	// Password of --signing-key.
@@ -757,7 +757,7 @@ func (m *Wanderlust) Sandbox(
 	// +ignore=["**/node_modules", "**/dist", ".git", "testdata"]
 	project *dagger.Directory,
 	// Password of the sandbox's Argo CD admin and git remote (default: random for this call). Give the
-	// same one to `up` and to later calls so that they share one sandbox.
+	// same one to up and to later calls so that they share one sandbox.
 	// +optional
 	password *dagger.Secret,
 ) *Sandbox {
