@@ -140,6 +140,10 @@ func (b *Blamer) Judge(ctx context.Context, f Failure) (ours bool, why string) {
 	asOurs := func(r manifest.Resource) bool { return same(runR, ourR, r) }
 	untouched := func(r manifest.Resource) bool { return prevR == nil || same(prevR, parR, r) }
 
+	if f.Verification && f.Revision != b.in.SHA {
+		// The checks ran against a newer commit than ours: what answered is not our change alone.
+		return false, fmt.Sprintf("the checks ran against %s, a newer commit than ours (%s)", git.Short(f.Revision), git.Short(b.in.SHA))
+	}
 	if f.Verification || len(f.Resources) == 0 {
 		// Nothing names itself: ours only when the sync carried our change and nothing else.
 		for _, r := range union(runR, ourR, prevR, parR) {

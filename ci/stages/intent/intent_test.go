@@ -249,3 +249,38 @@ func TestUndoRemovesAnEntryOurCommitAdded(t *testing.T) {
 		t.Error("the commit that added the entry holds the rollback's intent")
 	}
 }
+
+// The blamer decides from what each commit renders (krusty): an object our commit changed is ours;
+// one another commit changed in the same sync is theirs, named; checks that fail against a newer
+// commit are not ours.
+func TestBlameFollowsWhatEachCommitRenders(t *testing.T) {
+	r := newRemote(t)
+	seed, _ := r.srv.Head("gitops", "main")
+	theirs := r.bump(t, "dev", "Theirs", "wanderlust-backend=9.9.9")
+	ours := r.bump(t, "dev", "Ours", "wanderlust-frontend=2.0.0")
+	bl := r.intent(t, ours).Blamer(func(ctx context.Context) (*git.Reader, error) { return git.Open(ctx, r.opts) })
+	backend := manifest.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "backend"}
+	frontend := manifest.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "frontend"}
+	ctx := context.Background()
+	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []manifest.Resource{backend}}); ok || !strings.Contains(why, theirs[:12]) || !strings.Contains(why, "Theirs") {
+		t.Errorf("backend failing: ours %v, %s", ok, why)
+	}
+	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []manifest.Resource{frontend}}); !ok {
+		t.Errorf("frontend failing: not ours: %s", why)
+	}
+	// The same sync carried their change too: a failure naming no object is not ours.
+	if ok, _ := bl.Judge(ctx, Failure{Revision: ours, Previous: seed}); ok {
+		t.Error("an operation failure of a two-commit sync was blamed on us")
+	}
+	if ok, _ := bl.Judge(ctx, Failure{Revision: ours, Previous: theirs, Verification: true}); !ok {
+		t.Error("failed checks of a sync that carried our change alone are not ours")
+	}
+	newer := r.bump(t, "staging", "Later", "wanderlust-backend=3.0.0")
+	if ok, why := bl.Judge(ctx, Failure{Revision: newer, Previous: theirs, Verification: true}); ok || !strings.Contains(why, "newer commit") {
+		t.Errorf("checks against a newer commit: ours %v, %s", ok, why)
+	}
+	changed, rendered, err := bl.Changed(ctx)
+	if err != nil || len(changed) != 1 || changed[0].Name != "frontend" || rendered.ProgressDeadline(changed) != 120 { // kubernetes/base sets 120 s
+		t.Errorf("changed %v (deadline %d), %v", changed, rendered.ProgressDeadline(changed), err)
+	}
+}
