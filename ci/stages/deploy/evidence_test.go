@@ -182,6 +182,27 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
+
+	// Never a check skipped in silence: images that dev runs from a commit without Source-Commit (a
+	// plain bump) cannot be tied to their application commit, and a gate without a source repository
+	// cannot check provenance — both refused, saying why, nothing pushed.
+	backend, frontend = w.publish(t, "wanderlust-backend", "5.0.0", good), w.publish(t, "wanderlust-frontend", "5.0.0", good)
+	argo = w.argo(t, "evd-dev")
+	if _, err := Run(ctx, Options{Images: []string{backend, frontend}, Bump: bump.Options{Git: w.gitOpts("evd"), Env: "dev"}, Argo: &argo}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ = w.git.Head("evd", "main")
+	noRepo := *gate
+	noRepo.Policy.SourceRepo = ""
+	for want, g := range map[string]*Evidence{"cannot be established": gate, "no source repository is configured (--source-repo)": &noRepo} {
+		_, err := Promote(ctx, PromoteOptions{From: "dev", To: "staging", Git: w.gitOpts("evd"), Argo: w.argo(t, ""), FromApp: "evd-dev", ToApp: "evd-staging", Evidence: g})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--allow-unverified") {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	if after, _ := w.git.Head("evd", "main"); after != before {
+		t.Error("a promotion that could not be verified pushed")
+	}
 }
 
 // gitLog is a commit's message on the test's remote.
