@@ -136,6 +136,9 @@ func TestManualSyncOfTheHeadWhenItKeepsOurValues(t *testing.T) {
 func TestManualSyncNothingWhenTheHeadRevertedOurValues(t *testing.T) {
 	w := setup(t, "mrev", "manual")
 	app := w.manual(t, "mrev", "manual")
+	// The application lags behind the branch, as manual-sync applications do: someone's commit is
+	// not synced yet.
+	w.other(t, "mrev", "manual", w.push(t, "wanderlust-frontend", "3.0.0"))
 	before := operatedAt(w.application(t, app))
 	o := w.deployOf(t, "mrev", "manual", w.push(t, "wanderlust-backend", "2.0.0"))
 	o.Argo.Timeout = time.Minute
