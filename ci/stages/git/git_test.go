@@ -362,5 +362,22 @@ func TestContains(t *testing.T) {
 			t.Errorf("Contains(%s, %s) = %v, %v; want %v", c.desc[:7], c.anc[:7], got, err, c.want)
 		}
 	}
-
+	// History is walked by time, not by a number of commits: 450 commits later (a busy branch's
+	// day), the bump is still found in the head's history.
+	work := t.TempDir()
+	if err := gitserver.Git("", "clone", "-q", srv.GitDir("r"), work); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 450; i++ {
+		if err := gitserver.Git(work, "commit", "-q", "--allow-empty", "-m", fmt.Sprint("busy ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := gitserver.Git(work, "push", "-q", "origin", "main"); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := srv.Head("r", "main")
+	if got, err := Contains(context.Background(), o, head, bump.SHA); err != nil || !got {
+		t.Errorf("Contains(head, bump) 450 commits later = %v, %v", got, err)
+	}
 }

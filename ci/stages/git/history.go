@@ -3,17 +3,22 @@ package git
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// maxHistory bounds how far back Contains looks.
-const maxHistory = 200
+// historyChunk is how many commits a deepening fetch brings at once.
+const historyChunk = 200
+
+// historyBudget bounds a walk back through history by time, not by a number of commits (a busy
+// monorepo branch gets thousands a week): Between and Contains look back as far as they get in it.
+const historyBudget = 30 * time.Second
 
 // Contains reports whether commit descendant contains commit ancestor (is it or has it in its
-// history, within maxHistory commits).
+// history, as far back as historyBudget lets it look).
 func Contains(ctx context.Context, opts Options, descendant, ancestor string) (bool, error) {
 	if descendant == ancestor {
 		return true, nil
@@ -26,7 +31,7 @@ func Contains(ctx context.Context, opts Options, descendant, ancestor string) (b
 	return ok, err
 }
 
-// fetchDeeper fetches commit h and up to maxHistory of its ancestors, commits only where possible.
+// fetchDeeper fetches commit h and up to historyChunk of its ancestors, commits only where possible.
 func (r *run) fetchDeeper(ctx context.Context, h plumbing.Hash) error {
 	return r.retry(ctx, "fetch history", func() error {
 		sess, err := r.cli.NewUploadPackSession(r.ep, r.auth)
@@ -37,7 +42,7 @@ func (r *run) fetchDeeper(ctx context.Context, h plumbing.Hash) error {
 		saved := r.prefetched
 		r.prefetched = nil // a plain deepening fetch, not a catch-up
 		defer func() { r.prefetched = saved }()
-		return r.fetchCommit(ctx, sess, h, maxHistory)
+		return r.fetchCommit(ctx, sess, h, historyChunk)
 	})
 }
 

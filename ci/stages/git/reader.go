@@ -129,7 +129,7 @@ func (l lockedFS) ReadDir(name string) ([]fs.DirEntry, error) {
 }
 
 // Between returns the commits that descendant has and ancestor has not, newest first, and whether
-// descendant contains ancestor at all (within maxHistory commits). A descendant equal to the
+// descendant contains ancestor at all (as far back as historyBudget lets it look). A descendant equal to the
 // ancestor contains it, with no commits between.
 func (rd *Reader) Between(ctx context.Context, descendant, ancestor string) ([]CommitInfo, bool, error) {
 	rd.mu.Lock()
@@ -145,7 +145,8 @@ func (rd *Reader) Between(ctx context.Context, descendant, ancestor string) ([]C
 	var path []CommitInfo
 	found := false
 	queue := []plumbing.Hash{plumbing.NewHash(descendant)}
-	for len(queue) > 0 && len(seen) < maxHistory {
+	deadline := time.Now().Add(historyBudget)
+	for len(queue) > 0 && time.Now().Before(deadline) {
 		h := queue[0]
 		queue = queue[1:]
 		if seen[h] {
