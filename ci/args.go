@@ -303,7 +303,6 @@ type deployFlags struct {
 	app, reportFormat                     string
 	timeout                               int
 	nvd                                   *dagger.Secret
-	trivyDB                               string
 	verify                                verifyFlags
 	requireEvidence                       bool
 	evidenceFailOn                        string
@@ -402,9 +401,6 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 		if ev, err = m.evidenceOptions(ctx, f.sourceCommit, false); err != nil {
 			return "", err
 		}
-		if ev != nil {
-			ev.Scan.TrivyDBRepository = f.trivyDB
-		}
 		if f.requireEvidence && ev == nil {
 			return "", errors.New("--require-evidence with a build needs --signing-key: the images it would push carry no evidence and would be refused")
 		}
@@ -451,7 +447,7 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 		rep.Skip("scan", "--skip-scan")
 	} else {
 		sctx, end := rep.Start(ctx, "scan")
-		res, err := scan.Run(sctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd, TrivyDBRepository: f.trivyDB})
+		res, err := scan.Run(sctx, dag, m.Source, scan.Options{NVDAPIKey: f.nvd, TrivyDBRepository: m.TrivyDBRepository})
 		if err == nil && !res.Verdict.Pass {
 			err = errors.New(res.Verdict.Reason())
 		}

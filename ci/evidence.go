@@ -59,7 +59,7 @@ func (m *Wanderlust) evidenceOptions(ctx context.Context, sourceCommit string, s
 	if err != nil {
 		return nil, err
 	}
-	o := &publish.EvidenceOptions{Signer: s, Policy: findings.DefaultPolicy(), Registry: auth,
+	o := &publish.EvidenceOptions{Signer: s, Policy: findings.DefaultPolicy(), Registry: auth, Scan: scan.Options{TrivyDBRepository: m.TrivyDBRepository},
 		Build: evidence.Build{SourceRepo: m.SourceRepo, SourceCommit: strings.ToLower(sourceCommit), BuilderID: builderID,
 			BuilderVersion: builderVersion(), InvocationID: deploy.NewRunID(), Started: time.Now().UTC(),
 			Parameters: map[string]any{"registry": m.Registry, "skipTests": skipTests}}}
@@ -195,7 +195,7 @@ func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, fa
 	return out + "\nPASS", nil
 }
 
-func (m *Wanderlust) sbom(ctx context.Context, component, image, trivyDB string) (*dagger.File, error) {
+func (m *Wanderlust) sbom(ctx context.Context, component, image string) (*dagger.File, error) {
 	var img *dagger.Container
 	name := image
 	if image != "" {
@@ -215,7 +215,7 @@ func (m *Wanderlust) sbom(ctx context.Context, component, image, trivyDB string)
 		}
 		name = "wanderlust-" + component + " (built from the source)"
 	}
-	raw, err := scan.ImageEvidence(dag, img, scan.Options{TrivyDBRepository: trivyDB}).File("/out/sbom.cdx.json").Contents(ctx)
+	raw, err := scan.ImageEvidence(dag, img, scan.Options{TrivyDBRepository: m.TrivyDBRepository}).File("/out/sbom.cdx.json").Contents(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sbom: %w", err)
 	}

@@ -167,3 +167,35 @@ func TestTheGateWithoutAKeySaysWhatTheFunctionOffers(t *testing.T) {
 		t.Errorf("promote: %v", err)
 	}
 }
+
+// sbom: the constructor's Trivy DB mirror reaches Trivy; the registry login is used for the
+// --registry host only (an --image elsewhere is pulled anonymously).
+func TestSbomUsesTheMirrorAndTheOwnLoginOnly(t *testing.T) {
+	var session *daggerfake.Server
+	session = daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		q = session.Expand(q)
+		if field == "contents" && daggerfake.HasCall(q, "file", `path:"/out/sbom.cdx.json"`) {
+			return string(fixtures.Read(t, fixtures.Trivy(t), "sbom.cdx.json")), nil
+		}
+		return daggerfake.Default(field, q)
+	}))
+	c := useSession(t)
+	m := &Wanderlust{Registry: "ghcr.io/acme", RegistryUsername: "bot", RegistryPassword: c.Secret("env://REGISTRY_TOKEN"), TrivyDBRepository: "mirror.invalid/trivy-db:2"}
+	for image, login := range map[string]bool{"ghcr.io/acme/wanderlust-backend:1.0.0": true, "evil.example/acme/wanderlust-backend:1.0.0": false} {
+		f, err := m.Sbom(context.Background(), "backend", image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Contents(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		all := session.Expand(session.All())
+		if !strings.Contains(all, `"--db-repository","mirror.invalid/trivy-db:2"`) {
+			t.Errorf("the Trivy DB mirror is not used: %s", all)
+		}
+		// The host alone, quoted, is withRegistryAuth's address (from() names the whole reference).
+		if got := strings.Contains(all, `address:"`+strings.Split(image, "/")[0]+`"`); got != login {
+			t.Errorf("%s: registry login sent %v, want %v", image, got, login)
+		}
+	}
+}

@@ -77,6 +77,8 @@ type Wanderlust struct {
 	VerifyKey *dagger.File
 	// +private
 	SourceRepo string
+	// +private
+	TrivyDBRepository string
 }
 
 // New configures the pipeline: what every stage shares. Give only what the functions you call need
@@ -168,6 +170,11 @@ func New(
 	// (e.g. https://github.com/wanderlust-app/wanderlust).
 	// +optional
 	sourceRepo string,
+	// Mirror of Trivy's vulnerability database (a registry you control) for every Trivy run — scan,
+	// the images' SBOM and verdict in publish and deploy, sbom: behind a firewall, offline, or when
+	// ghcr.io rate-limits CI.
+	// +optional
+	trivyDbRepository string,
 ) *Wanderlust {
 	return &Wanderlust{Source: source, Registry: strings.ToLower(registry), RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
@@ -175,7 +182,7 @@ func New(
 		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
 		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
-		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo}
+		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository}
 }
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
@@ -307,12 +314,9 @@ func (m *Wanderlust) Scan(
 	// SonarQube project key.
 	// +default="wanderlust"
 	sonarProjectKey string,
-	// Mirror of Trivy's vulnerability DB (e.g. a registry you control), instead of ghcr.io.
-	// +optional
-	trivyDbRepository string,
 ) (*ScanReport, error) {
 	res, err := m.scan(ctx, images, failOn, maxCvss, allow, scan.Options{NVDAPIKey: nvdApiKey, SonarURL: sonarUrl,
-		SonarToken: sonarToken, SonarProjectKey: sonarProjectKey, TrivyDBRepository: trivyDbRepository})
+		SonarToken: sonarToken, SonarProjectKey: sonarProjectKey, TrivyDBRepository: m.TrivyDBRepository})
 	if err != nil {
 		return nil, err
 	}
@@ -355,11 +359,8 @@ func (m *Wanderlust) Sbom(
 	// the --registry host only).
 	// +optional
 	image string,
-	// Mirror of Trivy's vulnerability database (e.g. behind a firewall; ghcr.io rate-limits CI).
-	// +optional
-	trivyDbRepository string,
 ) (*dagger.File, error) {
-	return m.sbom(ctx, component, image, trivyDbRepository)
+	return m.sbom(ctx, component, image)
 }
 
 // VerifyEvidence checks what proves an image, for its exact digest: a signature valid for
@@ -575,10 +576,6 @@ func (m *Wanderlust) Deploy(
 	// NVD API key (OWASP Dependency-Check).
 	// +optional
 	nvdApiKey *dagger.Secret,
-	// Mirror of Trivy's vulnerability database, for the scan and the images' evidence (behind a
-	// firewall, offline, or when ghcr.io rate-limits CI).
-	// +optional
-	trivyDbRepository string,
 	// Mark the bump commit "[skip ci]", so that CI systems do not run again on it (when the GitOps
 	// repository is the application's own).
 	// +optional
@@ -618,7 +615,7 @@ func (m *Wanderlust) Deploy(
 ) (string, error) {
 	return m.deploy(ctx, deployFlags{requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, noSync: noSync, rollback: rollback,
-		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, trivyDB: trivyDbRepository, skipCI: skipCi, reportFormat: reportFormat,
+		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
 		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
 }
 
