@@ -13,7 +13,7 @@ import (
 
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
-	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/render"
 )
 
 // verdict is what one observed state of the application means for the wait.
@@ -217,7 +217,7 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 
 // failure is a failure at rev of the given objects (none: the operation as a whole), attributed by
 // the blamer: ours, or "failed (not ours)" naming the object and the commit that changed it.
-func (j *judge) failure(why, rev string, objs []manifest.Resource) outcome {
+func (j *judge) failure(why, rev string, objs []render.Resource) outcome {
 	ours, because := j.blame(intent.Failure{Revision: rev, Previous: j.previous, Resources: objs})
 	if ours {
 		return outcome{verdict: failed, reason: why + " (" + because + ")", attributable: true}
@@ -248,25 +248,25 @@ func (j *judge) timedOut(app *v1alpha1.Application, why string) outcome {
 const NotOurs = "failed (not ours)"
 
 // failedObjects lists the objects a failed operation could not sync.
-func failedObjects(op *v1alpha1.OperationState) []manifest.Resource {
-	var out []manifest.Resource
+func failedObjects(op *v1alpha1.OperationState) []render.Resource {
+	var out []render.Resource
 	if op.SyncResult == nil {
 		return nil
 	}
 	for _, r := range op.SyncResult.Resources {
 		if r.Status == synccommon.ResultCodeSyncFailed || r.HookPhase == synccommon.OperationFailed || r.HookPhase == synccommon.OperationError {
-			out = append(out, manifest.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+			out = append(out, render.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
 		}
 	}
 	return out
 }
 
 // objectsIn lists the application's objects whose health is one of statuses.
-func objectsIn(app *v1alpha1.Application, statuses ...string) []manifest.Resource {
-	var out []manifest.Resource
+func objectsIn(app *v1alpha1.Application, statuses ...string) []render.Resource {
+	var out []render.Resource
 	for _, r := range app.Status.Resources {
 		if r.Health != nil && slices.Contains(statuses, string(r.Health.Status)) {
-			out = append(out, manifest.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+			out = append(out, render.Resource{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
 		}
 	}
 	return out

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"wanderlust.dev/pipeline/ci/stages/git"
-	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/render"
 )
 
 // Failure is what failed, and at which revision.
@@ -19,7 +19,7 @@ type Failure struct {
 	Revision, Previous string
 	// Resources are the failing objects (a failed sync's objects, or those Degraded, Missing or
 	// still Progressing). None: the operation failed as a whole.
-	Resources []manifest.Resource
+	Resources []render.Resource
 	// Verification: the application's post-deploy checks failed (no object names itself).
 	Verification bool
 }
@@ -40,7 +40,7 @@ type Blamer struct {
 }
 
 type rendering struct {
-	r   manifest.Rendered
+	r   render.Rendered
 	err error
 }
 
@@ -52,7 +52,7 @@ func (in *Intent) Blamer(open func(ctx context.Context) (*git.Reader, error)) *B
 
 // render renders the intent's overlay at rev (a failure to read the repository is not cached; a
 // failure to render is).
-func (b *Blamer) render(ctx context.Context, rev string) (manifest.Rendered, error) {
+func (b *Blamer) render(ctx context.Context, rev string) (render.Rendered, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if r, ok := b.renders[rev]; ok {
@@ -63,7 +63,7 @@ func (b *Blamer) render(ctx context.Context, rev string) (manifest.Rendered, err
 		return nil, err
 	}
 	var r rendering
-	r.r, r.err = manifest.Render(tree, b.in.Dir)
+	r.r, r.err = render.Render(tree, b.in.Dir)
 	b.renders[rev] = r
 	return r.r, r.err
 }
@@ -98,16 +98,16 @@ func (b *Blamer) reader(ctx context.Context) (*git.Reader, error) {
 }
 
 // Changed lists the objects our commit changed, and what our commit renders.
-func (b *Blamer) Changed(ctx context.Context) ([]manifest.Resource, manifest.Rendered, error) {
+func (b *Blamer) Changed(ctx context.Context) ([]render.Resource, render.Rendered, error) {
 	ours, err := b.render(ctx, b.in.SHA)
 	if err != nil {
 		return nil, nil, fmt.Errorf("intent: our commit %s: %w", git.Short(b.in.SHA), err)
 	}
 	before, err := b.render(ctx, b.in.Parent)
 	if err != nil {
-		before = manifest.Rendered{} // the parent did not render: everything is ours
+		before = render.Rendered{} // the parent did not render: everything is ours
 	}
-	return manifest.Changed(before, ours), ours, nil
+	return render.Changed(before, ours), ours, nil
 }
 
 // Judge says whether the failure is our change's, and why (naming the object and, when it is not
@@ -124,21 +124,21 @@ func (b *Blamer) Judge(ctx context.Context, f Failure) (ours bool, why string) {
 	case errOurs != nil:
 		return false, fmt.Sprintf("cannot tell whose change failed: %v", errOurs)
 	case errParent != nil:
-		parR = manifest.Rendered{}
+		parR = render.Rendered{}
 	}
-	changed := manifest.Changed(parR, ourR)
+	changed := render.Changed(parR, ourR)
 	runR, err := b.render(ctx, f.Revision)
 	if err != nil {
 		return false, fmt.Sprintf("cannot render %s to tell whose change failed: %v", git.Short(f.Revision), err)
 	}
-	var prevR manifest.Rendered // nil: unknown, or our parent
+	var prevR render.Rendered // nil: unknown, or our parent
 	if f.Previous != "" && f.Previous != b.in.Parent && f.Previous != f.Revision {
 		if prevR, err = b.render(ctx, f.Previous); err != nil {
 			prevR = nil
 		}
 	}
-	asOurs := func(r manifest.Resource) bool { return same(runR, ourR, r) }
-	untouched := func(r manifest.Resource) bool { return prevR == nil || same(prevR, parR, r) }
+	asOurs := func(r render.Resource) bool { return same(runR, ourR, r) }
+	untouched := func(r render.Resource) bool { return prevR == nil || same(prevR, parR, r) }
 
 	if f.Verification && f.Revision != b.in.SHA {
 		// The checks ran against a newer commit than ours: what answered is not our change alone.
@@ -162,7 +162,7 @@ func (b *Blamer) Judge(ctx context.Context, f Failure) (ours bool, why string) {
 }
 
 // who names the commit (other than ours) that changed r in the sync that failed.
-func (b *Blamer) who(ctx context.Context, f Failure, r manifest.Resource) string {
+func (b *Blamer) who(ctx context.Context, f Failure, r render.Resource) string {
 	base := f.Previous
 	if base == "" {
 		base = b.in.Parent
@@ -187,14 +187,14 @@ func (b *Blamer) who(ctx context.Context, f Failure, r manifest.Resource) string
 }
 
 // same reports whether r renders alike (or is absent from both) in a and b.
-func same(a, b manifest.Rendered, r manifest.Resource) bool {
+func same(a, b render.Rendered, r render.Resource) bool {
 	x, okA := a.Lookup(r)
 	y, okB := b.Lookup(r)
 	return okA == okB && x == y
 }
 
 // contains reports whether list names r (an entry without a namespace names r in any namespace).
-func contains(list []manifest.Resource, r manifest.Resource) bool {
+func contains(list []render.Resource, r render.Resource) bool {
 	for _, c := range list {
 		if c.Group == r.Group && c.Kind == r.Kind && c.Name == r.Name && (c.Namespace == "" || c.Namespace == r.Namespace) {
 			return true
@@ -204,9 +204,9 @@ func contains(list []manifest.Resource, r manifest.Resource) bool {
 }
 
 // union lists the objects of the renderings (nil ones skipped), sorted.
-func union(rs ...manifest.Rendered) []manifest.Resource {
-	seen := map[manifest.Resource]bool{}
-	var out []manifest.Resource
+func union(rs ...render.Rendered) []render.Resource {
+	seen := map[render.Resource]bool{}
+	var out []render.Resource
 	for _, r := range rs {
 		for k := range r {
 			if !seen[k] {
@@ -215,6 +215,6 @@ func union(rs ...manifest.Rendered) []manifest.Resource {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b manifest.Resource) int { return strings.Compare(a.String(), b.String()) })
+	slices.SortFunc(out, func(a, b render.Resource) int { return strings.Compare(a.String(), b.String()) })
 	return out
 }

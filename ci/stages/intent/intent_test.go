@@ -14,6 +14,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/render"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
 )
 
@@ -259,13 +260,13 @@ func TestBlameFollowsWhatEachCommitRenders(t *testing.T) {
 	theirs := r.bump(t, "dev", "Theirs", "wanderlust-backend=9.9.9")
 	ours := r.bump(t, "dev", "Ours", "wanderlust-frontend=2.0.0")
 	bl := r.intent(t, ours).Blamer(func(ctx context.Context) (*git.Reader, error) { return git.Open(ctx, r.opts) })
-	backend := manifest.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "backend"}
-	frontend := manifest.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "frontend"}
+	backend := render.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "backend"}
+	frontend := render.Resource{Group: "apps", Kind: "Deployment", Namespace: "wanderlust-dev", Name: "frontend"}
 	ctx := context.Background()
-	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []manifest.Resource{backend}}); ok || !strings.Contains(why, theirs[:12]) || !strings.Contains(why, "Theirs") {
+	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []render.Resource{backend}}); ok || !strings.Contains(why, theirs[:12]) || !strings.Contains(why, "Theirs") {
 		t.Errorf("backend failing: ours %v, %s", ok, why)
 	}
-	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []manifest.Resource{frontend}}); !ok {
+	if ok, why := bl.Judge(ctx, Failure{Revision: ours, Previous: seed, Resources: []render.Resource{frontend}}); !ok {
 		t.Errorf("frontend failing: not ours: %s", why)
 	}
 	// The same sync carried their change too: a failure naming no object is not ours.

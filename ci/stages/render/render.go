@@ -1,4 +1,8 @@
-package manifest
+// Package render renders an overlay as Argo CD's repo-server does (kustomize's krusty, or a
+// directory of plain manifests) and compares renderings object by object: what a commit changed, as
+// the cluster will see it. It belongs to the GitOps half (the verdict's blame), not to bump, so that
+// kustomize's renderer stays out of what only edits manifests.
+package render
 
 import (
 	"fmt"
@@ -10,6 +14,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"wanderlust.dev/pipeline/ci/stages/manifest"
 )
 
 // Resource names one Kubernetes object as Argo CD lists it: API group, kind, namespace (empty for
@@ -34,12 +40,12 @@ type Rendered map[Resource]string
 // from the tree under dir's first path element (e.g. kubernetes/), so overlays may refer to bases
 // anywhere below it.
 func Render(fsys fs.FS, dir string) (Rendered, error) {
-	dir, err := cleanPath(dir)
-	if err != nil {
+	if err := manifest.CheckPath(dir); err != nil {
 		return nil, err
 	}
+	dir = path.Clean(dir)
 	var docs []*yaml.RNode
-	k, err := findKustomization(fsys, dir)
+	k, err := manifest.KustomizationFile(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", dir, err)
 	}
