@@ -222,9 +222,11 @@ func Finish(ctx context.Context, o Options, r *report.Run, err error) {
 // pipeline's success rate counts it. A failure to record is reported, never returned.
 func recordRun(ctx context.Context, o Options, r *report.Run) {
 	sctx, end := r.Start(ctx, "record")
+	g := o.Bump.Git
+	g.MaxAttempts = min(cmp.Or(g.MaxAttempts, 2), 2) // a run that failed on an unreachable remote does not wait on it again
 	base := o.Base
 	if base == "" {
-		rd, err := git.Open(sctx, o.Bump.Git)
+		rd, err := git.Open(sctx, g)
 		if err != nil {
 			end(nil, err)
 			return
@@ -236,7 +238,7 @@ func recordRun(ctx context.Context, o Options, r *report.Run) {
 	if r.DORA.SourceCommitTime != nil {
 		d.SourceCommitTime = r.DORA.SourceCommitTime
 	}
-	end(map[string]string{"note": git.RunsRef + " on " + git.Short(base)}, record.WriteRun(sctx, o.Bump.Git, base, d))
+	end(map[string]string{"note": git.RunsRef + " on " + git.Short(base)}, record.WriteRun(sctx, g, base, d))
 }
 
 func hasStage(r *report.Run, name string) bool {
