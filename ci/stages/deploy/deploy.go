@@ -284,7 +284,14 @@ func run(ctx context.Context, o Options, r *report.Run, rec *record.Deployment) 
 	if bo.Updates, err = updatesOf(o.Updates, refs); err != nil {
 		return err
 	}
-	if bo.Updates, err = checkEvidence(ctx, o.Evidence, o.Registry, bo.Updates, r); err != nil {
+	gate := o.Evidence
+	if gate != nil && gate.Policy.SourceCommit == "" && o.Bump.SourceCommit != "" {
+		// The images must have been built from the commit this deployment says it deploys.
+		g := *gate
+		g.Policy.SourceCommit = o.Bump.SourceCommit
+		gate = &g
+	}
+	if bo.Updates, err = checkEvidence(ctx, gate, o.Registry, bo.Updates, r); err != nil {
 		return err
 	}
 	bo.Git.DryRun = o.DryRun
