@@ -143,15 +143,7 @@ func TestManualSyncNothingWhenTheHeadRevertedOurValues(t *testing.T) {
 	o := w.deployOf(t, "mrev", "manual", w.push(t, "wanderlust-backend", "2.0.0"))
 	o.Argo.Timeout = time.Minute
 	var d string
-	onPush(&o, func() {
-		work := t.TempDir()
-		for _, args := range [][]string{{"clone", "-q", w.git.GitDir("mrev"), work}, {"-C", work, "revert", "--no-edit", "HEAD"}, {"-C", work, "push", "-q", "origin", "main"}} {
-			if err := gitserver.Git("", args...); err != nil {
-				t.Error(err)
-			}
-		}
-		d, _ = w.git.Head("mrev", "main")
-	})
+	onPush(&o, func() { d = w.revertHead(t, "mrev") })
 	start := time.Now()
 	rep, err := Run(context.Background(), o, nil)
 	if err != nil || rep.Result != report.Superseded || !strings.Contains(rep.Reason, d[:12]) {

@@ -106,15 +106,7 @@ func TestSupersededByARevertOfOurChange(t *testing.T) {
 	w := setup(t, "rev")
 	o := w.deployOf(t, "rev", "dev", w.push(t, "wanderlust-backend", "2.0.0"))
 	var revert string
-	onPush(&o, func() {
-		work := t.TempDir()
-		for _, args := range [][]string{{"clone", "-q", w.git.GitDir("rev"), work}, {"-C", work, "revert", "--no-edit", "HEAD"}, {"-C", work, "push", "-q", "origin", "main"}} {
-			if err := gitserver.Git("", args...); err != nil {
-				t.Error(err)
-			}
-		}
-		revert, _ = w.git.Head("rev", "main")
-	})
+	onPush(&o, func() { revert = w.revertHead(t, "rev") })
 	rep, err := Run(context.Background(), o, nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, rep.Text())
@@ -220,6 +212,19 @@ func TestNoRollbackWhileWaitingOnSomeoneElsesFailingOperation(t *testing.T) {
 	if head, _ := w.git.Head("busy", "main"); head != bumped || rep.DORA.RolledBack || rep.DORA.Failed || !errors.Is(err, argocd.ErrTimeout) {
 		t.Errorf("err %v; head %s, bump %s\n%s", err, head, bumped, rep.Text())
 	}
+}
+
+// revertHead reverts the head commit of repo's main as another writer would, and returns the revert.
+func (w *world) revertHead(t *testing.T, repo string) string {
+	t.Helper()
+	work := t.TempDir()
+	for _, args := range [][]string{{"clone", "-q", w.git.GitDir(repo), work}, {"-C", work, "revert", "--no-edit", "HEAD"}, {"-C", work, "push", "-q", "origin", "main"}} {
+		if err := gitserver.Git("", args...); err != nil {
+			t.Error(err)
+		}
+	}
+	head, _ := w.git.Head(repo, "main")
+	return head
 }
 
 // applications is Argo CD's application API as the admin (closed when the test ends).
