@@ -234,10 +234,7 @@ func recordRun(ctx context.Context, o Options, r *report.Run) {
 		base = rd.Head
 	}
 	d := record.Deployment{Run: cmp.Or(o.RunID, NewRunID()), Env: o.Bump.Env, Result: r.Result, Reason: r.Reason, Started: r.Started, Base: base,
-		SourceCommit: o.Bump.SourceCommit, ChangeFailed: r.DORA.Failed}
-	if r.DORA.SourceCommitTime != nil {
-		d.SourceCommitTime = r.DORA.SourceCommitTime
-	}
+		SourceCommit: o.Bump.SourceCommit, SourceCommitTime: r.DORA.SourceCommitTime, ChangeFailed: r.DORA.Failed}
 	end(map[string]string{"note": git.RunsRef + " on " + git.Short(base)}, record.WriteRun(sctx, g, base, d))
 }
 
@@ -418,25 +415,20 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		rec.FailedAt = &failedAt
 		if outcome != nil && outcome.RolledBack {
 			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
-			if outcome.RollbackSuperseded != "" {
-				rb := map[string]string{"revert": outcome.RollbackRevision, "superseded": outcome.RollbackSuperseded}
-				r.Stages = append(r.Stages, report.Stage{Name: "rollback", Status: report.Superseded, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb})
-			}
-			if outcome.Restored != nil {
-				restored := time.Now()
-				rec.Restored = &restored
-			}
 			r.DORA.RolledBack = true
 			rb := map[string]string{"revert": outcome.RollbackRevision}
 			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
-			if outcome.Restored != nil {
+			switch {
+			case outcome.RollbackSuperseded != "":
+				rb["superseded"], st.Status = outcome.RollbackSuperseded, report.Superseded
+			case outcome.Restored != nil:
+				restored := time.Now()
+				rec.Restored = &restored
 				rb["health"] = outcome.Restored.Health
 				r.DORA.TimeToRestore = outcome.RollbackDuration
 				st.Status = report.Succeeded
 			}
-			if outcome.RollbackSuperseded == "" {
-				r.Stages = append(r.Stages, st)
-			}
+			r.Stages = append(r.Stages, st)
 		}
 	}
 	return err

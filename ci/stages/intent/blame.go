@@ -193,14 +193,9 @@ func same(a, b render.Rendered, r render.Resource) bool {
 	return okA == okB && x == y
 }
 
-// contains reports whether list names r (an entry without a namespace names r in any namespace).
+// contains reports whether an entry of list names r (see render.Resource.Names).
 func contains(list []render.Resource, r render.Resource) bool {
-	for _, c := range list {
-		if c.Group == r.Group && c.Kind == r.Kind && c.Name == r.Name && (c.Namespace == "" || c.Namespace == r.Namespace) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(list, func(c render.Resource) bool { return c.Names(r) })
 }
 
 // union lists the objects of the renderings (nil ones skipped), sorted.

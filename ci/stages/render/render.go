@@ -107,8 +107,13 @@ func Render(fsys fs.FS, dir string) (Rendered, error) {
 	return out, nil
 }
 
-// Lookup finds the object r in the rendering; a rendered object without a namespace matches r in
-// any namespace (the application's destination gives it one).
+// Names reports whether a (as rendered) names the object b (as Argo CD lists it): a rendered object
+// without a namespace names b in any namespace (the application's destination gives it one).
+func (a Resource) Names(b Resource) bool {
+	return a.Group == b.Group && a.Kind == b.Kind && a.Name == b.Name && (a.Namespace == "" || a.Namespace == b.Namespace)
+}
+
+// Lookup finds the object r in the rendering (see Resource.Names).
 func (rd Rendered) Lookup(r Resource) (string, bool) {
 	if s, ok := rd[r]; ok {
 		return s, true
