@@ -1,5 +1,6 @@
 # The project's two entry points for developers and CI:
-#   make test    everything, on a machine with Go and git only (no Dagger engine needed)
+#   make test    everything, on a machine with Go and git only (no Dagger engine needed): both Go
+#                modules of ci/ (the Dagger module, and the GitOps program in ci/cmd/gitops)
 #   make bench   the benchmarks, printing one "BENCH P<n> key=value…" line per goal
 # Dagger's Go codegen reads ci/go.mod only, and the code it generates does not import dagger.io/dagger.
 # So the module is compile-checked against aliases of the published SDK, written by hack/daggerstub
@@ -17,6 +18,7 @@ lint: stub
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd ci && $(GO) vet $(CI_MODFILE) ./...
+	cd ci/cmd/gitops && $(GO) vet ./...
 
 # The Argo CD tests need the harness binaries (built once into ~/.cache by hack/e2e/build.sh) and
 # redis-server; WANDERLUST_E2E makes a missing binary a failure rather than a skip.
@@ -25,6 +27,9 @@ test: lint e2e-tools
 	# -p 1: one package at a time, so that the two packages that start an Argo CD harness (argocd,
 	# deploy) do not compete for the 2 cores.
 	cd ci && WANDERLUST_E2E=1 $(GO) test -p 1 -count=1 -timeout 30m $(CI_MODFILE) ./...
+	# The GitOps program (ci/cmd/gitops): a Go module of its own, so that Argo CD and Kubernetes stay
+	# out of the Dagger module's Go graph; its stages' end-to-end tests run the Argo CD harness.
+	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -p 1 -count=1 -timeout 40m ./...
 
 e2e-tools:
 	hack/e2e/build.sh
@@ -32,7 +37,7 @@ e2e-tools:
 
 bench: stub e2e-tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
-	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkArgoCD -benchtime 1x -timeout 30m $(CI_MODFILE) ./stages/argocd/
+	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkArgoCD -benchtime 1x -timeout 30m ./stages/argocd/
 	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m $(CI_MODFILE) ./sandbox/
 
 tidy:

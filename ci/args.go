@@ -13,17 +13,18 @@ import (
 	"strings"
 	"time"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
-	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
-	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/metrics"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/publish"
+	"wanderlust.dev/pipeline/ci/stages/record"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/stages/scan"
@@ -136,17 +137,45 @@ func (m *Wanderlust) gitOptions(ctx context.Context, why string) (git.Options, e
 	return git.Options{URL: m.Repo, Branch: m.Branch, Auth: git.Auth{Username: m.GitUser, Token: token}, Log: logf}, nil
 }
 
-// argoOptions are Argo CD's options for app, with the token read.
-func (m *Wanderlust) argoOptions(ctx context.Context, app string, timeout int) (*argocd.Options, error) {
+// config is what the GitOps program needs of the constructor's configuration (no secret: those go
+// to it as secret variables, see secrets).
+func (m *Wanderlust) config() gitops.Config {
+	host, _, _ := strings.Cut(m.Registry, "/")
+	c := gitops.Config{Repo: m.Repo, Branch: m.Branch, GitUser: m.GitUser, Registry: host, RegistryUser: m.RegistryUsername,
+		ArgoCD:  gitops.ArgoCD{Server: m.ArgocdServer, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure, GRPCWeb: m.ArgocdGrpcWeb, AppNamespace: m.AppNamespace},
+		Webhook: m.WebhookURL != nil}
+	if m.SMTPHost != "" {
+		c.SMTP = gitops.SMTP{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, From: m.MailFrom, To: m.MailTo}
+	}
+	return c
+}
+
+// secrets are the credentials the GitOps program gets, as secret variables.
+func (m *Wanderlust) secrets() map[string]*dagger.Secret {
+	return map[string]*dagger.Secret{gitops.EnvGitToken: m.GitToken, gitops.EnvArgoCDToken: m.ArgocdToken,
+		gitops.EnvRegistryPassword: m.RegistryPassword, gitops.EnvSMTPPassword: m.SMTPPassword, gitops.EnvWebhookURL: m.WebhookURL}
+}
+
+// program is the container the GitOps program runs in: --runner-image, or built from the module's
+// own source (the first deploy on an engine compiles it; later ones reuse the build).
+func (m *Wanderlust) program() *dagger.Container {
+	if m.RunnerImage != "" {
+		return runner.Pull(dag, m.RunnerImage)
+	}
+	return runner.Build(dag, dag.CurrentModule().Source(), "", nil)
+}
+
+// gitops runs one request of the GitOps program.
+func (m *Wanderlust) gitops(ctx context.Context, cmd string, request any) (*gitops.Result, error) {
+	return runner.Run(ctx, m.program(), cmd, request, m.secrets())
+}
+
+// checkTimeout checks a --timeout.
+func checkTimeout(timeout int) error {
 	if timeout < 0 {
-		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
+		return fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
 	}
-	token, err := plaintext(ctx, m.ArgocdToken)
-	if err != nil {
-		return nil, err
-	}
-	return &argocd.Options{Server: m.ArgocdServer, Token: token, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure,
-		GRPCWeb: m.ArgocdGrpcWeb, App: app, AppNamespace: m.AppNamespace, Timeout: time.Duration(timeout) * time.Second, Log: logf}, nil
+	return nil
 }
 
 // notifyOptions are the SMTP settings (nil without --smtp-host).
@@ -159,35 +188,6 @@ func (m *Wanderlust) notifyOptions(ctx context.Context) (*notify.Options, error)
 		return nil, err
 	}
 	o := &notify.Options{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, Password: pass, From: m.MailFrom, To: m.MailTo}
-	return o, o.Validate()
-}
-
-// verifyFlags are the post-deploy verification flags of deploy, promote and sync.
-type verifyFlags struct {
-	urls                                     []string
-	status, body, maxLatency, soak, interval string
-	insecure                                 bool
-}
-
-// probeOptions turns the verification flags into probe options (nil without --verify-url).
-func (v verifyFlags) probeOptions() (*probe.Options, error) {
-	if len(v.urls) == 0 {
-		return nil, nil
-	}
-	o := &probe.Options{URLs: v.urls, Status: v.status, Body: v.body, Insecure: v.insecure, Log: logf}
-	for _, d := range []struct {
-		flag, value string
-		into        *time.Duration
-	}{{"--verify-max-latency", v.maxLatency, &o.MaxLatency}, {"--verify-for", v.soak, &o.For}, {"--verify-interval", v.interval, &o.Interval}} {
-		if d.value == "" {
-			continue
-		}
-		dur, err := time.ParseDuration(d.value)
-		if err != nil || dur < 0 {
-			return nil, fmt.Errorf("%s %q: want a duration such as 30s or 500ms", d.flag, d.value)
-		}
-		*d.into = dur
-	}
 	return o, o.Validate()
 }
 
@@ -258,40 +258,25 @@ func (m *Wanderlust) bump(ctx context.Context, f bumpFlags) (string, error) {
 	return res.SHA + "\n", nil // a line, as shells and `$(…)` expect
 }
 
-func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback, allowOlder bool, runID string, v verifyFlags) (string, error) {
+func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, degradedGrace int, rollback, allowOlder bool, runID string, v probe.Flags) (string, error) {
 	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
 		return "", err
 	}
-	if err := argocd.CheckAddress(m.ArgocdServer); err != nil {
+	if err := checkTimeout(timeout); err != nil {
 		return "", err
 	}
-	ao, err := m.argoOptions(ctx, app, timeout)
+	if _, err := v.Options(nil); err != nil {
+		return "", err
+	}
+	res, err := m.gitops(ctx, gitops.CmdSync, gitops.Sync{Config: m.config(), App: app, Revision: revision, TimeoutSeconds: timeout,
+		DegradedGrace: degradedGrace, Rollback: rollback, AllowOlder: allowOlder, Verify: v, RunID: cmp.Or(runID, record.NewRunID())})
 	if err != nil {
 		return "", err
 	}
-	ao.Revision, ao.RunID = revision, runID
-	ao.DegradedGrace = time.Duration(degradedGrace) * time.Second
-	var g git.Options
-	if m.Repo != "" {
-		if g, err = m.gitOptions(ctx, ""); err != nil {
-			return "", err
-		}
+	if res.Error != "" {
+		return "", errors.New(res.Error)
 	}
-	p, err := v.probeOptions()
-	if err != nil {
-		return "", err
-	}
-	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: rollback, Probe: p, AllowOlder: allowOlder})
-	if err != nil {
-		return "", err
-	}
-	r := out.Deployed
-	if r.Outcome == argocd.Superseded {
-		return fmt.Sprintf("%s: superseded: %s", r.App, r.Reason), nil
-	}
-	return fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
-		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
-		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond)), nil
+	return res.Output, nil
 }
 
 // deployFlags are deploy's own flags.
@@ -303,55 +288,46 @@ type deployFlags struct {
 	app, reportFormat                     string
 	timeout                               int
 	nvd                                   *dagger.Secret
-	verify                                verifyFlags
+	verify                                probe.Flags
 	requireEvidence                       bool
 	evidenceFailOn                        string
+	exitZero                              bool
 }
 
-// deployOptions turns the configuration and deploy's flags into deploy options. Flags that can be
-// checked without the network are checked here; deploy.Check does the rest.
-func (m *Wanderlust) deployOptions(ctx context.Context, f deployFlags) (*deploy.Options, error) {
-	var commitTime time.Time
+// deployRequest turns the configuration and deploy's flags into the GitOps program's request. What can
+// be checked without the network is checked here, before the program runs; its preflight does the rest.
+func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.Deploy, error) {
 	if f.sourceCommitTime != "" {
-		t, err := time.Parse(time.RFC3339, f.sourceCommitTime)
-		if err != nil {
+		if _, err := time.Parse(time.RFC3339, f.sourceCommitTime); err != nil {
 			return nil, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", f.sourceCommitTime)
 		}
-		commitTime = t
 	}
-	g, err := m.gitOptions(ctx, "deploy commits to the GitOps repository")
-	if err != nil {
+	if err := need(m.Repo, "repo", "deploy commits to the GitOps repository"); err != nil {
 		return nil, err
 	}
-	auth, err := m.registryAuth(ctx)
-	if err != nil {
+	if err := bump.CheckEnv(f.env); err != nil {
 		return nil, err
 	}
-	o := &deploy.Options{Registry: auth, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback, SourceCommitTime: commitTime,
-		Bump: bump.Options{Env: f.env, SourceCommit: f.sourceCommit, Git: g, SkipCI: f.skipCI}}
-	switch {
-	case f.noSync:
-		// Push only (o.Argo stays nil): the report says nothing was waited for.
-	case m.ArgocdServer == "":
+	if !f.noSync && m.ArgocdServer == "" {
 		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
-	default:
-		if o.Argo, err = m.argoOptions(ctx, cmp.Or(f.app, "wanderlust-"+f.env), f.timeout); err != nil {
-			return nil, err
-		}
 	}
-	if o.Notify, err = m.notifyOptions(ctx); err != nil {
+	if err := checkTimeout(f.timeout); err != nil {
 		return nil, err
 	}
-	if o.Probe, err = f.verify.probeOptions(); err != nil {
+	if _, err := m.notifyOptions(ctx); err != nil {
 		return nil, err
 	}
-	if o.Webhook, err = m.webhook(ctx); err != nil {
+	if _, err := f.verify.Options(nil); err != nil {
 		return nil, err
 	}
-	if o.Evidence, err = m.gate(ctx, f.requireEvidence, evidenceFlags{sourceCommit: f.sourceCommit, failOn: f.evidenceFailOn}, "or deploy without --require-evidence"); err != nil {
+	q := &gitops.Deploy{Config: m.config(), Env: f.env, App: f.app, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback,
+		SkipCI: f.skipCI, NoSync: f.noSync, SourceCommit: f.sourceCommit, SourceCommitTime: f.sourceCommitTime, TimeoutSeconds: f.timeout,
+		Verify: f.verify, RunID: record.NewRunID()}
+	var err error
+	if q.Evidence, err = m.gate(ctx, f.requireEvidence, evidenceFlags{sourceCommit: f.sourceCommit, failOn: f.evidenceFailOn}, "or deploy without --require-evidence"); err != nil {
 		return nil, err
 	}
-	return o, nil
+	return q, nil
 }
 
 // deployImages are the references deploy ships: the given tags, or the ones the build will push.
@@ -390,11 +366,11 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	o, err := m.deployOptions(ctx, f)
+	q, err := m.deployRequest(ctx, f)
 	if err != nil {
 		return "", err
 	}
-	o.Images = images
+	q.Images = images
 	// The signing key, source repository and commit are checked before anything is built.
 	var ev *publish.EvidenceOptions
 	if build && !f.dryRun {
@@ -405,40 +381,62 @@ func (m *Wanderlust) deploy(ctx context.Context, f deployFlags) (string, error) 
 			return "", errors.New("--require-evidence with a build needs --signing-key: the images it would push carry no evidence and would be refused")
 		}
 	}
-	rep := report.New("Wanderlust deploy", f.env)
+	q.Report = report.New("Wanderlust deploy", f.env)
 	if build && f.dryRun {
-		o.SkipVerify = "--dry-run: the built images are not pushed"
-		if o.Evidence != nil {
-			o.Evidence = nil
-			rep.Skip("evidence", "--dry-run: the built images are not pushed, so there is no evidence to check yet")
+		q.SkipVerify = "--dry-run: the built images are not pushed"
+		if q.Evidence != nil {
+			q.Evidence = nil
+			q.Report.Skip("evidence", "--dry-run: the built images are not pushed, so there is no evidence to check yet")
 		}
 	}
 	// Everything is checked before the first side effect: nothing is built, pushed or synced when an
-	// input, the repository or Argo CD is wrong.
-	sctx, end := rep.Start(ctx, "preflight")
-	err = deploy.Check(sctx, o)
-	end(nil, err)
+	// input, the repository or Argo CD is wrong. The GitOps program checks, and mails a refusal.
+	q.Phase = gitops.PhasePreflight
+	res, err := m.gitops(ctx, gitops.CmdDeploy, q)
 	if err != nil {
-		deploy.Finish(ctx, *o, rep, err) // mailed (when the mail settings are valid), like any failed run
-		return "", fmt.Errorf("%w\n\nnothing was built, pushed or synced\n\n%s", err, render(rep))
+		return "", err
 	}
+	if res.Error != "" {
+		return m.ended(res, render, f.exitZero, "\n\nnothing was built, pushed or synced")
+	}
+	q.Report = res.Report
 	if build {
-		refs, err := m.buildAndPublish(ctx, rep, f, ev)
+		refs, err := m.buildAndPublish(ctx, q.Report, f, ev)
 		if err != nil {
-			deploy.Finish(ctx, *o, rep, err) // the failure is mailed like a failed rollout
-			return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+			// The failure is recorded and mailed like a failed rollout, by the program.
+			q.Phase, q.Error = gitops.PhaseFailed, err.Error()
+			if res, ferr := m.gitops(ctx, gitops.CmdDeploy, q); ferr == nil && res.Report != nil {
+				q.Report = res.Report
+			} else {
+				q.Report.Finish(err)
+			}
+			return m.ended(&gitops.Result{Error: err.Error(), Report: q.Report}, render, f.exitZero, "")
 		}
-		o.Images = refs
+		q.Images = refs
 	} else {
 		for _, s := range []string{"scan", "build", "publish"} {
-			rep.Skip(s, "--backend-tag and --frontend-tag given")
+			q.Report.Skip(s, "--backend-tag and --frontend-tag given")
 		}
 	}
-	rep, err = deploy.Run(ctx, *o, rep)
-	if err != nil {
-		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
+	q.Phase = gitops.PhaseRun
+	if res, err = m.gitops(ctx, gitops.CmdDeploy, q); err != nil {
+		return "", err
 	}
-	return render(rep), nil
+	return m.ended(res, render, f.exitZero, "")
+}
+
+// ended is a run's outcome as the function returns it: the report, and for a failed run the error
+// with the report (or, with --exit-zero, the report alone: CI captures it from stdout and gates on it
+// with `report … gate`).
+func (m *Wanderlust) ended(res *gitops.Result, render func(*report.Run) string, exitZero bool, note string) (string, error) {
+	if res.Report == nil {
+		res.Report = report.New("Wanderlust", "")
+		res.Report.Finish(errors.New(res.Error))
+	}
+	if res.Error == "" || exitZero {
+		return render(res.Report), nil
+	}
+	return "", fmt.Errorf("%s%s\n\n%s", res.Error, note, render(res.Report))
 }
 
 // buildAndPublish runs the container stages of deploy and returns the published references.
@@ -498,7 +496,7 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 	return refs, err
 }
 
-func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, ef evidenceFlags, v verifyFlags) (string, error) {
+func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, exitZero bool, ef evidenceFlags, v probe.Flags) (string, error) {
 	render, err := renderer(reportFormat)
 	if err != nil {
 		return "", err
@@ -511,41 +509,28 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 			return "", err
 		}
 	}
-	g, err := m.gitOptions(ctx, "promote commits to the GitOps repository")
-	if err != nil {
+	if err := need(m.Repo, "repo", "promote commits to the GitOps repository"); err != nil {
 		return "", err
 	}
-	ao, err := m.argoOptions(ctx, cmp.Or(toApp, "wanderlust-"+to), timeout)
-	if err != nil {
+	if err := checkTimeout(timeout); err != nil {
 		return "", err
 	}
-	n, err := m.notifyOptions(ctx)
-	if err != nil {
+	if _, err := m.notifyOptions(ctx); err != nil {
 		return "", err
 	}
-	p, err := v.probeOptions()
-	if err != nil {
-		return "", err
-	}
-	hook, err := m.webhook(ctx)
-	if err != nil {
+	if _, err := v.Options(nil); err != nil {
 		return "", err
 	}
 	gate, err := m.gate(ctx, true, ef, `to promote without it, --allow-unverified "reason"`)
 	if err != nil {
 		return "", err
 	}
-	auth, err := m.registryAuth(ctx)
+	res, err := m.gitops(ctx, gitops.CmdPromote, gitops.Promote{Config: m.config(), From: from, To: to, FromApp: fromApp, ToApp: toApp,
+		Rollback: rollback, TimeoutSeconds: timeout, Verify: v, Evidence: *gate, RunID: record.NewRunID()})
 	if err != nil {
 		return "", err
 	}
-	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: from, To: to, Git: g, Argo: *ao,
-		FromApp: cmp.Or(fromApp, "wanderlust-"+from), ToApp: ao.App, Rollback: rollback, Notify: n, Probe: p, Webhook: hook,
-		Evidence: gate, Registry: auth})
-	if err != nil {
-		return "", fmt.Errorf("%w\n\n%s", err, render(rep))
-	}
-	return render(rep), nil
+	return m.ended(res, render, exitZero, "")
 }
 
 func (m *Wanderlust) notify(ctx context.Context, file *dagger.File) (string, error) {
@@ -624,4 +609,13 @@ func scanGate(b []byte) (string, error) {
 		return "", errors.New(v.Reason())
 	}
 	return "scan gate passed", nil
+}
+
+// readRunReport reads a run report printed as JSON.
+func readRunReport(body string) (*RunReport, error) {
+	r := &report.Run{}
+	if err := json.Unmarshal([]byte(body), r); err != nil || r.Title == "" || r.Result == "" {
+		return nil, fmt.Errorf("--file: not a run report in JSON (deploy --report-format json): %v", err)
+	}
+	return &RunReport{Markdown: r.Markdown(), Result: r.Result, Reason: r.Reason}, nil
 }

@@ -17,6 +17,8 @@ import (
 var pure = map[string]bool{
 	"ScanReport.Gate":     true, // decides from the fields of a scan report already made
 	"Wanderlust.ScanGate": true, // decides from the content of a verdict file (content-addressed)
+	"Wanderlust.Report":   true, // reads a report file (content-addressed)
+	"RunReport.Gate":      true, // decides from the fields of a report already read
 	// Service definitions: content-addressed; they run (and reach outside state) only where used.
 	"Sandbox.Up": true, "Sandbox.Registry": true, "Sandbox.Git": true, "Sandbox.Argocd": true, "Sandbox.Mail": true,
 }

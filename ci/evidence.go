@@ -11,11 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/stages/build"
-	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/publish"
+	"wanderlust.dev/pipeline/ci/stages/record"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/scan"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
@@ -61,7 +62,7 @@ func (m *Wanderlust) evidenceOptions(ctx context.Context, sourceCommit string, s
 	}
 	o := &publish.EvidenceOptions{Signer: s, Policy: findings.DefaultPolicy(), Registry: auth, Scan: scan.Options{TrivyDBRepository: m.TrivyDBRepository},
 		Build: evidence.Build{SourceRepo: m.SourceRepo, SourceCommit: strings.ToLower(sourceCommit), BuilderID: builderID,
-			BuilderVersion: builderVersion(), InvocationID: deploy.NewRunID(), Started: time.Now().UTC(),
+			BuilderVersion: builderVersion(), InvocationID: record.NewRunID(), Started: time.Now().UTC(),
 			Parameters: map[string]any{"registry": m.Registry, "skipTests": skipTests}}}
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -125,14 +126,14 @@ var errNoKey = errors.New("the evidence gate needs --verify-key (cosign.pub) or 
 
 // gate is the evidence gate of deploy, promote and verify-evidence: nil when off. escape says how
 // the calling function goes on without it ("" when it cannot).
-func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags, escape string) (*deploy.Evidence, error) {
+func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags, escape string) (*gitops.Evidence, error) {
 	if f.allowUnverified != "" {
-		return &deploy.Evidence{AllowUnverified: f.allowUnverified}, nil
+		return &gitops.Evidence{AllowUnverified: f.allowUnverified}, nil
 	}
 	if !on {
 		return nil, nil
 	}
-	v, err := m.verifier(ctx)
+	pem, err := m.verifyKeyPEM(ctx)
 	if errors.Is(err, errNoKey) && escape != "" {
 		return nil, fmt.Errorf("%w; %s", err, escape)
 	}
@@ -142,17 +143,21 @@ func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags, escape 
 	if _, err := findings.ParseSeverity(f.failOn); err != nil {
 		return nil, fmt.Errorf("--evidence-fail-on: %w", err)
 	}
-	return &deploy.Evidence{Verifier: v, Policy: evidence.Policy{SourceRepo: m.SourceRepo, SourceCommit: f.sourceCommit, FailOn: f.failOn}}, nil
+	e := &gitops.Evidence{VerifyKeyPEM: string(pem), SourceRepo: m.SourceRepo, SourceCommit: f.sourceCommit, FailOn: f.failOn}
+	if _, err := e.Verifier(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
-// verifier is --verify-key, or the public half of --signing-key.
-func (m *Wanderlust) verifier(ctx context.Context) (*evidence.Verifier, error) {
+// verifyKeyPEM is --verify-key, or the public half of --signing-key.
+func (m *Wanderlust) verifyKeyPEM(ctx context.Context) ([]byte, error) {
 	if m.VerifyKey != nil {
 		pem, err := m.VerifyKey.Contents(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("--verify-key: %w", err)
 		}
-		return evidence.LoadVerifier([]byte(pem))
+		return []byte(pem), nil
 	}
 	s, err := m.signer(ctx)
 	if err != nil {
@@ -161,11 +166,7 @@ func (m *Wanderlust) verifier(ctx context.Context) (*evidence.Verifier, error) {
 	if s == nil {
 		return nil, errNoKey
 	}
-	pem, err := s.PublicKeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	return evidence.LoadVerifier(pem)
+	return s.PublicKeyPEM()
 }
 
 func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, failOn string) (string, error) {
@@ -184,7 +185,11 @@ func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, fa
 		}
 		image = imgs[0].Pinned()
 	}
-	rep, err := evidence.Verify(ctx, image, g.Verifier, g.Policy, evidence.Remote{Auth: auth})
+	v, err := g.Verifier()
+	if err != nil {
+		return "", err
+	}
+	rep, err := evidence.Verify(ctx, image, v, g.Policy(), evidence.Remote{Auth: auth})
 	if err != nil {
 		return "", err
 	}

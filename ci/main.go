@@ -14,10 +14,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/stages/build"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/scan"
 )
@@ -79,6 +81,8 @@ type Wanderlust struct {
 	SourceRepo string
 	// +private
 	TrivyDBRepository string
+	// +private
+	RunnerImage string
 }
 
 // New configures the pipeline: what every stage shares. Give only what the functions you call need
@@ -175,6 +179,12 @@ func New(
 	// ghcr.io rate-limits CI.
 	// +optional
 	trivyDbRepository string,
+	// Published image of the GitOps program that deploy, promote and sync run (everything that talks
+	// to Argo CD), e.g. ghcr.io/wanderlust-app/wanderlust-gitops:v1.2.0 from this repository's release
+	// workflow. Default: built from this module's source on the engine, once (recommended on
+	// ephemeral CI runners: the build takes minutes on a cold engine, the pull seconds).
+	// +optional
+	runnerImage string,
 ) *Wanderlust {
 	return &Wanderlust{Source: source, Registry: strings.ToLower(registry), RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
@@ -182,7 +192,8 @@ func New(
 		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
 		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
-		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository}
+		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository,
+		RunnerImage: runnerImage}
 }
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
@@ -515,7 +526,7 @@ func (m *Wanderlust) Sync(
 	verifyInsecure bool,
 ) (string, error) {
 	return m.sync(ctx, app, revision, timeout, degradedGrace, rollback, allowOlder, runId,
-		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
+		probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure})
 }
 
 // Deploy runs the whole pipeline: check everything (inputs, GitOps repository, Argo CD: token, RBAC,
@@ -612,11 +623,15 @@ func (m *Wanderlust) Deploy(
 	// With --require-evidence: the environment's threshold for the scan verdict.
 	// +default="HIGH"
 	evidenceFailOn string,
+	// Print the report and exit 0 whatever the result, so that CI can keep the report of a failed
+	// run (a failed call prints nothing on stdout); then gate on it: report --file … gate.
+	// +optional
+	exitZero bool,
 ) (string, error) {
-	return m.deploy(ctx, deployFlags{requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
+	return m.deploy(ctx, deployFlags{exitZero: exitZero, requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, noSync: noSync, rollback: rollback,
 		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
-		verify: verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure}})
+		verify: probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure}})
 }
 
 // Promote copies the exact images that run in one environment (digests where pinned) into the next
@@ -680,9 +695,47 @@ func (m *Wanderlust) Promote(
 	// The target environment's threshold for the scan verdict.
 	// +default="HIGH"
 	evidenceFailOn string,
+	// Print the report and exit 0 whatever the result (see deploy).
+	// +optional
+	exitZero bool,
 ) (string, error) {
-	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat, evidenceFlags{allowUnverified: allowUnverified, sourceCommit: sourceCommit, failOn: evidenceFailOn},
-		verifyFlags{urls: verifyUrl, status: verifyStatus, body: verifyBody, maxLatency: verifyMaxLatency, soak: verifyFor, interval: verifyInterval, insecure: verifyInsecure})
+	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat, exitZero, evidenceFlags{allowUnverified: allowUnverified, sourceCommit: sourceCommit, failOn: evidenceFailOn},
+		probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure})
+}
+
+// RunReport is a deploy's or promote's run report read back from the JSON that --report-format json
+// --exit-zero printed: CI keeps the report of a failed run, shows it, then gates on it.
+type RunReport struct {
+	// The report in Markdown (for $GITHUB_STEP_SUMMARY).
+	Markdown string
+	// The result: succeeded, failed, failed (not ours), superseded, already deployed or dry run.
+	Result string
+	// Why, when the result is not succeeded.
+	Reason string
+}
+
+// Gate fails when the run failed, with its reason (superseded, already deployed and dry run are
+// not failures, as for deploy itself).
+func (r *RunReport) Gate() (string, error) {
+	if strings.HasPrefix(r.Result, "failed") {
+		return "", fmt.Errorf("%s: %s", r.Result, r.Reason)
+	}
+	return "run " + r.Result, nil
+}
+
+// Report reads a run report that deploy or promote printed with --report-format json (and
+// --exit-zero, so that a failed run's report is kept): `… report --file deploy.json markdown` for a
+// job summary, `… report --file deploy.json gate` to fail the job when the run failed.
+func (m *Wanderlust) Report(
+	ctx context.Context,
+	// The report, JSON.
+	file *dagger.File,
+) (*RunReport, error) {
+	body, err := file.Contents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return readRunReport(body)
 }
 
 // DeliveryMetrics are the delivery metrics of a window: a report and a chart per environment.

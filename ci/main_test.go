@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
@@ -31,7 +34,7 @@ import (
 
 const planted = "tok-planted-7c1d2e3f4a5b"
 
-func gitops(t *testing.T) *gitserver.Server {
+func gitopsRemote(t *testing.T) *gitserver.Server {
 	t.Helper()
 	srv, err := gitserver.Start(t.TempDir(), "x-access-token", planted)
 	if err != nil {
@@ -68,7 +71,7 @@ func captureStderr(t *testing.T, f func()) string {
 // TestBumpReadsTheTokenSecretThroughTheSession runs the module function as `dagger call bump` would,
 // with the token as a secret that only the (stand-in) engine session can resolve.
 func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	session := daggerfake.Start(t, func(q string) (any, error) {
 		if strings.Contains(q, "plaintext") {
 			return daggerfake.Nest("secret", "plaintext", planted), nil
@@ -130,7 +133,7 @@ func TestBumpReadsTheTokenSecretThroughTheSession(t *testing.T) {
 }
 
 func TestBumpDryRunPrintsTheDiff(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	daggerfake.Start(t, func(string) (any, error) { return daggerfake.Nest("secret", "plaintext", planted), nil })
 	before, _ := srv.Head("gitops", "main")
 	out, err := gitopsModule(srv.RepoURL("gitops"), dagger.Connect().Secret("env://GIT_TOKEN")).Bump(context.Background(),
@@ -219,15 +222,15 @@ func TestScanReportGate(t *testing.T) {
 // real against the git remote and an OCI registry (push only: the sync is skipped and reported so).
 // Without --no-sync, an empty --argocd-server (an unset CI variable) is refused before anything.
 func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	registry := pushedImages(t)
-	daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+	_, runs := startProgramSession(t, planted, func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
 		}
 		return daggerfake.Default(field, q)
-	}))
-	token := dagger.Connect().Secret("env://GIT_TOKEN")
+	})
+	token := useSession(t).Secret("env://GIT_TOKEN")
 	before, _ := srv.Head("gitops", "main")
 	_, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token})
 	if head, _ := srv.Head("gitops", "main"); err == nil || !strings.Contains(err.Error(), "--no-sync") || head != before {
@@ -267,6 +270,19 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	if strings.Contains(out, planted) {
 		t.Error("the token is in the report")
 	}
+	// The GitOps program ran twice (preflight, run), its credentials as secret variables only.
+	var phases []string
+	for _, x := range runs.Runs() {
+		var q gitops.Deploy
+		x.request(t, &q)
+		phases = append(phases, q.Phase)
+		if !slices.Contains(x.Secrets, gitops.EnvGitToken) || strings.Contains(strings.Join(x.Args, " ")+strings.Join(x.Env, " "), planted) {
+			t.Errorf("the git token is not a secret variable of the program, or is in its arguments: %q %q", x.Secrets, x.Args)
+		}
+	}
+	if want := []string{gitops.PhasePreflight, gitops.PhaseRun}; !slices.Equal(phases, want) {
+		t.Errorf("program runs %q, want %q (the refused call without Argo CD runs none)", phases, want)
+	}
 	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", gitToken: token, noSync: true}); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
 	}
@@ -294,27 +310,27 @@ type deployArgs struct {
 func callDeploy(a deployArgs) (string, error) {
 	m := New(a.source, a.registry, "", nil, a.repo, "main", "x-access-token", a.gitToken, a.argocdServer, nil, false, false, false, "",
 		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil,
-		a.signingKey, a.signingPassword, nil, a.sourceRepo, "")
+		a.signingKey, a.signingPassword, nil, a.sourceRepo, "", "")
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
 		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
-		a.requireEvidence, "HIGH")
+		a.requireEvidence, "HIGH", false)
 }
 
 // gitopsModule is the module configured with a GitOps repository and its token.
 func gitopsModule(repo string, token *dagger.Secret) *Wanderlust {
-	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "")
+	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", "")
 }
 
 // A failed build is mailed with the run report, like a failed rollout; nothing is pushed.
 func TestDeployMailsAFailedBuild(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	mail, err := smtpserver.Start("", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mail.Close()
 	var session *daggerfake.Server
-	session = daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+	session, _ = startProgramSession(t, planted, func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
 		}
@@ -322,7 +338,7 @@ func TestDeployMailsAFailedBuild(t *testing.T) {
 			return nil, errors.New("process \"npm test\" did not complete successfully: exit code: 1\n  ● auth › rejects a bad token")
 		}
 		return daggerfake.Default(field, q)
-	}))
+	})
 	c := useSession(t)
 	before, _ := srv.Head("gitops", "main")
 	host, port, _ := net.SplitHostPort(mail.Addr)
@@ -348,18 +364,18 @@ func TestDeployMailsAFailedBuild(t *testing.T) {
 
 // A dry run of a version that was never pushed builds, shows the change, pushes and mails nothing.
 func TestDeployDryRunOfANewVersion(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	mail, err := smtpserver.Start("", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mail.Close()
-	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+	session, _ := startProgramSession(t, planted, func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
 		}
 		return daggerfake.Default(field, q)
-	}))
+	})
 	c := useSession(t)
 	before, _ := srv.Head("gitops", "main")
 	host, port, _ := net.SplitHostPort(mail.Addr)
@@ -385,7 +401,7 @@ func TestDeployDryRunOfANewVersion(t *testing.T) {
 
 // Inputs are checked before the first side effect: a bad flag fails before any container is built.
 func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	for name, a := range map[string]deployArgs{
 		"smtp tls":           {smtpHost: "127.0.0.1", smtpTLS: "bogus", mailFrom: "a@b.test", mailTo: []string{"c@d.test"}},
 		"source commit time": {sourceCommitTime: "yesterday"},
@@ -399,12 +415,12 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 		"evidence, bad key":  {requireEvidence: true, sign: true, sourceRepo: "https://github.com/x/y", sourceCommit: strings.Repeat("a", 40)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+			session, _ := startProgramSession(t, planted, func(field, q string) (any, error) {
 				if field == "plaintext" {
 					return planted, nil
 				}
 				return daggerfake.Default(field, q)
-			}))
+			})
 			c := useSession(t)
 			a.source, a.gitToken = c.Directory(), c.Secret("env://GIT_TOKEN")
 			if a.sign {
@@ -418,11 +434,23 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 			if strings.Contains(err.Error(), planted) {
 				t.Error("the token is in the error")
 			}
-			if strings.Contains(session.All(), "withExec") {
-				t.Errorf("built before the check failed (%v)", err)
+			if ran := containerStages(session); len(ran) > 0 {
+				t.Errorf("built before the check failed (%v): %q", err, ran)
 			}
 		})
 	}
+}
+
+// containerStages are the execs of a session other than the GitOps program's build and runs: the
+// container stages (tests, builds, scans).
+func containerStages(s *daggerfake.Server) []string {
+	var out []string
+	for _, c := range daggerfake.Calls(s.All(), "withExec") {
+		if a := execArgs(c); len(a) > 0 && a[0] != gitops.Program && !(a[0] == "go" && slices.Contains(a, runner.Bin)) {
+			out = append(out, strings.Join(a, " "))
+		}
+	}
+	return out
 }
 
 // useSession points the module's dag at the stand-in session the test started.
@@ -454,7 +482,7 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 	host, port, _ := net.SplitHostPort(mail.Addr)
 	p, _ := strconv.Atoi(port)
 	m := New(nil, "", "", nil, "", "main", "x-access-token", nil, "", nil, false, false, false, "",
-		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"}, nil, nil, nil, nil, "", "")
+		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"}, nil, nil, nil, nil, "", "", "")
 	// go-smtp refuses AUTH over a plain connection: the settings are wrong, and notify says so.
 	if _, err := m.Notify(context.Background(), nil); err == nil || strings.Contains(err.Error(), planted) {
 		t.Fatalf("plain-text auth: err = %v", err)
@@ -483,14 +511,14 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 // metrics reads the GitOps repository through the constructor's --repo and returns the report, the
 // charts and the files to export (here on a deploy made by the module itself).
 func TestMetricsFunction(t *testing.T) {
-	srv := gitops(t)
+	srv := gitopsRemote(t)
 	registry := pushedImages(t)
-	session := daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+	session, _ := startProgramSession(t, planted, func(field, q string) (any, error) {
 		if field == "plaintext" {
 			return planted, nil
 		}
 		return daggerfake.Default(field, q)
-	}))
+	})
 	c := useSession(t)
 	token := c.Secret("env://GIT_TOKEN")
 	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token, noSync: true}); err != nil {
@@ -545,7 +573,7 @@ func TestScanGateDecidesFromTheExportedVerdict(t *testing.T) {
 	if _, err := scanGate([]byte("not json")); err == nil || !strings.Contains(err.Error(), "not a scan verdict") {
 		t.Errorf("garbage: %v", err)
 	}
-	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", ""); m.Registry != "ghcr.io/acme-corp" {
+	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", ""); m.Registry != "ghcr.io/acme-corp" {
 		t.Errorf("registry %q: OCI repository names are lower case", m.Registry)
 	}
 }

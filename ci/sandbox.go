@@ -14,15 +14,15 @@ import (
 	"wanderlust.dev/pipeline/ci/sandbox/recipe"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
-	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
+	"wanderlust.dev/pipeline/ci/stages/record"
 )
 
 func newSandbox(app, repo *dagger.Directory, password *dagger.Secret) *Sandbox {
 	if password == nil {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
-		password = dag.SetSecret("wanderlust-sandbox-"+deploy.NewRunID(), hex.EncodeToString(b))
+		password = dag.SetSecret("wanderlust-sandbox-"+record.NewRunID(), hex.EncodeToString(b))
 	}
 	return &Sandbox{App: app, Repo: repo, Password: password}
 }
@@ -40,7 +40,7 @@ func (s *Sandbox) services() recipe.Services {
 }
 
 func (s *Sandbox) runner() *dagger.Container {
-	return recipe.Runner(s.image(), s.services(), s.secrets(), deploy.NewRunID())
+	return recipe.Runner(s.image(), s.services(), s.secrets(), record.NewRunID())
 }
 
 func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests bool) (string, error) {

@@ -1,7 +1,7 @@
 package sandbox_test
 
 // The sandbox's services, run on the host exactly as their Dagger services run them: the command
-// cmd/sandbox built and started once per service (git remote, registry, mail catcher, Argo CD with
+// the GitOps program (cmd/gitops) built and started once per service (git remote, registry, mail catcher, Argo CD with
 // the applications of kubernetes/argocd), then its runner deploys given images, promotes them, and
 // deploys a never-ready image, which is rolled back. The Argo CD stack uses the harness's binaries.
 
@@ -41,18 +41,15 @@ func freePort(t testing.TB) string {
 	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
 
-// build compiles cmd/sandbox (with the stub's module file when there is one, as the tests run).
+// build compiles the GitOps program (cmd/gitops, a Go module of its own), whose subcommands are the
+// sandbox's services and runner.
 func build(t testing.TB) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "sandbox")
-	args := []string{"build", "-o", out}
-	if _, err := os.Stat("../go.stub.mod"); err == nil {
-		args = append(args, "-modfile=go.stub.mod")
-	}
-	cmd := exec.Command("go", append(args, "./cmd/sandbox")...)
-	cmd.Dir = ".."
+	out := filepath.Join(t.TempDir(), "wanderlust-gitops")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = "../cmd/gitops"
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/sandbox: %v\n%s", err, b)
+		t.Fatalf("go build ./cmd/gitops: %v\n%s", err, b)
 	}
 	return out
 }
@@ -124,14 +121,14 @@ func mails(t testing.TB, url string) []mailEntry {
 	return out
 }
 
-// world is the sandbox's services started from cmd/sandbox on the host.
+// world is the sandbox's services started from the GitOps program (cmd/gitops) on the host.
 type world struct {
 	bin, repo, mailURL string
 	ready              time.Duration
 	run                func(args ...string) (string, error)
 }
 
-// start builds cmd/sandbox and starts its four services, as their Dagger services do.
+// start builds the GitOps program (cmd/gitops) and starts its four services, as their Dagger services do.
 func start(t testing.TB) *world {
 	t.Helper()
 	bins := argocdharness.BinDir()
@@ -187,7 +184,7 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 
 	// Deploy: Healthy, and the report mailed.
 	t0 := time.Now()
-	out, err := runner("deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend)
+	out, err := runner("sandbox-deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend)
 	if err != nil || !strings.Contains(out, "Healthy") {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
@@ -198,13 +195,13 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	}
 
 	// Promote dev → staging (no evidence in the sandbox: the gate is skipped, and the report says so).
-	out, err = runner("promote", "--from", "dev", "--to", "staging")
+	out, err = runner("sandbox-promote", "--from", "dev", "--to", "staging")
 	if err != nil || !strings.Contains(out, "Healthy") || !strings.Contains(out, "not signed") {
 		t.Fatalf("promote: %v\n%s", err, out)
 	}
 
 	// A never-ready rollout fails and is rolled back; the failure is mailed.
-	out, err = runner("deploy", "--env", "dev", "--version", sandbox.NeverReady, "--image", "backend="+backend, "--image", "frontend="+frontend)
+	out, err = runner("sandbox-deploy", "--env", "dev", "--version", sandbox.NeverReady, "--image", "backend="+backend, "--image", "frontend="+frontend)
 	if err == nil || !strings.Contains(strings.ToLower(out), "rolled back") {
 		t.Fatalf("never-ready deploy: %v\n%s", err, out)
 	}
@@ -226,7 +223,7 @@ func BenchmarkSandbox(b *testing.B) {
 	imgs := b.TempDir()
 	backend, frontend := imageTar(b, imgs, "backend"), imageTar(b, imgs, "frontend")
 	t0 := time.Now()
-	if out, err := w.run("deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend); err != nil {
+	if out, err := w.run("sandbox-deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend); err != nil {
 		b.Fatalf("%v\n%s", err, out)
 	}
 	d := time.Since(t0)

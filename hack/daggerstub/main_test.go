@@ -102,14 +102,31 @@ func (m *Mod) Load(ctx context.Context, id dagger.ID) (*dagger.Container, error)
 // `make test` compiles) must select exactly ci/go.mod's versions: tests run on what the engine builds.
 func TestStubBuildsWithTheEnginesVersions(t *testing.T) {
 	ciMod := parseMod(t, "../../ci/go.mod")
+	// What the module builds (its packages and tests): the recorded requirements it still uses must be
+	// in ci/go.mod; the ones that left with the GitOps program (ci/cmd/gitops: Argo CD, Kubernetes)
+	// need not.
+	list := exec.Command("go", "list", "-e", "-modfile=go.stub.mod", "-deps", "-test", "-f", "{{with .Module}}{{.Path}}{{end}}", "./...")
+	list.Dir = "../../ci"
+	usedOut, _ := list.Output()
+	used := map[string]bool{}
+	for _, m := range strings.Fields(string(usedOut)) {
+		used[m] = true
+	}
 	recorded := "../../../shared/fixtures/dagger-develop/ci.go.mod.after-develop"
 	if _, err := os.Stat(recorded); err == nil {
 		for path, v := range parseMod(t, recorded).Require {
-			if got, ok := ciMod.Require[path]; !ok || semver.Compare(got, v) < 0 {
+			got, ok := ciMod.Require[path]
+			if !ok && !used[path] {
+				continue
+			}
+			if !ok || semver.Compare(got, v) < 0 {
 				t.Errorf("ci/go.mod requires %s %q; the engine's codegen writes %s", path, got, v)
 			}
 		}
 		for path, v := range parseMod(t, recorded).Replace {
+			if !strings.HasPrefix(path, "go.opentelemetry.io/") {
+				continue // the codegen's own are OpenTelemetry's; the others were Argo CD's client's, now ci/cmd/gitops/go.mod's
+			}
 			if ciMod.Replace[path] != v {
 				t.Errorf("ci/go.mod replaces %s with %q; the engine's codegen writes %q", path, ciMod.Replace[path], v)
 			}

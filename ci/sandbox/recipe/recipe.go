@@ -1,8 +1,8 @@
 // Package recipe is the sandbox as Dagger containers and services: a builder that compiles the Argo
-// CD stack's binaries (hack/e2e/build.sh, the harness's own script and versions) and cmd/sandbox in a
+// CD stack's binaries (hack/e2e/build.sh, the harness's own script and versions) and the GitOps program in a
 // pinned Go image with module and build caches, a small runtime image, one service per component
 // (git, registry, mail, Argo CD) and the runner that deploys against them through service bindings.
-// Everything the services do is cmd/sandbox, tested on the host; here are only the recipes.
+// Everything the services do is the GitOps program, tested on the host; here are only the recipes.
 package recipe
 
 import (
@@ -10,19 +10,24 @@ import (
 	"maps"
 	"slices"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/sandbox"
 )
+
+// program is the GitOps program: every service's and the runner's entrypoint.
+const program = gitops.Program
 
 // Pinned images.
 const (
 	// GoImage builds the binaries (bash for build.sh; the binaries are static: CGO_ENABLED=0).
-	GoImage = "docker.io/library/golang:1.26.8-bookworm"
+	GoImage = runner.GoImage
 	// RuntimeImage runs them, with git and redis-server from Debian's packages.
 	RuntimeImage = "docker.io/library/debian:12.12-slim"
 )
 
-// Where the runtime image keeps things: cmd/sandbox's defaults.
+// Where the runtime image keeps things: the GitOps program's defaults.
 const (
 	binDir       = sandbox.ImageBin
 	manifestsDir = sandbox.ImageManifests
@@ -35,11 +40,11 @@ type Secrets struct {
 	Git, ArgoCD *dagger.Secret
 }
 
-// ciIncludes is what of ci/ the builder needs for cmd/sandbox (not the generated Dagger code).
-var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "sandbox/**", "stages/**"}
+// ciIncludes is what of ci/ the builder needs for the GitOps program (not the generated Dagger code).
+var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "gitops/**", "sandbox/**", "stages/**"}
 
-// Builder compiles the stack's binaries and cmd/sandbox into /out: /out/bin (the harness's
-// binaries), /out/sandbox and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
+// Builder compiles the stack's binaries and the GitOps program (cmd/gitops, a Go module of its own)
+// into /out: /out/bin (the harness's binaries), /out/wanderlust-gitops and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
 func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 	return c.Container().From(GoImage).
 		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-sandbox-gomod")).
@@ -51,8 +56,8 @@ func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 		WithDirectory("/src/ci", src.Directory("ci"), dagger.ContainerWithDirectoryOpts{Include: ciIncludes}).
 		WithEnvVariable("WANDERLUST_E2E_BIN", "/out/bin").
 		WithExec([]string{"bash", "/src/hack/e2e/build.sh"}).
-		WithWorkdir("/src/ci").
-		WithExec([]string{"go", "build", "-ldflags", "-s -w", "-o", "/out/sandbox", "./cmd/sandbox"}).
+		WithWorkdir("/src/ci/cmd/gitops").
+		WithExec([]string{"go", "build", "-ldflags", "-s -w", "-o", "/out/" + program, "."}).
 		WithExec([]string{"sh", "-c", `cp -r "$(go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v2)/manifests/." /out/argo-cd/manifests`})
 }
 
@@ -64,7 +69,7 @@ func Image(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 		WithExec([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "git", "redis-server", "ca-certificates"}).
 		WithDirectory(binDir, out.Directory("bin")).
 		WithDirectory(manifestsDir, out.Directory("argo-cd/manifests")).
-		WithFile("/usr/local/bin/sandbox", out.File("sandbox")).
+		WithFile(runner.Bin, out.File(program)).
 		WithDirectory(kubeDir, src.Directory("kubernetes")).
 		WithDirectory(dataDir, c.Directory())
 }
@@ -73,19 +78,19 @@ func Image(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 func Git(img *dagger.Container, s Secrets) *dagger.Service {
 	return img.WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithExposedPort(sandbox.GitPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "git"}})
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "git"}})
 }
 
 // Registry is the in-engine OCI registry.
 func Registry(img *dagger.Container) *dagger.Service {
 	return img.WithExposedPort(sandbox.RegistryPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "registry"}})
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "registry"}})
 }
 
 // Mail is the mail catcher: SMTP and the HTTP listing of the messages.
 func Mail(img *dagger.Container) *dagger.Service {
 	return img.WithExposedPort(sandbox.SMTPPort).WithExposedPort(sandbox.MailHTTPPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "mail"}})
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "mail"}})
 }
 
 // ArgoCD is the Argo CD stack with the applications of kubernetes/argocd tracking the git
@@ -96,7 +101,7 @@ func ArgoCD(img *dagger.Container, git *dagger.Service, s Secrets) *dagger.Servi
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
 		WithExposedPort(sandbox.ArgoCDPort).WithExposedPort(sandbox.HealthPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{"sandbox", "argocd", "--repo-url", sandbox.RepoURL(), "--apps", kubeDir + "/argocd"}})
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "argocd", "--repo-url", sandbox.RepoURL(), "--apps", kubeDir + "/argocd"}})
 }
 
 // Services are the sandbox's four services.
@@ -104,7 +109,7 @@ type Services struct {
 	Git, Registry, Mail, ArgoCD *dagger.Service
 }
 
-// Runner is the container in which cmd/sandbox runs the pipeline's deploy or promote against the
+// Runner is the container in which the GitOps program runs the pipeline's deploy or promote against the
 // services, bound under their aliases; run names the run so that no result is reused from the
 // engine's cache.
 func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.Container {
@@ -124,7 +129,7 @@ func bound(img *dagger.Container, svc Services, s Secrets) *dagger.Container {
 // Deploy runs a deploy of the built images to env in the runner and returns the runner (its stdout
 // is the run report; a failed deployment fails the exec).
 func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version string) *dagger.Container {
-	args := []string{"sandbox", "deploy", "--env", env, "--version", version}
+	args := []string{program, "sandbox-deploy", "--env", env, "--version", version}
 	for _, n := range slices.Sorted(maps.Keys(images)) {
 		p := "/images/" + n + ".tar"
 		runner = runner.WithMountedFile(p, images[n].AsTarball())
@@ -135,7 +140,7 @@ func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, 
 
 // Promote runs a promotion from → to in the runner.
 func Promote(runner *dagger.Container, from, to string) *dagger.Container {
-	return runner.WithExec([]string{"sandbox", "promote", "--from", from, "--to", to})
+	return runner.WithExec([]string{program, "sandbox-promote", "--from", from, "--to", to})
 }
 
 // Ports are the host ports of Up: Argo CD's API/UI, the git remote, the registry, the mail listing.
@@ -150,11 +155,11 @@ var Ports = []struct {
 	{sandbox.SMTPPort, fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort)},
 }
 
-// Up is one service forwarding Ports to the four services (cmd/sandbox proxy), so that `dagger call
+// Up is one service forwarding Ports to the four services (the GitOps program proxy), so that `dagger call
 // sandbox up up` puts them all on the host; it prints where to look, with the Argo CD admin password.
 func Up(img *dagger.Container, svc Services, s Secrets) *dagger.Service {
 	ctr := bound(img, svc, s)
-	args := []string{"sandbox", "proxy"}
+	args := []string{program, "proxy"}
 	for _, p := range Ports {
 		ctr = ctr.WithExposedPort(p.Port)
 		args = append(args, "--forward", fmt.Sprintf("%d=%s", p.Port, p.Target))

@@ -5,7 +5,6 @@ package recipe
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -103,7 +102,7 @@ func TestBuilderCachesAndWritesIntoDirectoriesThatExist(t *testing.T) {
 	for _, want := range [][]string{
 		{"withMountedCache", `path:"/go/pkg/mod"`}, {"withMountedCache", `path:"/root/.cache/go-build"`},
 		{"withEnvVariable", `name:"CGO_ENABLED"`, `value:"0"`}, {"withEnvVariable", `name:"WANDERLUST_E2E_BIN"`, `value:"/out/bin"`},
-		{"withExec", `"bash","/src/hack/e2e/build.sh"`}, {"withExec", `"go","build"`, `"./cmd/sandbox"`},
+		{"withExec", `"bash","/src/hack/e2e/build.sh"`}, {"withExec", `"go","build"`, `"/out/wanderlust-gitops"`},
 	} {
 		if !daggerfake.HasCall(all, want[0], want[1:]...) {
 			t.Errorf("builder lacks %v", want)
@@ -137,7 +136,7 @@ func TestBuilderCachesAndWritesIntoDirectoriesThatExist(t *testing.T) {
 				for _, m := range writes.FindAllStringSubmatch(st.Args, -1) {
 					dir := m[1]
 					if strings.Contains(st.Args, `"-o","`+dir+`"`) {
-						dir = "/out" // go build -o /out/sandbox writes a file into /out
+						dir = "/out" // go build -o /out/wanderlust-gitops writes a file into /out
 					}
 					checked++
 					if !exists(dir) {
@@ -171,7 +170,7 @@ func TestServicesAndBindings(t *testing.T) {
 			t.Errorf("port %s is not exposed", p)
 		}
 	}
-	if !daggerfake.HasCall(all, "asService", `"sandbox","argocd","--repo-url","`+sandbox.RepoURL()+`"`, `"--apps","`+sandbox.ImageKubernetes+`/argocd"`) {
+	if !daggerfake.HasCall(all, "asService", `"wanderlust-gitops","argocd","--repo-url","`+sandbox.RepoURL()+`"`, `"--apps","`+sandbox.ImageKubernetes+`/argocd"`) {
 		t.Errorf("Argo CD's service does not track %s with kubernetes/argocd's apps:\n%s", sandbox.RepoURL(), all)
 	}
 	for _, alias := range []string{sandbox.GitHost, sandbox.RegistryHost, sandbox.MailHost, sandbox.ArgoCDHost} {
@@ -194,7 +193,7 @@ func TestServicesAndBindings(t *testing.T) {
 			t.Errorf("up does not forward %d to %s", p.Port, p.Target)
 		}
 	}
-	if !daggerfake.HasCall(all, "withExec", `"sandbox","deploy","--env","dev","--version","2.0.0","--image","backend=/images/backend.tar","--image","frontend=/images/frontend.tar"`) {
+	if !daggerfake.HasCall(all, "withExec", `"wanderlust-gitops","sandbox-deploy","--env","dev","--version","2.0.0","--image","backend=/images/backend.tar","--image","frontend=/images/frontend.tar"`) {
 		t.Errorf("the runner's deploy is not recorded:\n%s", all)
 	}
 	if !daggerfake.HasCall(all, "withMountedFile", `path:"/images/backend.tar"`) {
@@ -204,15 +203,12 @@ func TestServicesAndBindings(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// The builder copies only part of ci/ into the Go container: everything cmd/sandbox imports from this
-// module must be in it (and nothing of the generated Dagger code, which does not exist there).
+// The builder copies only part of ci/ into the Go container: everything the GitOps program
+// (cmd/gitops, a module of its own) imports from this module must be in it (and nothing of the
+// generated Dagger code, which does not exist there).
 func TestBuilderCopiesWhatTheEntrypointImports(t *testing.T) {
-	args := []string{"list", "-deps", "-f", "{{.ImportPath}}"}
-	if _, err := os.Stat("../../go.stub.mod"); err == nil {
-		args = append(args, "-modfile=go.stub.mod")
-	}
-	cmd := exec.Command("go", append(args, "./cmd/sandbox")...)
-	cmd.Dir = "../.."
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", ".")
+	cmd.Dir = "../../cmd/gitops"
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +227,7 @@ func TestBuilderCopiesWhatTheEntrypointImports(t *testing.T) {
 			}
 		}
 		if !copied || strings.HasPrefix(rel, "internal/") {
-			t.Errorf("cmd/sandbox needs %s, which the builder does not copy (or cannot have)", rel)
+			t.Errorf("the GitOps program needs %s, which the builder does not copy (or cannot have)", rel)
 		}
 	}
 	if n == 0 {

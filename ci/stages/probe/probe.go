@@ -287,3 +287,32 @@ func median(ds []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
+
+// Flags are the verification flags of deploy, promote and sync (--verify-url …) as given.
+type Flags struct {
+	URLs                                    []string `json:",omitempty"`
+	Status, Body, MaxLatency, For, Interval string   `json:",omitempty"`
+	Insecure                                bool     `json:",omitempty"`
+}
+
+// Options checks the flags and turns them into options: nil without a URL.
+func (f Flags) Options(log func(string)) (*Options, error) {
+	if len(f.URLs) == 0 {
+		return nil, nil
+	}
+	o := &Options{URLs: f.URLs, Status: f.Status, Body: f.Body, Insecure: f.Insecure, Log: log}
+	for _, d := range []struct {
+		flag, value string
+		into        *time.Duration
+	}{{"--verify-max-latency", f.MaxLatency, &o.MaxLatency}, {"--verify-for", f.For, &o.For}, {"--verify-interval", f.Interval, &o.Interval}} {
+		if d.value == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(d.value)
+		if err != nil || dur < 0 {
+			return nil, fmt.Errorf("%s %q: want a duration such as 30s or 500ms", d.flag, d.value)
+		}
+		*d.into = dur
+	}
+	return o, o.Validate()
+}

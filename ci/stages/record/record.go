@@ -7,6 +7,8 @@ package record
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -23,6 +25,13 @@ const (
 	DeployEnv        = "Deploy-Env"
 	RollsBack        = "Rolls-Back"
 )
+
+// NewRunID names a run: the Deploy-Run trailer and the run id of its Argo CD operation.
+func NewRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
 
 // Deployment is the note on a deployment's commit.
 type Deployment struct {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +97,13 @@ func (h *Harness) Close() {
 	_ = os.RemoveAll(h.Dir)
 }
 
-// ArgoManifests finds the manifests/ directory of the argo-cd module this module requires.
+// ArgoManifests finds the manifests/ directory of the argo-cd module that the GitOps program
+// (ci/cmd/gitops, the Go module that requires it) builds with.
 func ArgoManifests() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2").Output()
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2")
+	cmd.Dir = filepath.Join(filepath.Dir(self), "..", "..", "cmd", "gitops")
+	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("locate the argo-cd module: %w", err)
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"

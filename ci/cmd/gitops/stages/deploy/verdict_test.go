@@ -23,7 +23,7 @@ import (
 
 	"github.com/argoproj/argo-cd/v2/pkg/apiclient"
 
-	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/manifest"

@@ -15,10 +15,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/deploy"
 	"wanderlust.dev/pipeline/ci/sandbox"
-	"wanderlust.dev/pipeline/ci/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
-	"wanderlust.dev/pipeline/ci/stages/deploy"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/registry"

@@ -20,7 +20,7 @@ import (
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
-	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/metrics"
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"

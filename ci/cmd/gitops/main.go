@@ -1,20 +1,26 @@
-// Command sandbox is the entrypoint of the sandbox's services and of its runner: one binary,
-// one subcommand each. Secrets come from the environment (Dagger secret variables), never flags.
+// Command wanderlust-gitops is the pipeline's GitOps half — everything that talks to Argo CD — as one
+// program that the Dagger module runs in a container (a Go module of its own, so that Argo CD's and
+// Kubernetes' packages stay out of the module's Go graph), and the sandbox's services. Secrets come
+// from the environment (Dagger secret variables), never flags.
 //
-//	sandbox argocd   --bin DIR --manifests DIR --dir DIR --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
-//	sandbox git      --root DIR --kubernetes DIR                                       (SANDBOX_GIT_PASSWORD)
-//	sandbox registry
-//	sandbox mail
-//	sandbox deploy   --env dev --version V --image backend=/images/backend.tar …       (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
-//	sandbox promote  --from dev --to staging                                           (same)
-//	sandbox proxy    --forward 8080=argocd:8080 …  (what `up` puts on the host; prints where to look)
+//	wanderlust-gitops deploy|promote|sync --request JSON   the module's stages (ci/gitops: the request, and
+//	                                                        the result as JSON on stdout; exit 1: a failed run)
+//	wanderlust-gitops argocd   --bin DIR --manifests DIR --dir DIR --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
+//	wanderlust-gitops git      --root DIR --kubernetes DIR                                       (SANDBOX_GIT_PASSWORD)
+//	wanderlust-gitops registry
+//	wanderlust-gitops mail
+//	wanderlust-gitops sandbox-deploy   --env dev --version V --image backend=/images/backend.tar …  (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
+//	wanderlust-gitops sandbox-promote  --from dev --to staging                                      (same)
+//	wanderlust-gitops proxy    --forward 8080=argocd:8080 …  (what `up` puts on the host; prints where to look)
 //
-// Every service listens on its sandbox port (sandbox.ArgoCDPort, …); argocd opens sandbox.HealthPort
-// only once its applications exist.
+// Every sandbox service listens on its sandbox port (sandbox.ArgoCDPort, …); argocd opens
+// sandbox.HealthPort only once its applications exist. Spans go where OTEL_EXPORTER_OTLP_* say, under
+// TRACEPARENT.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -23,21 +29,28 @@ import (
 	"syscall"
 	"time"
 
+	"wanderlust.dev/pipeline/ci/cmd/gitops/runner"
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/sandbox"
-	"wanderlust.dev/pipeline/ci/sandbox/runner"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sandbox argocd|git|registry|mail|deploy|promote [flags]")
+		fmt.Fprintln(os.Stderr, "usage: "+gitops.Program+" deploy|promote|sync|argocd|git|registry|mail|sandbox-deploy|sandbox-promote|proxy [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox "+os.Args[1]+": "+err.Error())
-		os.Exit(1)
+	ctx, flush := tracing(ctx, os.Getenv)
+	err := run(ctx, os.Args[1], os.Args[2:])
+	flush()
+	stop()
+	switch {
+	case errors.Is(err, errRunFailed):
+		os.Exit(1) // the result, with the error and the report, is on stdout
+	case err != nil:
+		fmt.Fprintln(os.Stderr, gitops.Program+" "+os.Args[1]+": "+err.Error())
+		os.Exit(2)
 	}
 }
 
@@ -61,6 +74,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 	gitUser := fs.String("git-user", sandbox.GitUser, "user of the git remote")
 	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
 	switch cmd {
+	case gitops.CmdDeploy, gitops.CmdPromote, gitops.CmdSync:
+		request := fs.String("request", "", "the request, JSON (ci/gitops)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serve(ctx, cmd, *request, os.Getenv, os.Stdout)
 	case "argocd":
 		bin := fs.String("bin", sandbox.ImageBin, "directory of the stack's binaries")
 		manifests := fs.String("manifests", sandbox.ImageManifests, "argo-cd's manifests/ directory")
@@ -116,7 +135,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 			fmt.Println(line)
 		}
 		return sandbox.Forward(ctx, *host, fwd)
-	case "deploy", "promote":
+	case "sandbox-deploy", "sandbox-promote":
 		o := runner.Options{Images: images{}, GitPassword: gitPassword, ArgoPassword: argoPassword, Log: logf}
 		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("%s:%d", sandbox.RegistryHost, sandbox.RegistryPort), "registry host:port")
 		fs.StringVar(&o.Repo, "repo", sandbox.RepoURL(), "GitOps repository URL")
@@ -135,7 +154,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		o.GitUser, o.MailTo, o.Timeout = *gitUser, strings.Split(*mailTo, ","), *timeout
 		var rep *report.Run
 		var err error
-		if cmd == "deploy" {
+		if cmd == "sandbox-deploy" {
 			rep, err = runner.Deploy(ctx, o, *env)
 		} else {
 			rep, err = runner.Promote(ctx, o, *from, *to)

@@ -7,14 +7,12 @@ package deploy
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"wanderlust.dev/pipeline/ci/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
@@ -186,12 +184,8 @@ func deployAndRecord(ctx context.Context, o Options, r *report.Run) error {
 	return err
 }
 
-// NewRunID names a run: the Deploy-Run trailer and the run id of its Argo CD operation.
-func NewRunID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
-}
+// NewRunID names a run (record.NewRunID).
+func NewRunID() string { return record.NewRunID() }
 
 // Finish closes the report with err and mails it (not in a dry run). The container stages use it
 // too, so that a failed scan, build or publish is mailed like a failed rollout.

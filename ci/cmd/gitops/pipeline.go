@@ -1,0 +1,243 @@
+package main
+
+// The pipeline's GitOps half, as the module runs it: one request (ci/gitops) in, one result out.
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/deploy"
+	"wanderlust.dev/pipeline/ci/gitops"
+	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+// errRunFailed says the run failed and its result, report included, is on stdout.
+var errRunFailed = errors.New("the run failed (its result is on stdout)")
+
+// serve runs one request of the module and writes its result on out. A failed run returns
+// errRunFailed after writing its result; a request that cannot run returns its error.
+func serve(ctx context.Context, cmd, request string, getenv func(string) string, out io.Writer) error {
+	var res *gitops.Result
+	var err error
+	switch cmd {
+	case gitops.CmdDeploy:
+		var q gitops.Deploy
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = serveDeploy(ctx, q, getenv)
+	case gitops.CmdPromote:
+		var q gitops.Promote
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = servePromote(ctx, q, getenv)
+	case gitops.CmdSync:
+		var q gitops.Sync
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = serveSync(ctx, q, getenv)
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if res == nil {
+		return err
+	}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	b, jerr := json.Marshal(res)
+	if jerr != nil {
+		return jerr
+	}
+	if _, werr := fmt.Fprintln(out, string(b)); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return errRunFailed
+	}
+	return nil
+}
+
+// gitOptions are the GitOps repository's options, with the token from the environment.
+func gitOptions(c gitops.Config, getenv func(string) string) git.Options {
+	return git.Options{URL: c.Repo, Branch: c.Branch, Auth: git.Auth{Username: c.GitUser, Token: getenv(gitops.EnvGitToken)}, Log: logf}
+}
+
+// argoOptions are Argo CD's options for app.
+func argoOptions(c gitops.Config, app string, timeout int, getenv func(string) string) (*argocd.Options, error) {
+	if timeout < 0 {
+		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
+	}
+	if err := argocd.CheckAddress(c.ArgoCD.Server); err != nil {
+		return nil, err
+	}
+	a := c.ArgoCD
+	return &argocd.Options{Server: a.Server, Token: getenv(gitops.EnvArgoCDToken), PlainText: a.PlainText, Insecure: a.Insecure,
+		GRPCWeb: a.GRPCWeb, App: app, AppNamespace: a.AppNamespace, Timeout: time.Duration(timeout) * time.Second, Log: logf}, nil
+}
+
+// notifyOptions are the SMTP settings (nil without a host).
+func notifyOptions(c gitops.Config, getenv func(string) string) (*notify.Options, error) {
+	if c.SMTP.Host == "" {
+		return nil, nil
+	}
+	s := c.SMTP
+	o := &notify.Options{Host: s.Host, Port: s.Port, TLS: s.TLS, Username: s.Username, Password: getenv(gitops.EnvSMTPPassword), From: s.From, To: s.To}
+	return o, o.Validate()
+}
+
+func registryAuth(c gitops.Config, getenv func(string) string) registry.Auth {
+	return registry.Auth{Username: c.RegistryUser, Password: getenv(gitops.EnvRegistryPassword), Host: c.Registry}
+}
+
+// gate is the evidence gate of a request (nil: none).
+func gate(e *gitops.Evidence) (*deploy.Evidence, error) {
+	switch {
+	case e == nil:
+		return nil, nil
+	case e.AllowUnverified != "":
+		return &deploy.Evidence{AllowUnverified: e.AllowUnverified}, nil
+	}
+	v, err := e.Verifier()
+	if err != nil {
+		return nil, err
+	}
+	return &deploy.Evidence{Verifier: v, Policy: e.Policy()}, nil
+}
+
+// deployOptions turns a deploy request into the stage's options.
+func deployOptions(q gitops.Deploy, getenv func(string) string) (*deploy.Options, error) {
+	var commitTime time.Time
+	if q.SourceCommitTime != "" {
+		t, err := time.Parse(time.RFC3339, q.SourceCommitTime)
+		if err != nil {
+			return nil, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", q.SourceCommitTime)
+		}
+		commitTime = t
+	}
+	o := &deploy.Options{Images: q.Images, Registry: registryAuth(q.Config, getenv), PinDigest: q.PinDigest, DryRun: q.DryRun,
+		Rollback: q.Rollback, SourceCommitTime: commitTime, SkipVerify: q.SkipVerify, RunID: q.RunID, Webhook: getenv(gitops.EnvWebhookURL),
+		Bump: bump.Options{Env: q.Env, SourceCommit: q.SourceCommit, Git: gitOptions(q.Config, getenv), SkipCI: q.SkipCI}}
+	var err error
+	switch {
+	case q.NoSync:
+	case q.ArgoCD.Server == "":
+		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
+	default:
+		if o.Argo, err = argoOptions(q.Config, cmp.Or(q.App, "wanderlust-"+q.Env), q.TimeoutSeconds, getenv); err != nil {
+			return nil, err
+		}
+	}
+	if o.Notify, err = notifyOptions(q.Config, getenv); err != nil {
+		return nil, err
+	}
+	if o.Probe, err = q.Verify.Options(logf); err != nil {
+		return nil, err
+	}
+	if o.Evidence, err = gate(q.Evidence); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// serveDeploy runs one phase of a deploy. Every phase ends with a report; a failed one is recorded
+// and mailed (deploy.Finish), like any failed run.
+func serveDeploy(ctx context.Context, q gitops.Deploy, getenv func(string) string) (*gitops.Result, error) {
+	rep := q.Report
+	if rep == nil {
+		rep = report.New("Wanderlust deploy", q.Env)
+	}
+	o, err := deployOptions(q, getenv)
+	if err != nil {
+		return nil, err
+	}
+	switch q.Phase {
+	case gitops.PhasePreflight:
+		sctx, end := rep.Start(ctx, "preflight")
+		err := deploy.Check(sctx, o)
+		end(nil, err)
+		if err != nil {
+			deploy.Finish(ctx, *o, rep, err)
+		}
+		return &gitops.Result{Report: rep}, err
+	case gitops.PhaseFailed:
+		err := errors.New(cmp.Or(q.Error, "a container stage failed"))
+		deploy.Finish(ctx, *o, rep, err)
+		return &gitops.Result{Report: rep}, err
+	case gitops.PhaseRun:
+		// Checked again (nothing is pushed before it): the repository or Argo CD may have changed
+		// while the module built; a failure is the preflight's.
+		if err := deploy.Check(ctx, o); err != nil {
+			_, end := rep.Start(ctx, "preflight")
+			end(nil, err)
+			deploy.Finish(ctx, *o, rep, err)
+			return &gitops.Result{Report: rep}, err
+		}
+		rep, err := deploy.Run(ctx, *o, rep)
+		return &gitops.Result{Report: rep}, err
+	}
+	return nil, fmt.Errorf("deploy: unknown phase %q", q.Phase)
+}
+
+func servePromote(ctx context.Context, q gitops.Promote, getenv func(string) string) (*gitops.Result, error) {
+	ao, err := argoOptions(q.Config, cmp.Or(q.ToApp, "wanderlust-"+q.To), q.TimeoutSeconds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	n, err := notifyOptions(q.Config, getenv)
+	if err != nil {
+		return nil, err
+	}
+	p, err := q.Verify.Options(logf)
+	if err != nil {
+		return nil, err
+	}
+	g, err := gate(&q.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: q.From, To: q.To, Git: gitOptions(q.Config, getenv), Argo: *ao,
+		FromApp: cmp.Or(q.FromApp, "wanderlust-"+q.From), ToApp: ao.App, Rollback: q.Rollback, Notify: n, Probe: p,
+		Webhook: getenv(gitops.EnvWebhookURL), Evidence: g, Registry: registryAuth(q.Config, getenv)})
+	return &gitops.Result{Report: rep}, err
+}
+
+func serveSync(ctx context.Context, q gitops.Sync, getenv func(string) string) (*gitops.Result, error) {
+	ao, err := argoOptions(q.Config, q.App, q.TimeoutSeconds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	ao.Revision, ao.RunID = q.Revision, q.RunID
+	ao.DegradedGrace = time.Duration(q.DegradedGrace) * time.Second
+	var g git.Options
+	if q.Repo != "" {
+		g = gitOptions(q.Config, getenv)
+	}
+	p, err := q.Verify.Options(logf)
+	if err != nil {
+		return nil, err
+	}
+	out, err := deploy.Sync(ctx, deploy.SyncOptions{Argo: *ao, Git: g, Rollback: q.Rollback, Probe: p, AllowOlder: q.AllowOlder})
+	if err != nil {
+		return &gitops.Result{}, err
+	}
+	r := out.Deployed
+	if r.Outcome == argocd.Superseded {
+		return &gitops.Result{Output: fmt.Sprintf("%s: superseded: %s", r.App, r.Reason)}, nil
+	}
+	return &gitops.Result{Output: fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
+		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
+		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond))}, nil
+}

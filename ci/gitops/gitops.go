@@ -1,0 +1,181 @@
+// Package gitops is the contract between the Dagger module and the GitOps program (ci/cmd/gitops,
+// a Go module of its own, so that Argo CD's and Kubernetes' packages stay out of the module's Go
+// graph): the module runs the program in a container with one request, as JSON in its arguments, and
+// the credentials as secret variables; the program answers with one Result, as JSON on stdout.
+//
+// Nothing here talks to anything: the types, the names of the secret variables, and the reading and
+// writing of both sides, tested from both sides.
+package gitops
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/probe"
+	"wanderlust.dev/pipeline/ci/stages/report"
+)
+
+// The secret variables the program reads its credentials from (never flags, never the request).
+const (
+	EnvGitToken         = "WANDERLUST_GIT_TOKEN"
+	EnvArgoCDToken      = "WANDERLUST_ARGOCD_TOKEN"
+	EnvRegistryPassword = "WANDERLUST_REGISTRY_PASSWORD"
+	EnvSMTPPassword     = "WANDERLUST_SMTP_PASSWORD"
+	EnvWebhookURL       = "WANDERLUST_WEBHOOK_URL"
+)
+
+// Secrets lists the secret variables, for the module to set and the tests to check.
+var Secrets = []string{EnvGitToken, EnvArgoCDToken, EnvRegistryPassword, EnvSMTPPassword, EnvWebhookURL}
+
+// Commands of the program that take a request.
+const (
+	CmdDeploy  = "deploy"
+	CmdPromote = "promote"
+	CmdSync    = "sync"
+)
+
+// Phases of a deploy: the module runs the preflight before it builds anything, then the run with the
+// built images; a failed container stage is finished (recorded, mailed) by the program too.
+const (
+	PhasePreflight = "preflight"
+	PhaseRun       = "run"
+	PhaseFailed    = "failed"
+)
+
+// Config is the module's constructor configuration that the program needs (no secret).
+type Config struct {
+	// Repo, Branch and GitUser name the GitOps repository and its login.
+	Repo, Branch, GitUser string `json:",omitempty"`
+	// ArgoCD is the Argo CD API server (empty: none).
+	ArgoCD ArgoCD `json:",omitzero"`
+	// Registry is the registry host the registry login belongs to; RegistryUser its user.
+	Registry, RegistryUser string `json:",omitempty"`
+	// SMTP is the mail server (Host empty: no mail).
+	SMTP SMTP `json:",omitzero"`
+	// Webhook says the webhook secret is set.
+	Webhook bool `json:",omitempty"`
+}
+
+// ArgoCD is the Argo CD server's address and connection.
+type ArgoCD struct {
+	Server                       string `json:",omitempty"`
+	PlainText, Insecure, GRPCWeb bool   `json:",omitempty"`
+	AppNamespace                 string `json:",omitempty"`
+}
+
+// SMTP are the mail settings.
+type SMTP struct {
+	Host                string   `json:",omitempty"`
+	Port                int      `json:",omitempty"`
+	TLS, Username, From string   `json:",omitempty"`
+	To                  []string `json:",omitempty"`
+}
+
+// Evidence is the gate on the images' evidence: the public key, and what the provenance and the
+// verdict must show; or AllowUnverified, the reason to skip it.
+type Evidence struct {
+	VerifyKeyPEM             string `json:",omitempty"`
+	SourceRepo, SourceCommit string `json:",omitempty"`
+	FailOn                   string `json:",omitempty"`
+	AllowUnverified          string `json:",omitempty"`
+}
+
+// Policy is the evidence policy the gate applies.
+func (e Evidence) Policy() evidence.Policy {
+	return evidence.Policy{SourceRepo: e.SourceRepo, SourceCommit: e.SourceCommit, FailOn: e.FailOn}
+}
+
+// Verifier loads the public key.
+func (e Evidence) Verifier() (*evidence.Verifier, error) {
+	if e.VerifyKeyPEM == "" {
+		return nil, errors.New("evidence: no public key to verify with")
+	}
+	return evidence.LoadVerifier([]byte(e.VerifyKeyPEM))
+}
+
+// Deploy is a deploy's request.
+type Deploy struct {
+	Config
+	Phase string
+	// Error is the failed container stage's error (PhaseFailed).
+	Error string `json:",omitempty"`
+	Env   string
+	App   string `json:",omitempty"`
+	// Images are the references to deploy, repo:tag.
+	Images                              []string `json:",omitempty"`
+	PinDigest, DryRun, Rollback, SkipCI bool     `json:",omitempty"`
+	NoSync                              bool     `json:",omitempty"`
+	SourceCommit, SourceCommitTime      string   `json:",omitempty"`
+	TimeoutSeconds                      int      `json:",omitempty"`
+	// SkipVerify deploys without verifying the images, for this reason (a dry run's unpushed build).
+	SkipVerify string      `json:",omitempty"`
+	Verify     probe.Flags `json:",omitzero"`
+	// Evidence, when set, gates the images.
+	Evidence *Evidence `json:",omitempty"`
+	RunID    string
+	// Report is the run's report so far (the module's stages); the program goes on with it.
+	Report *report.Run `json:",omitempty"`
+}
+
+// Promote is a promotion's request.
+type Promote struct {
+	Config
+	From, To, FromApp, ToApp string
+	Rollback                 bool        `json:",omitempty"`
+	TimeoutSeconds           int         `json:",omitempty"`
+	Verify                   probe.Flags `json:",omitzero"`
+	Evidence                 Evidence
+	RunID                    string
+}
+
+// Sync is a sync's request.
+type Sync struct {
+	Config
+	App, Revision                 string
+	TimeoutSeconds, DegradedGrace int         `json:",omitempty"`
+	Rollback, AllowOlder          bool        `json:",omitempty"`
+	Verify                        probe.Flags `json:",omitzero"`
+	RunID                         string
+}
+
+// Result is the program's answer: the run's report (deploy, promote), or the output line (sync), and
+// the error of a failed run.
+type Result struct {
+	Error  string      `json:",omitempty"`
+	Report *report.Run `json:",omitempty"`
+	Output string      `json:",omitempty"`
+}
+
+// Args are the program's arguments for a request.
+func Args(cmd string, request any) ([]string, error) {
+	b, err := json.Marshal(request)
+	if err != nil {
+		return nil, fmt.Errorf("gitops: %s request: %w", cmd, err)
+	}
+	return []string{Program, cmd, "--request", string(b)}, nil
+}
+
+// Program is the program's name in its image (on the PATH).
+const Program = "wanderlust-gitops"
+
+// ReadRequest decodes a request, refusing unknown fields (a module and a program of two versions).
+func ReadRequest(s string, into any) error {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.DisallowUnknownFields()
+	if err := d.Decode(into); err != nil {
+		return fmt.Errorf("gitops: request: %w (is the runner image the module's version?)", err)
+	}
+	return nil
+}
+
+// ReadResult decodes the program's stdout.
+func ReadResult(stdout string) (*Result, error) {
+	var r Result
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &r); err != nil {
+		return nil, fmt.Errorf("gitops: the program's answer is not a result: %w", err)
+	}
+	return &r, nil
+}

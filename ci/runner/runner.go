@@ -1,0 +1,147 @@
+// Package runner is the GitOps program (ci/cmd/gitops) as Dagger containers: built from the module's
+// own source in a pinned Go image with module and build cache volumes — copying only the packages it
+// compiles, so that an edit elsewhere in ci/ reuses the build — or pulled from a published image
+// (--runner-image); and one request run in it, its result read whatever the exit code.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"wanderlust.dev/pipeline/ci/gitops"
+	"wanderlust.dev/pipeline/ci/internal/dagger"
+)
+
+// GoImage builds the program (and the sandbox's binaries).
+const GoImage = "docker.io/library/golang:1.26.8-bookworm"
+
+// Bin is where the program is in its image.
+const Bin = "/usr/local/bin/" + gitops.Program
+
+// Packages are the directories of ci/ whose packages the program compiles: its own module
+// (cmd/gitops) and what it imports from the module beside. TestPackagesAreWhatTheProgramImports
+// checks the list against `go list -deps`.
+var Packages = []string{
+	"cmd/gitops", "cmd/gitops/runner", "cmd/gitops/stages/argocd", "cmd/gitops/stages/deploy",
+	"gitops", "sandbox",
+	"stages/bump", "stages/evidence", "stages/git", "stages/intent", "stages/manifest", "stages/notify",
+	"stages/probe", "stages/record", "stages/registry", "stages/render", "stages/report",
+	"stages/scan/findings", "stages/telemetry",
+}
+
+// moduleFiles are the two modules' files the build reads.
+var moduleFiles = []string{"go.mod", "go.sum", "cmd/gitops/go.mod", "cmd/gitops/go.sum"}
+
+// Source is the part of ci/ the program builds from: the module files and its packages' Go files
+// (no tests).
+func Source(c *dagger.Client, ci *dagger.Directory) *dagger.Directory {
+	d := c.Directory()
+	for _, f := range moduleFiles {
+		d = d.WithFile(f, ci.File(f))
+	}
+	for _, p := range Packages {
+		d = d.WithDirectory(p, ci.Directory(p), dagger.DirectoryWithDirectoryOpts{Include: []string{"*.go"}, Exclude: []string{"*_test.go"}})
+	}
+	return d
+}
+
+// GoEnv are the Go settings of the caller that the build honours (a private module mirror, a proxy
+// that checks sums elsewhere …): name → value, set only when given.
+type GoEnv map[string]string
+
+// GoEnvNames are the variables GoEnv may hold.
+var GoEnvNames = []string{"GOPROXY", "GONOSUMDB", "GOPRIVATE", "GOFLAGS", "GONOPROXY", "GOSUMDB"}
+
+// Build compiles the program from ci/ (the module's source) for platform ("" for the engine's) in
+// GoImage, with cache volumes for modules and builds, and returns the Go image with the program at
+// Bin. The program is static (CGO_ENABLED=0).
+func Build(c *dagger.Client, ci *dagger.Directory, platform dagger.Platform, env GoEnv) *dagger.Container {
+	ctr := c.Container().From(GoImage).
+		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-gomod")).
+		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-gobuild")).
+		WithEnvVariable("CGO_ENABLED", "0")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if slices.Contains(GoEnvNames, k) && env[k] != "" {
+			ctr = ctr.WithEnvVariable(k, env[k])
+		}
+	}
+	if platform != "" {
+		os, arch, _ := strings.Cut(string(platform), "/")
+		arch, _, _ = strings.Cut(arch, "/")
+		ctr = ctr.WithEnvVariable("GOOS", os).WithEnvVariable("GOARCH", arch)
+	}
+	return ctr.WithDirectory("/src/ci", Source(c, ci)).
+		WithWorkdir("/src/ci/cmd/gitops").
+		// -mod=mod: the engine may have completed ci/go.mod for its generated code; the build fills
+		// any checksum that adds instead of failing.
+		WithExec([]string{"go", "build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", Bin, "."}).
+		WithWorkdir("/")
+}
+
+// RuntimeImage is the base of the published program image: CA certificates, no shell, a non-root user.
+const RuntimeImage = "gcr.io/distroless/static-debian12:nonroot"
+
+// Image is the published image of the program for platform: the program built by Build, on
+// RuntimeImage, as its entrypoint.
+func Image(c *dagger.Client, ci *dagger.Directory, platform dagger.Platform, env GoEnv, version string) *dagger.Container {
+	bin := Build(c, ci, platform, env).File(Bin)
+	return c.Container(dagger.ContainerOpts{Platform: platform}).From(RuntimeImage).
+		WithFile(Bin, bin).
+		WithLabel("org.opencontainers.image.title", gitops.Program).
+		WithLabel("org.opencontainers.image.version", version).
+		WithEntrypoint([]string{Bin})
+}
+
+// Pull is the published program image.
+func Pull(c *dagger.Client, image string) *dagger.Container {
+	return c.Container().From(image)
+}
+
+// Run runs one request (gitops.Args) in ctr with the secrets as secret variables, and returns the
+// program's result — for a failed run too (exit 1: its report is on stdout). A program that could not
+// run the request (exit 2, a crash, a wrong image) is an error naming the command and its stderr.
+func Run(ctx context.Context, ctr *dagger.Container, cmd string, request any, secrets map[string]*dagger.Secret) (*gitops.Result, error) {
+	args, err := gitops.Args(cmd, request)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		if secrets[k] != nil {
+			ctr = ctr.WithSecretVariable(k, secrets[k])
+		}
+	}
+	ctr, err = ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny, UseEntrypoint: false}).Sync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the GitOps program did not run (%s %s): %w", cmd, gitops.Program, cmd, err)
+	}
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", cmd, gitops.Program, cmd, err)
+	}
+	stdout, err := ctr.Stdout(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", cmd, gitops.Program, cmd, err)
+	}
+	if code == 0 || code == 1 {
+		if res, err := gitops.ReadResult(stdout); err == nil {
+			if code == 1 && res.Error == "" {
+				res.Error = cmd + " failed"
+			}
+			return res, nil
+		}
+	}
+	stderr, _ := ctr.Stderr(ctx)
+	return nil, fmt.Errorf("%s: %s %s exited with %d: %s", cmd, gitops.Program, cmd, code, Tail(stderr, 2000))
+}
+
+// Tail is the end of a command's output, at most n bytes, trimmed.
+func Tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
+	}
+	return s
+}
