@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
+	"wanderlust.dev/pipeline/ci/testsupport/otlpcollector"
 	"wanderlust.dev/pipeline/ci/testsupport/smtpserver"
 )
 
@@ -285,6 +287,51 @@ func TestDeployWithGivenImagesSkipsTheContainerStages(t *testing.T) {
 	}
 	if _, err := callDeploy(deployArgs{env: "staging", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", gitToken: token, noSync: true}); err == nil {
 		t.Error("--backend-tag without --frontend-tag accepted")
+	}
+}
+
+// The engine gives every exec its OTLP endpoint and the calling function's span (TRACEPARENT): the
+// GitOps program's stage spans land there, in the function's trace and under its span, as the
+// module's own stages' spans do.
+func TestTheProgramsSpansNestUnderTheFunction(t *testing.T) {
+	srv := gitopsRemote(t)
+	registry := pushedImages(t)
+	col := otlpcollector.Start()
+	defer col.Close()
+	_, runs := startProgramSession(t, planted, func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	})
+	const traceID, fn = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	runs.Engine = map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": col.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_TRACES_LIVE": "1", "TRACEPARENT": "00-" + traceID + "-" + fn + "-01"}
+	token := useSession(t).Secret("env://GIT_TOKEN")
+	if _, err := callDeploy(deployArgs{env: "dev", registry: registry, repo: srv.RepoURL("gitops"), backend: "7.0.0", frontend: "7.0.1", gitToken: token, noSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]otlpcollector.Span{}
+	ids := map[string]bool{}
+	for _, s := range col.Spans() {
+		byName[s.Name] = s
+		ids[s.ID] = true
+		if s.Trace != traceID {
+			t.Errorf("span %s in trace %s, want the function's %s", s.Name, s.Trace, traceID)
+		}
+	}
+	for _, name := range []string{"preflight", "verify", "bump", "git.commit", "git.push", "record"} {
+		s, ok := byName[name]
+		if !ok {
+			t.Errorf("no %s span (got %v)", name, slices.Sorted(maps.Keys(byName)))
+			continue
+		}
+		if p := s.Parent; p != fn && !ids[p] {
+			t.Errorf("span %s hangs under %s, neither the function's span nor one of the run's", name, p)
+		}
+	}
+	if s := byName["bump"]; s.Parent != fn {
+		t.Errorf("the stage span bump is under %s, not under the function's span %s", s.Parent, fn)
 	}
 }
 

@@ -68,6 +68,9 @@ type programRuns struct {
 	mu     sync.Mutex
 	byID   map[string]*programExec
 	runs   []*programExec
+	// Engine are variables the engine itself sets in every exec (OTEL_*, TRACEPARENT): not in the
+	// plan, given to each run.
+	Engine map[string]string
 }
 
 // startProgramSession starts a stand-in session whose leaves come from leaf, and whose GitOps
@@ -145,6 +148,9 @@ func (p *programRuns) run(pipeline string) *programExec {
 		n, v := argValue(c, "name"), argValue(c, "value")
 		x.Env = append(x.Env, n+"="+v)
 		env = append(env, n+"="+v)
+	}
+	for k, v := range p.Engine {
+		env = append(env, k+"="+v)
 	}
 	cmd := exec.Command(p.bin, args[1:]...)
 	cmd.Env = env

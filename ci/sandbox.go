@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"wanderlust.dev/pipeline/ci/execerr"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/sandbox"
 	"wanderlust.dev/pipeline/ci/sandbox/recipe"
@@ -56,7 +57,7 @@ func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests boo
 	}
 	out, err := recipe.Deploy(s.runner(), map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}, env, version).Stdout(ctx)
 	if err != nil {
-		return "", err
+		return "", execerr.Wrap("sandbox deploy", err)
 	}
 	return out + where, nil
 }
@@ -69,7 +70,7 @@ func (s *Sandbox) promote(ctx context.Context, from, to string) (string, error) 
 	}
 	out, err := recipe.Promote(s.runner(), from, to).Stdout(ctx)
 	if err != nil {
-		return "", err
+		return "", execerr.Wrap("sandbox promote", err)
 	}
 	return out + where, nil
 }

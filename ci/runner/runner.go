@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"wanderlust.dev/pipeline/ci/execerr"
 	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 )
@@ -115,7 +116,8 @@ func Run(ctx context.Context, ctr *dagger.Container, cmd string, request any, se
 	}
 	ctr, err = ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny, UseEntrypoint: false}).Sync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: the GitOps program did not run (%s %s): %w", cmd, gitops.Program, cmd, err)
+		return nil, fmt.Errorf("%w\n(the program is built from this module's source; --runner-image runs a published image of it instead)",
+			execerr.Wrap(cmd+": the GitOps program did not run", err))
 	}
 	code, err := ctr.ExitCode(ctx)
 	if err != nil {
@@ -134,14 +136,5 @@ func Run(ctx context.Context, ctr *dagger.Container, cmd string, request any, se
 		}
 	}
 	stderr, _ := ctr.Stderr(ctx)
-	return nil, fmt.Errorf("%s: %s %s exited with %d: %s", cmd, gitops.Program, cmd, code, Tail(stderr, 2000))
-}
-
-// Tail is the end of a command's output, at most n bytes, trimmed.
-func Tail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
+	return nil, fmt.Errorf("%s: %s %s exited with %d: %s", cmd, gitops.Program, cmd, code, execerr.Tail(stderr, 20))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"strings"
 
@@ -23,8 +24,8 @@ import (
 // function flushes the spans.
 func tracing(ctx context.Context, getenv func(string) string) (context.Context, func()) {
 	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if endpoint == "" {
-		endpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); endpoint == "" && base != "" {
+		endpoint = strings.TrimRight(base, "/") + "/v1/traces" // the signal's path under the base, as the spec says
 	}
 	if endpoint == "" {
 		return ctx, func() {}
@@ -36,9 +37,9 @@ func tracing(ctx context.Context, getenv func(string) string) (context.Context, 
 	var exp *otlptrace.Exporter
 	var err error
 	if strings.HasPrefix(protocol, "grpc") {
-		exp, err = otlptracegrpc.New(ctx) // reads the endpoint, headers and TLS settings from the environment
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cmp.Or(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))))
 	} else {
-		exp, err = otlptracehttp.New(ctx)
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	}
 	if err != nil {
 		logf("tracing off: " + err.Error())

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"wanderlust.dev/pipeline/ci/execerr"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 )
 
@@ -131,7 +132,7 @@ type Result struct {
 func One(ctx context.Context, c *dagger.Client, src *dagger.Directory, component string, o Options) (*dagger.Container, error) {
 	if !o.SkipTests {
 		if _, err := Test(c, src, component, o).Sync(ctx); err != nil {
-			return nil, fmt.Errorf("build %s: tests failed: %w", component, err)
+			return nil, execerr.Wrap(fmt.Sprintf("build %s: tests failed", component), err)
 		}
 	}
 	img, err := Image(ctx, c, src, component, o)
@@ -139,7 +140,7 @@ func One(ctx context.Context, c *dagger.Client, src *dagger.Directory, component
 		return nil, err
 	}
 	if img, err = img.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("build %s: image: %w", component, err)
+		return nil, execerr.Wrap(fmt.Sprintf("build %s: image", component), err)
 	}
 	return img, nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -72,10 +73,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	data, err := s.answer(req.Query)
 	if err != nil {
-		_ = json.NewEncoder(w).Encode(map[string]any{"data": nil, "errors": []map[string]any{{"message": err.Error()}}})
+		e := map[string]any{"message": err.Error()}
+		var x *ExecFailure
+		if errors.As(err, &x) {
+			// As an engine reports a failed exec: the SDK turns it into a dagger.ExecError.
+			e["extensions"] = map[string]any{"_type": "EXEC_ERROR", "cmd": x.Cmd, "exitCode": x.Code, "stdout": x.Stdout, "stderr": x.Stderr}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": nil, "errors": []map[string]any{e}})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
+}
+
+// ExecFailure is an answer's error that the session reports as a failed exec, with the engine's
+// extensions (command, exit code, output).
+type ExecFailure struct {
+	Cmd            []string
+	Code           int
+	Stdout, Stderr string
+}
+
+func (e *ExecFailure) Error() string {
+	return fmt.Sprintf("process %q did not complete successfully: exit code: %d", strings.Join(e.Cmd, " "), e.Code)
 }
 
 // Queries returns the queries received so far.
