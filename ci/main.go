@@ -21,6 +21,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/stages/scan"
 )
 
@@ -712,12 +713,15 @@ type RunReport struct {
 	Result string
 	// Why, when the result is not succeeded.
 	Reason string
+	// report.md and report.json, to export: `… report --file deploy.json files export --path
+	// deploy-report` (a CI job summary appends deploy-report/report.md).
+	Files *dagger.Directory
 }
 
 // Gate fails when the run failed, with its reason (superseded, already deployed and dry run are
 // not failures, as for deploy itself).
 func (r *RunReport) Gate() (string, error) {
-	if strings.HasPrefix(r.Result, "failed") {
+	if report.Failure(r.Result) {
 		return "", fmt.Errorf("%s: %s", r.Result, r.Reason)
 	}
 	return "run " + r.Result, nil
@@ -735,7 +739,12 @@ func (m *Wanderlust) Report(
 	if err != nil {
 		return nil, err
 	}
-	return readRunReport(body)
+	r, err := readRunReport(body)
+	if err != nil {
+		return nil, err
+	}
+	r.Files = dag.Directory().WithNewFile("report.md", r.Markdown).WithNewFile("report.json", body)
+	return r, nil
 }
 
 // DeliveryMetrics are the delivery metrics of a window: a report and a chart per environment.

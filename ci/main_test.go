@@ -351,6 +351,7 @@ type deployArgs struct {
 	signingKey, signingPassword                     *dagger.Secret
 	sourceRepo                                      string
 	requireEvidence, sign                           bool
+	exitZero                                        bool
 }
 
 // callDeploy configures the module with New, as `dagger call --repo … deploy …` does, and deploys.
@@ -360,7 +361,7 @@ func callDeploy(a deployArgs) (string, error) {
 		a.signingKey, a.signingPassword, nil, a.sourceRepo, "", "")
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
 		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
-		a.requireEvidence, "HIGH", false)
+		a.requireEvidence, "HIGH", a.exitZero)
 }
 
 // gitopsModule is the module configured with a GitOps repository and its token.
@@ -406,6 +407,20 @@ func TestDeployMailsAFailedBuild(t *testing.T) {
 	}
 	if session.HasPublish() {
 		t.Error("published after a failed build")
+	}
+	// With --exit-zero the failed run's report is the function's output (what CI keeps), and the
+	// report's gate fails with the reason.
+	out, err := callDeploy(deployArgs{source: c.Directory(), env: "dev", registry: "registry.invalid/wanderlust-app", repo: srv.RepoURL("gitops"),
+		version: "2.0.0", gitToken: c.Secret("env://GIT_TOKEN"), skipScan: true, noSync: true, reportFormat: "json", exitZero: true})
+	if err != nil {
+		t.Fatalf("--exit-zero: %v", err)
+	}
+	r, err := readRunReport(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, gerr := r.Gate(); r.Result != "failed" || gerr == nil || !strings.Contains(gerr.Error(), "rejects a bad token") || !strings.Contains(r.Markdown, "| build | failed") {
+		t.Errorf("result %q, gate %v, markdown:\n%s", r.Result, gerr, r.Markdown)
 	}
 }
 
@@ -622,5 +637,21 @@ func TestScanGateDecidesFromTheExportedVerdict(t *testing.T) {
 	}
 	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", ""); m.Registry != "ghcr.io/acme-corp" {
 		t.Errorf("registry %q: OCI repository names are lower case", m.Registry)
+	}
+}
+
+// The report's gate fails exactly the runs that deploy itself fails.
+func TestRunReportGate(t *testing.T) {
+	for result, fails := range map[string]bool{"succeeded": false, "superseded": false, "already deployed": false, "dry run": false, "failed": true, "failed (not ours)": true} {
+		r, err := readRunReport(`{"title":"Wanderlust deploy","result":"` + result + `","reason":"why"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Gate(); (err != nil) != fails {
+			t.Errorf("%s: gate error %v", result, err)
+		}
+	}
+	if _, err := readRunReport(`{"findings":[]}`); err == nil {
+		t.Error("a file that is not a run report was read as one")
 	}
 }

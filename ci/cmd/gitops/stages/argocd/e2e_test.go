@@ -62,7 +62,7 @@ func TestMain(m *testing.M) { argocdharness.Main(m) }
 // auto-synced or not, and waits until it is Healthy.
 func (e *env) repo(t testing.TB, name string, auto bool) (appName string) {
 	t.Helper()
-	if err := argocdharness.SeedRepo(e.git, "../../../kubernetes", name, map[string]string{"e2e": name}); err != nil {
+	if err := argocdharness.SeedRepo(e.git, "../../../../../kubernetes", name, map[string]string{"e2e": name}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.h.AddRepository(e.git.RepoURL(name), "argocd", gitToken); err != nil {

@@ -65,7 +65,7 @@ func setup(t *testing.T, repo string, extra ...string) *world {
 	for _, o := range extra {
 		overlays[o] = repo + "-" + o
 	}
-	if err := argocdharness.SeedRepo(srv, "../../../kubernetes", repo, overlays); err != nil {
+	if err := argocdharness.SeedRepo(srv, "../../../../../kubernetes", repo, overlays); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.AddRepository(srv.RepoURL(repo), "argocd", gitToken); err != nil {
