@@ -13,6 +13,7 @@ import (
 
 	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/publish"
@@ -230,3 +231,52 @@ func (m *Wanderlust) sbom(ctx context.Context, component, image string) (*dagger
 	}
 	return dag.Directory().WithNewFile("sbom.cdx.json", string(named)).File("sbom.cdx.json"), nil
 }
+
+// publishRunner publishes the GitOps program's image, with its evidence when a signing key is given.
+func (m *Wanderlust) publishRunner(ctx context.Context, version, sourceCommit string, platforms []string) (string, error) {
+	if err := need(m.Registry, "registry", "publish-runner pushes the program's image there"); err != nil {
+		return "", err
+	}
+	if len(platforms) == 0 {
+		return "", errors.New("--platform: give at least one, e.g. linux/amd64")
+	}
+	for _, p := range platforms {
+		if os, arch, ok := strings.Cut(p, "/"); !ok || os != "linux" || arch == "" {
+			return "", fmt.Errorf("--platform %q: want linux/<arch>, e.g. linux/arm64", p)
+		}
+	}
+	ev, err := m.evidenceOptions(ctx, sourceCommit, false)
+	if err != nil {
+		return "", err
+	}
+	src := dag.CurrentModule().Source()
+	var builds []*dagger.Container
+	for _, p := range platforms {
+		builds = append(builds, runner.Image(dag, src, dagger.Platform(p), nil, version))
+	}
+	images := map[string]*dagger.Container{runnerName: builds[0]}
+	pub, err := publish.Images(ctx, images, publish.Options{Registry: m.Registry, Username: m.RegistryUsername, Password: m.RegistryPassword,
+		Version: version, SourceCommit: sourceCommit, Variants: map[string][]*dagger.Container{runnerName: builds[1:]}})
+	if err != nil {
+		return "", err
+	}
+	lines := []string{pub[0].Name + " " + pub[0].Ref}
+	if ev == nil {
+		return strings.Join(append(lines, "no --signing-key: pushed without evidence"), "\n"), nil
+	}
+	// No base image: the program and the CA certificates of the Go image that built it.
+	bi := evidence.BaseImage{Ref: runner.GoImage}
+	if imgs, err := registry.Resolve(ctx, []string{runner.GoImage}, registry.Auth{}); err == nil {
+		bi.Digest = imgs[0].Digest
+	}
+	ev.BaseImages = map[string][]evidence.BaseImage{runnerName: {bi}}
+	// The SBOM and the verdict are of the first platform's image: the same program, built for another CPU.
+	proven, err := publish.Prove(ctx, dag, images, pub, *ev)
+	if err != nil {
+		return "", fmt.Errorf("%w\n\npushed without evidence:\n%s", err, strings.Join(lines, "\n"))
+	}
+	return strings.Join(append(lines, evidenceLines(proven)...), "\n"), nil
+}
+
+// runnerName names the program's image: <registry>/wanderlust-gitops.
+const runnerName = "gitops"

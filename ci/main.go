@@ -704,6 +704,28 @@ func (m *Wanderlust) Promote(
 		probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure})
 }
 
+// PublishRunner builds the GitOps program's image (what deploy, promote and sync run; see
+// --runner-image) for each platform from this module's source, pushes it as
+// <registry>/wanderlust-gitops:<version> (and the source commit's short SHA) as one multi-platform
+// tag, and — with --signing-key — its SBOM, provenance and scan verdict as signed attestations and a
+// signature of its digest, as publish does for the application. Prints the digest-pinned reference
+// and the evidence: what --runner-image takes.
+//
+// +cache="never"
+func (m *Wanderlust) PublishRunner(
+	ctx context.Context,
+	// Release version: the image tag (e.g. v1.2.0).
+	version string,
+	// Commit of this repository the program is built from (provenance, and a second tag).
+	// +optional
+	sourceCommit string,
+	// Platforms to build, os/arch.
+	// +default=["linux/amd64", "linux/arm64"]
+	platform []string,
+) (string, error) {
+	return m.publishRunner(ctx, version, sourceCommit, platform)
+}
+
 // RunReport is a deploy's or promote's run report read back from the JSON that --report-format json
 // --exit-zero printed: CI keeps the report of a failed run, shows it, then gates on it.
 type RunReport struct {

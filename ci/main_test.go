@@ -508,7 +508,7 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 func containerStages(s *daggerfake.Server) []string {
 	var out []string
 	for _, c := range daggerfake.Calls(s.All(), "withExec") {
-		if a := execArgs(c); len(a) > 0 && a[0] != gitops.Program && !(a[0] == "go" && slices.Contains(a, runner.Bin)) {
+		if a := execArgs(c); len(a) > 0 && a[0] != runner.Bin && !(a[0] == "go" && slices.Contains(a, runner.Bin)) {
 			out = append(out, strings.Join(a, " "))
 		}
 	}

@@ -133,7 +133,7 @@ func (p *programRuns) run(pipeline string) *programExec {
 		return nil
 	}
 	args := execArgs(execs[len(execs)-1])
-	if len(args) == 0 || args[0] != gitops.Program {
+	if len(args) == 0 || filepath.Base(args[0]) != gitops.Program {
 		return nil
 	}
 	x := &programExec{Args: args}

@@ -82,15 +82,21 @@ func Build(c *dagger.Client, ci *dagger.Directory, platform dagger.Platform, env
 		WithWorkdir("/")
 }
 
-// RuntimeImage is the base of the published program image: CA certificates, no shell, a non-root user.
-const RuntimeImage = "gcr.io/distroless/static-debian12:nonroot"
+// CABundle is where the published image keeps the CA certificates (Go's crypto/x509 reads it), copied
+// from GoImage: the image has nothing else but the program — no shell, no base image to keep patched.
+const CABundle = "/etc/ssl/certs/ca-certificates.crt"
 
-// Image is the published image of the program for platform: the program built by Build, on
-// RuntimeImage, as its entrypoint.
+// User runs the published program: not root.
+const User = "65532:65532"
+
+// Image is the published image of the program for platform: the program built by Build and the CA
+// certificates, on an empty image, run as User with the program as its entrypoint.
 func Image(c *dagger.Client, ci *dagger.Directory, platform dagger.Platform, env GoEnv, version string) *dagger.Container {
 	bin := Build(c, ci, platform, env).File(Bin)
-	return c.Container(dagger.ContainerOpts{Platform: platform}).From(RuntimeImage).
-		WithFile(Bin, bin).
+	return c.Container(dagger.ContainerOpts{Platform: platform}).
+		WithFile(CABundle, c.Container().From(GoImage).File(CABundle)).
+		WithFile(Bin, bin, dagger.ContainerWithFileOpts{Permissions: 0o755}).
+		WithUser(User).
 		WithLabel("org.opencontainers.image.title", gitops.Program).
 		WithLabel("org.opencontainers.image.version", version).
 		WithEntrypoint([]string{Bin})
@@ -109,6 +115,7 @@ func Run(ctx context.Context, ctr *dagger.Container, cmd string, request any, se
 	if err != nil {
 		return nil, err
 	}
+	args[0] = Bin // by its path: the published image has no shell and sets no PATH
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
 		if secrets[k] != nil {
 			ctr = ctr.WithSecretVariable(k, secrets[k])

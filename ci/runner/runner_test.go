@@ -78,7 +78,7 @@ func TestBuildCopiesOnlyWhatTheProgramCompiles(t *testing.T) {
 		{"withWorkdir", `path:"/src/ci/cmd/gitops"`},
 		{"withExec", `"go","build"`, `"-o","` + Bin + `"`},
 		{"withEnvVariable", `name:"GOPROXY"`, `value:"https://mirror.invalid"`},
-		{"withExec", `"` + gitops.Program + `","sync","--request"`, `expect:ANY`},
+		{"withExec", `"` + Bin + `","sync","--request"`, `expect:ANY`},
 	} {
 		if !daggerfake.HasCall(all, want[0], want[1:]...) {
 			t.Errorf("plan lacks %s(%s)", want[0], strings.Join(want[1:], ", "))

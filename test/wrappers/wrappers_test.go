@@ -32,7 +32,7 @@ func checkCommand(t *testing.T, where, cmd string) {
 // summaryStep is the only shell a wrapper may run: a file Dagger exported, appended to the job summary.
 var summaryStep = regexp.MustCompile(`^cat [A-Za-z0-9_./-]+\.md >> "\$GITHUB_STEP_SUMMARY"\n?$`)
 
-var workflows = []string{"../../.github/workflows/pull-request.yml", "../../.github/workflows/deploy.yml", "../../.github/workflows/promote.yml"}
+var workflows = []string{"../../.github/workflows/pull-request.yml", "../../.github/workflows/deploy.yml", "../../.github/workflows/promote.yml", "../../.github/workflows/release.yml"}
 
 func TestGitHubWorkflows(t *testing.T) {
 	for _, file := range workflows {
@@ -179,7 +179,7 @@ func TestWorkflowPermissionsAreLeast(t *testing.T) {
 			}
 			src, _ := job.String()
 			registry := strings.Contains(src, "--registry-password=")
-			pushes := registry && (strings.Contains(src, " deploy ") || strings.Contains(src, " publish "))
+			pushes := registry && (strings.Contains(src, " deploy ") || strings.Contains(src, " publish ") || strings.Contains(src, " publish-runner "))
 			reads := registry && !pushes
 			uploads := strings.Contains(src, "upload-sarif")
 			for j := 0; j+1 < len(perms.YNode().Content); j += 2 {
@@ -356,5 +356,36 @@ func TestJenkinsScansOnceAndCannotLoop(t *testing.T) {
 	}
 	if !strings.Contains(src, "--skip-ci") || !strings.Contains(src, `not { changelog '.*\\[skip ci\\].*' }`) {
 		t.Error("the deploy stage can run on its own bump commit")
+	}
+}
+
+// A failed deployment's report is kept: the wrappers run deploy and promote with --exit-zero and a
+// JSON report saved to a file, put it in the job summary (or the build's artifacts), and only then
+// fail the job through the report's gate.
+func TestWrappersKeepTheReportOfAFailedRun(t *testing.T) {
+	for file, fn := range map[string]string{"../../.github/workflows/deploy.yml": "deploy", "../../.github/workflows/promote.yml": "promote", "../../Jenkinsfile": "deploy"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		call := regexp.MustCompile(`(?s)\b` + fn + ` --.*?--report-format=json --exit-zero`).FindString(src)
+		if call == "" {
+			t.Errorf("%s: %s does not print its JSON report with --exit-zero", file, fn)
+			continue
+		}
+		saved := regexp.MustCompile(`(--output=|> )([a-z-]+\.json)`).FindStringSubmatch(src)
+		if saved == nil {
+			t.Errorf("%s: the report is not saved to a file", file)
+			continue
+		}
+		for _, want := range []string{"report --file=" + saved[2] + " files export", "report --file=" + saved[2] + " gate"} {
+			if !strings.Contains(src, want) {
+				t.Errorf("%s: no %q", file, want)
+			}
+		}
+		if strings.Index(src, "report --file="+saved[2]+" gate") < strings.Index(src, "report --file="+saved[2]+" files export") {
+			t.Errorf("%s: the gate runs before the report is kept", file)
+		}
 	}
 }

@@ -24,6 +24,9 @@ type Options struct {
 	Password *dagger.Secret
 	// Version is the release tag (e.g. "1.4.0"); SourceCommit, when set, adds a tag of its first 12 hex digits.
 	Version, SourceCommit string
+	// Variants are other platforms' builds of an image, by name: the tag is then a multi-platform
+	// index of the image and them.
+	Variants map[string][]*dagger.Container
 }
 
 // Published is one pushed image.
@@ -59,7 +62,8 @@ func Images(ctx context.Context, images map[string]*dagger.Container, o Options)
 				img = img.WithRegistryAuth(host, o.Username, o.Password)
 			}
 			repo := strings.TrimRight(o.Registry, "/") + "/wanderlust-" + name
-			ref, err := img.Publish(ctx, repo+":"+o.Version)
+			opts := dagger.ContainerPublishOpts{PlatformVariants: o.Variants[name]}
+			ref, err := img.Publish(ctx, repo+":"+o.Version, opts)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", name, err)
 			}
@@ -69,7 +73,7 @@ func Images(ctx context.Context, images map[string]*dagger.Container, o Options)
 			}
 			if o.SourceCommit != "" {
 				short := o.SourceCommit[:min(12, len(o.SourceCommit))]
-				if _, err := img.Publish(ctx, repo+":"+short); err != nil {
+				if _, err := img.Publish(ctx, repo+":"+short, opts); err != nil {
 					return fmt.Errorf("publish %s: tag %s: %w", name, short, err)
 				}
 			}
