@@ -11,7 +11,7 @@ import (
 
 	"wanderlust.dev/pipeline/ci/execerr"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
-	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 	"wanderlust.dev/pipeline/ci/sandbox/recipe"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/bump"
@@ -79,7 +79,7 @@ func (s *Sandbox) up() *dagger.Service { return recipe.Up(s.image(), s.services(
 
 // where is printed after a sandbox run.
 var where = strings.Join([]string{"", "---",
-	"Sandbox: the images are in its registry (" + sandbox.RegistryHost + ":5000), the bump is in " + sandbox.RepoURL() + ", the report was mailed to its mail catcher.",
+	"Sandbox: the images are in its registry (" + layout.RegistryHost + ":5000), the bump is in " + layout.RepoURL() + ", the report was mailed to its mail catcher.",
 	"Pods are simulated by kwok: Healthy means Argo CD and Kubernetes accepted and rolled out the manifests, not that the images ran.",
 	"It stopped with this call. To watch it: dagger call sandbox --password env:SANDBOX_PASSWORD up up   (Argo CD on http://localhost:8080, user admin)",
 	"and, from another terminal, the same --password with deploy or promote.", ""}, "\n")

@@ -27,7 +27,7 @@ const Bin = "/usr/local/bin/" + gitops.Program
 // checks the list against `go list -deps`.
 var Packages = []string{
 	"cmd/gitops", "cmd/gitops/runner", "cmd/gitops/stages/argocd", "cmd/gitops/stages/deploy",
-	"gitops", "sandbox",
+	"gitops", "sandbox", "sandbox/layout",
 	"stages/bump", "stages/evidence", "stages/git", "stages/intent", "stages/manifest", "stages/notify",
 	"stages/probe", "stages/record", "stages/registry", "stages/render", "stages/report",
 	"stages/scan/findings", "stages/telemetry",

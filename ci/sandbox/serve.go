@@ -18,40 +18,34 @@ import (
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 )
 
-// The sandbox's fixed ports, inside each service.
+// The sandbox's names, ports and paths (package layout, which the module's recipes use alone).
 const (
-	ArgoCDPort   = 8080 // Argo CD API and UI (plain text, gRPC and HTTP on one port)
-	HealthPort   = 8081 // answers only once the service is ready (the Dagger service waits for it)
-	GitPort      = 8080
-	RegistryPort = 5000
-	SMTPPort     = 1025
-	MailHTTPPort = 8025
-	RepoName     = "wanderlust" // the GitOps repository: /wanderlust.git
-	Branch       = "main"
-	// ProgressDeadline is the backend's and frontend's progress deadline in the sandbox's overlays
-	// (seconds): a rollout that never becomes Ready is Degraded, and rolled back, in seconds.
-	ProgressDeadline = 10
-)
-
-// How the services and the runner reach each other (their Dagger service aliases), and the git
-// remote's user.
-const (
-	GitHost, RegistryHost, MailHost, ArgoCDHost = "git", "registry", "mail", "argocd"
-	GitUser                                     = "sandbox"
+	ArgoCDPort       = layout.ArgoCDPort
+	HealthPort       = layout.HealthPort
+	GitPort          = layout.GitPort
+	RegistryPort     = layout.RegistryPort
+	SMTPPort         = layout.SMTPPort
+	MailHTTPPort     = layout.MailHTTPPort
+	RepoName         = layout.RepoName
+	Branch           = layout.Branch
+	ProgressDeadline = layout.ProgressDeadline
+	GitHost          = layout.GitHost
+	RegistryHost     = layout.RegistryHost
+	MailHost         = layout.MailHost
+	ArgoCDHost       = layout.ArgoCDHost
+	GitUser          = layout.GitUser
+	ImageBin         = layout.ImageBin
+	ImageManifests   = layout.ImageManifests
+	ImageKubernetes  = layout.ImageKubernetes
+	ImageData        = layout.ImageData
 )
 
 // RepoURL is the GitOps repository as the services and the runner reach it.
-func RepoURL() string { return fmt.Sprintf("http://%s:%d/%s.git", GitHost, GitPort, RepoName) }
-
-// Where the sandbox's image keeps things (cmd/sandbox's defaults).
-const (
-	ImageBin        = "/opt/sandbox/bin"
-	ImageManifests  = "/opt/sandbox/argo-cd/manifests"
-	ImageKubernetes = "/opt/sandbox/kubernetes"
-	ImageData       = "/var/lib/sandbox"
-)
+func RepoURL() string { return layout.RepoURL() }
 
 // ArgoConfig configures ServeArgoCD.
 type ArgoConfig struct {

@@ -2,7 +2,7 @@
 // kube-apiserver, kube-controller-manager and kube-scheduler, kwok making pods Ready without a
 // kubelet, redis, and Argo CD's repo-server, application-controller and API server), a smart-HTTP git
 // remote, an OCI registry and a mail catcher. The same code runs the test harness on the host and
-// the sandbox's Dagger services (cmd/sandbox), so what the tests prove is what the sandbox runs.
+// the sandbox's Dagger services (the GitOps program), so what the tests prove is what the sandbox runs.
 package sandbox
 
 import (

@@ -13,7 +13,7 @@ import (
 	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/runner"
-	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 )
 
 // program is the GitOps program: every service's and the runner's entrypoint.
@@ -29,10 +29,10 @@ const (
 
 // Where the runtime image keeps things: the GitOps program's defaults.
 const (
-	binDir       = sandbox.ImageBin
-	manifestsDir = sandbox.ImageManifests
-	kubeDir      = sandbox.ImageKubernetes
-	dataDir      = sandbox.ImageData
+	binDir       = layout.ImageBin
+	manifestsDir = layout.ImageManifests
+	kubeDir      = layout.ImageKubernetes
+	dataDir      = layout.ImageData
 )
 
 // Secrets are the sandbox's random credentials.
@@ -77,19 +77,19 @@ func Image(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 // Git is the GitOps repository's remote, seeded with kubernetes/.
 func Git(img *dagger.Container, s Secrets) *dagger.Service {
 	return img.WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
-		WithExposedPort(sandbox.GitPort).
+		WithExposedPort(layout.GitPort).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "git"}})
 }
 
 // Registry is the in-engine OCI registry.
 func Registry(img *dagger.Container) *dagger.Service {
-	return img.WithExposedPort(sandbox.RegistryPort).
+	return img.WithExposedPort(layout.RegistryPort).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "registry"}})
 }
 
 // Mail is the mail catcher: SMTP and the HTTP listing of the messages.
 func Mail(img *dagger.Container) *dagger.Service {
-	return img.WithExposedPort(sandbox.SMTPPort).WithExposedPort(sandbox.MailHTTPPort).
+	return img.WithExposedPort(layout.SMTPPort).WithExposedPort(layout.MailHTTPPort).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "mail"}})
 }
 
@@ -97,11 +97,11 @@ func Mail(img *dagger.Container) *dagger.Service {
 // service. Its health port opens only once the applications exist, and Dagger waits for every
 // exposed port: a client of the service starts when the sandbox is ready.
 func ArgoCD(img *dagger.Container, git *dagger.Service, s Secrets) *dagger.Service {
-	return img.WithServiceBinding(sandbox.GitHost, git).
+	return img.WithServiceBinding(layout.GitHost, git).
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
-		WithExposedPort(sandbox.ArgoCDPort).WithExposedPort(sandbox.HealthPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "argocd", "--repo-url", sandbox.RepoURL(), "--apps", kubeDir + "/argocd"}})
+		WithExposedPort(layout.ArgoCDPort).WithExposedPort(layout.HealthPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "argocd", "--repo-url", layout.RepoURL(), "--apps", kubeDir + "/argocd"}})
 }
 
 // Services are the sandbox's four services.
@@ -118,10 +118,10 @@ func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.
 
 // bound is img with the four services bound under their aliases and the credentials as secrets.
 func bound(img *dagger.Container, svc Services, s Secrets) *dagger.Container {
-	return img.WithServiceBinding(sandbox.GitHost, svc.Git).
-		WithServiceBinding(sandbox.RegistryHost, svc.Registry).
-		WithServiceBinding(sandbox.MailHost, svc.Mail).
-		WithServiceBinding(sandbox.ArgoCDHost, svc.ArgoCD).
+	return img.WithServiceBinding(layout.GitHost, svc.Git).
+		WithServiceBinding(layout.RegistryHost, svc.Registry).
+		WithServiceBinding(layout.MailHost, svc.Mail).
+		WithServiceBinding(layout.ArgoCDHost, svc.ArgoCD).
 		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
 		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
 }
@@ -148,11 +148,11 @@ var Ports = []struct {
 	Port   int
 	Target string
 }{
-	{sandbox.ArgoCDPort, fmt.Sprintf("%s:%d", sandbox.ArgoCDHost, sandbox.ArgoCDPort)},
-	{3000, fmt.Sprintf("%s:%d", sandbox.GitHost, sandbox.GitPort)},
-	{sandbox.RegistryPort, fmt.Sprintf("%s:%d", sandbox.RegistryHost, sandbox.RegistryPort)},
-	{sandbox.MailHTTPPort, fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.MailHTTPPort)},
-	{sandbox.SMTPPort, fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort)},
+	{layout.ArgoCDPort, fmt.Sprintf("%s:%d", layout.ArgoCDHost, layout.ArgoCDPort)},
+	{3000, fmt.Sprintf("%s:%d", layout.GitHost, layout.GitPort)},
+	{layout.RegistryPort, fmt.Sprintf("%s:%d", layout.RegistryHost, layout.RegistryPort)},
+	{layout.MailHTTPPort, fmt.Sprintf("%s:%d", layout.MailHost, layout.MailHTTPPort)},
+	{layout.SMTPPort, fmt.Sprintf("%s:%d", layout.MailHost, layout.SMTPPort)},
 }
 
 // Up is one service forwarding Ports to the four services (the GitOps program proxy), so that `dagger call
