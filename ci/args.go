@@ -158,16 +158,24 @@ func (m *Wanderlust) secrets() map[string]*dagger.Secret {
 
 // program is the container the GitOps program runs in: --runner-image, or built from the module's
 // own source (the first deploy on an engine compiles it; later ones reuse the build).
-func (m *Wanderlust) program() *dagger.Container {
+func (m *Wanderlust) program() (*dagger.Container, error) {
 	if m.RunnerImage != "" {
-		return runner.Pull(dag, m.RunnerImage)
+		return runner.Pull(dag, m.RunnerImage), nil
 	}
-	return runner.Build(dag, dag.CurrentModule().Source(), "", nil)
+	env, err := runner.ParseGoEnv(m.GoEnv)
+	if err != nil {
+		return nil, err
+	}
+	return runner.Build(dag, dag.CurrentModule().Source(), "", env), nil
 }
 
 // gitops runs one request of the GitOps program.
 func (m *Wanderlust) gitops(ctx context.Context, cmd string, request any) (*gitops.Result, error) {
-	return runner.Run(ctx, m.program(), cmd, request, m.secrets())
+	ctr, err := m.program()
+	if err != nil {
+		return nil, err
+	}
+	return runner.Run(ctx, ctr, cmd, request, m.secrets())
 }
 
 // checkTimeout checks a --timeout.

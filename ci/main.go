@@ -84,6 +84,8 @@ type Wanderlust struct {
 	TrivyDBRepository string
 	// +private
 	RunnerImage string
+	// +private
+	GoEnv []string
 }
 
 // New configures the pipeline: what every stage shares. Give only what the functions you call need
@@ -186,6 +188,10 @@ func New(
 	// ephemeral CI runners: the build takes minutes on a cold engine, the pull seconds).
 	// +optional
 	runnerImage string,
+	// Go settings for what the module compiles (the GitOps program, the sandbox's binaries), NAME=value:
+	// GOPROXY, GONOSUMDB, GOPRIVATE, GOFLAGS, GONOPROXY or GOSUMDB — e.g. a team's module mirror.
+	// +optional
+	goEnv []string,
 ) *Wanderlust {
 	return &Wanderlust{Source: source, Registry: strings.ToLower(registry), RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
@@ -194,7 +200,7 @@ func New(
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
 		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
 		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository,
-		RunnerImage: runnerImage}
+		RunnerImage: runnerImage, GoEnv: goEnv}
 }
 
 // TestBackend returns the container in which the backend's tests ran (npm ci, npm test, with MongoDB
@@ -842,7 +848,7 @@ func (m *Wanderlust) Sandbox(
 	// +optional
 	password *dagger.Secret,
 ) *Sandbox {
-	return newSandbox(app, project, password)
+	return newSandbox(app, project, password, m.GoEnv)
 }
 
 // Sandbox is the pipeline's world without accounts (see Wanderlust.Sandbox).
@@ -853,6 +859,8 @@ type Sandbox struct {
 	Repo *dagger.Directory
 	// +private
 	Password *dagger.Secret
+	// +private
+	GoEnv []string
 }
 
 // Deploy builds and tests the app, publishes both images to the sandbox's registry, bumps the

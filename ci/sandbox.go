@@ -11,6 +11,7 @@ import (
 
 	"wanderlust.dev/pipeline/ci/execerr"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/sandbox/layout"
 	"wanderlust.dev/pipeline/ci/sandbox/recipe"
 	"wanderlust.dev/pipeline/ci/stages/build"
@@ -19,20 +20,30 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/record"
 )
 
-func newSandbox(app, repo *dagger.Directory, password *dagger.Secret) *Sandbox {
+func newSandbox(app, repo *dagger.Directory, password *dagger.Secret, goEnv []string) *Sandbox {
 	if password == nil {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		password = dag.SetSecret("wanderlust-sandbox-"+record.NewRunID(), hex.EncodeToString(b))
 	}
-	return &Sandbox{App: app, Repo: repo, Password: password}
+	return &Sandbox{App: app, Repo: repo, Password: password, GoEnv: goEnv}
 }
 
 func (s *Sandbox) secrets() recipe.Secrets {
 	return recipe.Secrets{Git: s.Password, ArgoCD: s.Password}
 }
 
-func (s *Sandbox) image() *dagger.Container { return recipe.Image(dag, s.Repo) }
+// image is the services' and the runner's image (the Go settings were checked by check).
+func (s *Sandbox) image() *dagger.Container {
+	env, _ := runner.ParseGoEnv(s.GoEnv)
+	return recipe.Image(dag, s.Repo, env)
+}
+
+// check refuses bad Go settings before anything is built.
+func (s *Sandbox) check() error {
+	_, err := runner.ParseGoEnv(s.GoEnv)
+	return err
+}
 
 func (s *Sandbox) services() recipe.Services {
 	img := s.image()
@@ -45,6 +56,9 @@ func (s *Sandbox) runner() *dagger.Container {
 }
 
 func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests bool) (string, error) {
+	if err := s.check(); err != nil {
+		return "", err
+	}
 	if err := bump.CheckEnv(env); err != nil {
 		return "", err
 	}
@@ -63,6 +77,9 @@ func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests boo
 }
 
 func (s *Sandbox) promote(ctx context.Context, from, to string) (string, error) {
+	if err := s.check(); err != nil {
+		return "", err
+	}
 	for _, env := range []string{from, to} {
 		if err := bump.CheckEnv(env); err != nil {
 			return "", err

@@ -23,6 +23,12 @@ func TestSandboxChecksInputsBeforeBuilding(t *testing.T) {
 			t.Errorf("env %q version %q: built or started something before refusing", tc.env, tc.version)
 		}
 	}
+	session := daggerfake.Start(t, daggerfake.Auto(daggerfake.Default))
+	c := useSession(t)
+	_, err := (&Wanderlust{GoEnv: []string{"GOPROXY=https://bob:s3cret@goproxy.invalid"}}).Sandbox(c.Directory(), c.Directory(), nil).Deploy(context.Background(), "dev", "2.0.0", false)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(session.All(), "withExec") {
+		t.Errorf("a Go setting with credentials: err = %v, built: %v", err, strings.Contains(session.All(), "withExec"))
+	}
 	if _, err := (&Wanderlust{}).Sandbox(nil, nil, nil).Promote(context.Background(), "dev", "Staging"); err == nil {
 		t.Error("promote to Staging accepted")
 	}

@@ -56,6 +56,32 @@ type GoEnv map[string]string
 // GoEnvNames are the variables GoEnv may hold.
 var GoEnvNames = []string{"GOPROXY", "GONOSUMDB", "GOPRIVATE", "GOFLAGS", "GONOPROXY", "GOSUMDB"}
 
+// ParseGoEnv reads NAME=value settings (--go-env). Only GoEnvNames are taken, and no value may carry
+// credentials (a proxy URL with user:password@): such a setting would sit in the build's plain
+// environment and plan.
+func ParseGoEnv(settings []string) (GoEnv, error) {
+	env := GoEnv{}
+	for _, kv := range settings {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(GoEnvNames, k) {
+			return nil, fmt.Errorf("--go-env %q: want NAME=value with NAME one of %s", redactSetting(kv), strings.Join(GoEnvNames, ", "))
+		}
+		if strings.Contains(v, "@") && strings.Contains(v, "://") {
+			return nil, fmt.Errorf("--go-env %s: the value carries credentials (user@host); give the mirror without them (a proxy that needs a login is not supported here)", k)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// redactSetting keeps a setting's name only, when it has a value (which may hold a credential).
+func redactSetting(kv string) string {
+	if k, _, ok := strings.Cut(kv, "="); ok {
+		return k + "=…"
+	}
+	return kv
+}
+
 // Build compiles the program from ci/ (the module's source) for platform ("" for the engine's) in
 // GoImage, with cache volumes for modules and builds, and returns the Go image with the program at
 // Bin. The program is static (CGO_ENABLED=0).

@@ -115,3 +115,20 @@ func TestRunPulledImageSecretsAndExitCodes(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// --go-env takes Go's module settings only, and never a value with credentials (it would sit in the
+// build's plain environment); the error does not echo the value.
+func TestParseGoEnv(t *testing.T) {
+	env, err := ParseGoEnv([]string{"GOPROXY=https://goproxy.corp.invalid,direct", "GOFLAGS=-mod=mod"})
+	if err != nil || env["GOPROXY"] != "https://goproxy.corp.invalid,direct" || env["GOFLAGS"] != "-mod=mod" {
+		t.Fatalf("%v %v", env, err)
+	}
+	for _, bad := range []string{"HOME=/root", "GOPROXY", "GOPROXY=https://bob:s3cret@goproxy.corp.invalid", "PATH=s3cret"} {
+		_, err := ParseGoEnv([]string{bad})
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: the error echoes the value: %v", bad, err)
+		}
+	}
+}

@@ -45,8 +45,13 @@ var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "gitops/**", "sandbox/**
 
 // Builder compiles the stack's binaries and the GitOps program (cmd/gitops, a Go module of its own)
 // into /out: /out/bin (the harness's binaries), /out/wanderlust-gitops and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
-func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
-	return c.Container().From(GoImage).
+// env are the caller's Go settings (a module mirror …).
+func Builder(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Container {
+	ctr := c.Container().From(GoImage)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		ctr = ctr.WithEnvVariable(k, env[k])
+	}
+	return ctr.
 		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-sandbox-gomod")).
 		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-sandbox-gobuild")).
 		WithEnvVariable("CGO_ENABLED", "0").
@@ -62,8 +67,8 @@ func Builder(c *dagger.Client, src *dagger.Directory) *dagger.Container {
 }
 
 // Image is the runtime image of every service and of the runner.
-func Image(c *dagger.Client, src *dagger.Directory) *dagger.Container {
-	out := Builder(c, src).Directory("/out")
+func Image(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Container {
+	out := Builder(c, src, env).Directory("/out")
 	return c.Container().From(RuntimeImage).
 		WithExec([]string{"apt-get", "update", "-q"}).
 		WithExec([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "git", "redis-server", "ca-certificates"}).

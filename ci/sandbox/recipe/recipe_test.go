@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"wanderlust.dev/pipeline/ci/runner"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/sandbox"
@@ -32,7 +33,7 @@ func plan(t *testing.T) (all string, queries []string) {
 	ctx := context.Background()
 	src := c.Directory()
 	s := Secrets{Git: c.Secret("env://SANDBOX_PASSWORD"), ArgoCD: c.Secret("env://SANDBOX_PASSWORD")}
-	img := Image(c, src)
+	img := Image(c, src, runner.GoEnv{"GOPROXY": "https://goproxy.corp.invalid", "GONOSUMDB": "corp.invalid"})
 	git := Git(img, s)
 	svc := Services{Git: git, Registry: Registry(img), Mail: Mail(img), ArgoCD: ArgoCD(img, git, s)}
 	images := map[string]*dagger.Container{"backend": c.Container().From("registry.invalid/b:1"), "frontend": c.Container().From("registry.invalid/f:1")}
@@ -232,5 +233,15 @@ func TestBuilderCopiesWhatTheEntrypointImports(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no package of this module listed")
+	}
+}
+
+// A team behind a module mirror gives its Go settings (--go-env): the builder compiles with them.
+func TestBuilderHonoursTheCallersGoSettings(t *testing.T) {
+	all, _ := plan(t)
+	for _, want := range [][]string{{`name:"GOPROXY"`, `value:"https://goproxy.corp.invalid"`}, {`name:"GONOSUMDB"`, `value:"corp.invalid"`}} {
+		if !daggerfake.HasCall(all, "withEnvVariable", want...) {
+			t.Errorf("the builder does not set %s", want[0])
+		}
 	}
 }
