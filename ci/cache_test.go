@@ -20,7 +20,7 @@ var pure = map[string]bool{
 	"Wanderlust.Report":   true, // reads a report file (content-addressed)
 	"RunReport.Gate":      true, // decides from the fields of a report already read
 	// Service definitions: content-addressed; they run (and reach outside state) only where used.
-	"Sandbox.Up": true, "Sandbox.Registry": true, "Sandbox.Git": true, "Sandbox.Argocd": true, "Sandbox.Mail": true,
+	"Sandbox.Registry": true, "Sandbox.Git": true, "Sandbox.Argocd": true, "Sandbox.Mail": true,
 }
 
 // Engines ≥ v0.19.4 cache function calls by their arguments for days: a rerun of `bump` once

@@ -843,10 +843,10 @@ func (m *Wanderlust) Sandbox(
 	// +defaultPath="/"
 	// +ignore=["**/node_modules", "**/dist", ".git", "testdata"]
 	project *dagger.Directory,
-	// Password of the sandbox's Argo CD admin and git remote (default: random for this call). Give the
-	// same one to up and to later calls so that they share one sandbox.
+	// Password of the sandbox's Argo CD admin and git remote (default: random, printed by up). Plain,
+	// not a secret: the sandbox is local and throw-away, and a secret could never be printed.
 	// +optional
-	password *dagger.Secret,
+	password string,
 ) *Sandbox {
 	return newSandbox(app, project, password, m.GoEnv)
 }
@@ -858,7 +858,7 @@ type Sandbox struct {
 	// +private
 	Repo *dagger.Directory
 	// +private
-	Password *dagger.Secret
+	Login string
 	// +private
 	GoEnv []string
 }
@@ -880,7 +880,7 @@ func (s *Sandbox) Deploy(
 	// +optional
 	skipTests bool,
 ) (string, error) {
-	return s.deploy(ctx, env, version, skipTests)
+	return withWhere(s.deploy(ctx, env, version, skipTests))
 }
 
 // Promote promotes what runs in one environment of the sandbox to the next (the sandbox's images
@@ -896,13 +896,30 @@ func (s *Sandbox) Promote(
 	// +default="staging"
 	to string,
 ) (string, error) {
-	return s.promote(ctx, from, to)
+	return withWhere(s.promote(ctx, from, to))
 }
 
 // Up is every sandbox service behind one: `dagger call sandbox up up` forwards to the host the Argo
-// CD UI and API (localhost:8080, user admin; the password is printed), the git remote (3000), the
-// registry (5000), the mail catcher's listing (8025) and SMTP (1025).
-func (s *Sandbox) Up() *dagger.Service { return s.up() }
+// CD UI and API (localhost:8080, user admin; the login is printed), the git remote (3000), the
+// registry (5000), the mail catcher's listing (8025) and SMTP (1025). With --deploy it first deploys
+// the app to dev (and with --promote-to promotes it) in the same session, so that what you open is
+// what was deployed: `dagger call sandbox up --deploy --promote-to staging up`.
+//
+// +cache="never"
+func (s *Sandbox) Up(
+	ctx context.Context,
+	// Deploy the app to dev first, in this sandbox (the report goes to the call's log).
+	// +optional
+	deploy bool,
+	// Image tag of that deploy.
+	// +default="2.0.0"
+	version string,
+	// Then promote dev to this environment (e.g. staging).
+	// +optional
+	promoteTo string,
+) (*dagger.Service, error) {
+	return s.up(ctx, deploy, version, promoteTo)
+}
 
 // Registry is the sandbox's OCI registry service (port 5000, plain HTTP).
 func (s *Sandbox) Registry() *dagger.Service { return s.services().Registry }

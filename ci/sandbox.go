@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -18,20 +19,19 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/record"
+	"wanderlust.dev/pipeline/ci/stages/report"
 )
 
-func newSandbox(app, repo *dagger.Directory, password *dagger.Secret, goEnv []string) *Sandbox {
-	if password == nil {
-		b := make([]byte, 12)
+func newSandbox(app, repo *dagger.Directory, password string, goEnv []string) *Sandbox {
+	if password == "" {
+		b := make([]byte, 9)
 		_, _ = rand.Read(b)
-		password = dag.SetSecret("wanderlust-sandbox-"+record.NewRunID(), hex.EncodeToString(b))
+		password = hex.EncodeToString(b)
 	}
-	return &Sandbox{App: app, Repo: repo, Password: password, GoEnv: goEnv}
+	return &Sandbox{App: app, Repo: repo, Login: password, GoEnv: goEnv}
 }
 
-func (s *Sandbox) secrets() recipe.Secrets {
-	return recipe.Secrets{Git: s.Password, ArgoCD: s.Password}
-}
+func (s *Sandbox) login() recipe.Login { return recipe.Login(s.Login) }
 
 // image is the services' and the runner's image (the Go settings were checked by check).
 func (s *Sandbox) image() *dagger.Container {
@@ -47,12 +47,12 @@ func (s *Sandbox) check() error {
 
 func (s *Sandbox) services() recipe.Services {
 	img := s.image()
-	git := recipe.Git(img, s.secrets())
-	return recipe.Services{Git: git, Registry: recipe.Registry(img), Mail: recipe.Mail(img), ArgoCD: recipe.ArgoCD(img, git, s.secrets())}
+	git := recipe.Git(img, s.login())
+	return recipe.Services{Git: git, Registry: recipe.Registry(img), Mail: recipe.Mail(img), ArgoCD: recipe.ArgoCD(img, git, s.login())}
 }
 
 func (s *Sandbox) runner() *dagger.Container {
-	return recipe.Runner(s.image(), s.services(), s.secrets(), record.NewRunID())
+	return recipe.Runner(s.image(), s.services(), s.login(), record.NewRunID())
 }
 
 func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests bool) (string, error) {
@@ -65,15 +65,22 @@ func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests boo
 	if _, err := manifest.ParseUpdate("wanderlust-backend=" + version); err != nil {
 		return "", fmt.Errorf("--version: %w", err)
 	}
-	built, err := build.Both(ctx, dag, s.App, build.Options{SkipTests: skipTests})
-	if err != nil {
-		return "", err
+	// One report for the whole run: the build here, the rest in the runner.
+	rep := report.New("Wanderlust deploy (sandbox)", env)
+	sctx, end := rep.Start(ctx, "build")
+	built, err := build.Both(sctx, dag, s.App, build.Options{SkipTests: skipTests})
+	out := map[string]string{"tests": "ran"}
+	if skipTests {
+		out["tests"] = "skipped (--skip-tests)"
 	}
-	out, err := recipe.Deploy(s.runner(), map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}, env, version).Stdout(ctx)
+	end(out, err)
 	if err != nil {
-		return "", execerr.Wrap("sandbox deploy", err)
+		rep.Finish(err)
+		return "", fmt.Errorf("%w\n\n%s", err, rep.Markdown())
 	}
-	return out + where, nil
+	stdout, err := execerr.Output(ctx, "sandbox deploy", recipe.Deploy(s.runner(),
+		map[string]*dagger.Container{build.Backend: built.Backend, build.Frontend: built.Frontend}, env, version, string(rep.JSON())))
+	return stdout, err
 }
 
 func (s *Sandbox) promote(ctx context.Context, from, to string) (string, error) {
@@ -85,18 +92,62 @@ func (s *Sandbox) promote(ctx context.Context, from, to string) (string, error) 
 			return "", err
 		}
 	}
-	out, err := recipe.Promote(s.runner(), from, to).Stdout(ctx)
-	if err != nil {
-		return "", execerr.Wrap("sandbox promote", err)
-	}
-	return out + where, nil
+	return execerr.Output(ctx, "sandbox promote", recipe.Promote(s.runner(), from, to))
 }
 
-func (s *Sandbox) up() *dagger.Service { return recipe.Up(s.image(), s.services(), s.secrets()) }
+// up is the forwarding service. With deploy, the app is first deployed to dev (and promoted to
+// promoteTo) in this session, with the four services started explicitly: Dagger keeps a started
+// service running until the session ends, and the forwarding service binds the same definitions, so
+// the browser shows what was deployed. The reports go to the call's log.
+func (s *Sandbox) up(ctx context.Context, deploy bool, version, promoteTo string) (*dagger.Service, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if promoteTo != "" && !deploy {
+		return nil, errors.New("--promote-to needs --deploy: a fresh sandbox has nothing deployed to promote")
+	}
+	if deploy {
+		if promoteTo != "" {
+			if err := bump.CheckEnv(promoteTo); err != nil {
+				return nil, err
+			}
+		}
+		svc := s.services()
+		for _, sv := range []*dagger.Service{svc.Git, svc.Registry, svc.Mail, svc.ArgoCD} {
+			if _, err := sv.Start(ctx); err != nil {
+				return nil, execerr.Wrap("sandbox up: start a service", err)
+			}
+		}
+		out, err := s.deploy(ctx, "dev", version, false)
+		logf(out)
+		if err != nil {
+			return nil, err
+		}
+		if promoteTo != "" {
+			out, err := s.promote(ctx, "dev", promoteTo)
+			logf(out)
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	logf(fmt.Sprintf("Sandbox login: user admin (Argo CD) and %s (git), password %s", layout.GitUser, s.Login))
+	return recipe.Up(s.image(), s.services(), s.login()), nil
+}
 
 // where is printed after a sandbox run.
 var where = strings.Join([]string{"", "---",
-	"Sandbox: the images are in its registry (" + layout.RegistryHost + ":5000), the bump is in " + layout.RepoURL() + ", the report was mailed to its mail catcher.",
+	"Where it was: the images in the sandbox's registry (" + layout.RegistryHost + ":5000), the bump in " + layout.RepoURL() + ", the report in its mail catcher (count above).",
 	"Pods are simulated by kwok: Healthy means Argo CD and Kubernetes accepted and rolled out the manifests, not that the images ran.",
-	"It stopped with this call. To watch it: dagger call sandbox --password env:SANDBOX_PASSWORD up up   (Argo CD on http://localhost:8080, user admin)",
-	"and, from another terminal, the same --password with deploy or promote.", ""}, "\n")
+	"This sandbox stopped with the call (each dagger call has its own). Next, try:",
+	"  dagger call sandbox deploy --version never-ready              a rollout that fails: rolled back in git, Healthy again, mailed",
+	"  dagger call sandbox up --deploy --promote-to staging up        deploy, promote, and keep it all on your host: Argo CD http://localhost:8080,",
+	"                                                                  git :3000, registry :5000, mail http://localhost:8025 (the login is printed)", ""}, "\n")
+
+// withWhere adds where to look and what to try next to a sandbox run's output or error.
+func withWhere(out string, err error) (string, error) {
+	if err != nil {
+		return "", fmt.Errorf("%w\n%s", err, where)
+	}
+	return out + where, nil
+}

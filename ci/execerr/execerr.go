@@ -3,6 +3,7 @@
 package execerr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -46,4 +47,31 @@ func Tail(s string, n int) string {
 		lines = append([]string{"…"}, lines[len(lines)-n:]...)
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+// Output reads the stdout of ctr's last exec, which must have been added with Expect ANY: a command
+// that exited non-zero is an error naming the stage and the exit code, holding what it printed on
+// stdout (a run report) and the end of its stderr — not lost in the engine's message.
+func Output(ctx context.Context, stage string, ctr *dagger.Container) (string, error) {
+	ctr, err := ctr.Sync(ctx)
+	if err != nil {
+		return "", Wrap(stage, err)
+	}
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return "", Wrap(stage, err)
+	}
+	stdout, err := ctr.Stdout(ctx)
+	if err != nil {
+		return "", Wrap(stage, err)
+	}
+	if code == 0 {
+		return stdout, nil
+	}
+	stderr, _ := ctr.Stderr(ctx)
+	msg := fmt.Sprintf("%s: exited with %d", stage, code)
+	if t := Tail(stderr, 10); t != "" {
+		msg += ":\n" + t
+	}
+	return "", fmt.Errorf("%s\n\n%s", msg, strings.TrimSpace(stdout))
 }

@@ -7,6 +7,7 @@ package sandbox_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
 )
 
@@ -165,7 +167,7 @@ func start(t testing.TB) *world {
 	w.mailURL = "http://127.0.0.1:" + mailPort + "/"
 	w.run = func(args ...string) (string, error) {
 		cmd := exec.Command(w.bin, append(args, "--registry", "127.0.0.1:"+regPort, "--repo", w.repo, "--argocd", "127.0.0.1:"+argoPort,
-			"--smtp", "127.0.0.1:"+smtpPort, "--timeout", "4m")...)
+			"--smtp", "127.0.0.1:"+smtpPort, "--mail-listing", "127.0.0.1:"+mailPort, "--timeout", "4m")...)
 		cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errb, logs)
@@ -182,11 +184,21 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	imgs := t.TempDir()
 	backend, frontend := imageTar(t, imgs, "backend"), imageTar(t, imgs, "frontend")
 
-	// Deploy: Healthy, and the report mailed.
+	// Deploy: Healthy, and the report mailed. The report goes on from the module's (its build stage):
+	// one report for the whole run, publish included; the mail catcher is asked what it holds.
 	t0 := time.Now()
-	out, err := runner("sandbox-deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend)
+	soFar := report.New("Wanderlust deploy (sandbox)", "dev")
+	_, end := soFar.Start(context.Background(), "build")
+	end(map[string]string{"tests": "ran"}, nil)
+	out, err := runner("sandbox-deploy", "--env", "dev", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend,
+		"--report", string(soFar.JSON()))
 	if err != nil || !strings.Contains(out, "Healthy") {
 		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	for _, want := range []string{"| build | succeeded", "| publish | succeeded", "| bump | succeeded", "| sync | succeeded", "| notify | succeeded", "Mail catcher: 1 message(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the deploy's output lacks %q:\n%s", want, out)
+		}
 	}
 	t.Logf("deploy to dev: %s", time.Since(t0).Round(time.Millisecond))
 	m := mails(t, w.mailURL)

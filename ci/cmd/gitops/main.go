@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -148,8 +149,16 @@ func run(ctx context.Context, cmd string, args []string) error {
 		env := fs.String("env", "dev", "environment (deploy)")
 		from := fs.String("from", "dev", "source environment (promote)")
 		to := fs.String("to", "staging", "target environment (promote)")
+		reportSoFar := fs.String("report", "", "the run's report so far, JSON (the module's build stages)")
+		mailListing := fs.String("mail-listing", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.MailHTTPPort), "the mail catcher's listing, host:port")
 		if err := fs.Parse(args); err != nil {
 			return err
+		}
+		if *reportSoFar != "" {
+			o.Report = &report.Run{}
+			if err := json.Unmarshal([]byte(*reportSoFar), o.Report); err != nil {
+				return fmt.Errorf("--report: not a run report: %w", err)
+			}
 		}
 		o.GitUser, o.MailTo, o.Timeout = *gitUser, strings.Split(*mailTo, ","), *timeout
 		var rep *report.Run
@@ -161,6 +170,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 		}
 		if rep != nil {
 			fmt.Println(rep.Markdown())
+		}
+		// What the mail catcher holds, asked of it (not "mailed": the report says whether it was sent).
+		if n, merr := runner.MailCount(ctx, *mailListing); merr == nil {
+			fmt.Printf("Mail catcher: %d message(s), listed at http://%s/\n", n, *mailListing)
+		} else {
+			fmt.Printf("Mail catcher: not reachable (%v)\n", merr)
 		}
 		return err
 	}

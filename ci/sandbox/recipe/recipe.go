@@ -35,9 +35,14 @@ const (
 	dataDir      = layout.ImageData
 )
 
-// Secrets are the sandbox's random credentials.
-type Secrets struct {
-	Git, ArgoCD *dagger.Secret
+// Login is the sandbox's password of the git remote and of Argo CD's admin. It is plain on purpose:
+// the sandbox is local and throw-away, and Dagger scrubs every secret a container receives from its
+// output — a secret login could never be printed for the user to log in with.
+type Login string
+
+// withLogin sets the login's variables (what the GitOps program's sandbox subcommands read).
+func withLogin(ctr *dagger.Container, l Login) *dagger.Container {
+	return ctr.WithEnvVariable("SANDBOX_GIT_PASSWORD", string(l)).WithEnvVariable("SANDBOX_ARGOCD_PASSWORD", string(l))
 }
 
 // ciIncludes is what of ci/ the builder needs for the GitOps program (not the generated Dagger code).
@@ -80,8 +85,8 @@ func Image(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Co
 }
 
 // Git is the GitOps repository's remote, seeded with kubernetes/.
-func Git(img *dagger.Container, s Secrets) *dagger.Service {
-	return img.WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
+func Git(img *dagger.Container, l Login) *dagger.Service {
+	return withLogin(img, l).
 		WithExposedPort(layout.GitPort).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "git"}})
 }
@@ -101,10 +106,8 @@ func Mail(img *dagger.Container) *dagger.Service {
 // ArgoCD is the Argo CD stack with the applications of kubernetes/argocd tracking the git
 // service. Its health port opens only once the applications exist, and Dagger waits for every
 // exposed port: a client of the service starts when the sandbox is ready.
-func ArgoCD(img *dagger.Container, git *dagger.Service, s Secrets) *dagger.Service {
-	return img.WithServiceBinding(layout.GitHost, git).
-		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
-		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD).
+func ArgoCD(img *dagger.Container, git *dagger.Service, l Login) *dagger.Service {
+	return withLogin(img.WithServiceBinding(layout.GitHost, git), l).
 		WithExposedPort(layout.ArgoCDPort).WithExposedPort(layout.HealthPort).
 		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "argocd", "--repo-url", layout.RepoURL(), "--apps", kubeDir + "/argocd"}})
 }
@@ -117,35 +120,38 @@ type Services struct {
 // Runner is the container in which the GitOps program runs the pipeline's deploy or promote against the
 // services, bound under their aliases; run names the run so that no result is reused from the
 // engine's cache.
-func Runner(img *dagger.Container, svc Services, s Secrets, run string) *dagger.Container {
-	return bound(img, svc, s).WithEnvVariable("SANDBOX_RUN", run)
+func Runner(img *dagger.Container, svc Services, l Login, run string) *dagger.Container {
+	return bound(img, svc, l).WithEnvVariable("SANDBOX_RUN", run)
 }
 
-// bound is img with the four services bound under their aliases and the credentials as secrets.
-func bound(img *dagger.Container, svc Services, s Secrets) *dagger.Container {
-	return img.WithServiceBinding(layout.GitHost, svc.Git).
+// bound is img with the four services bound under their aliases, and the login.
+func bound(img *dagger.Container, svc Services, l Login) *dagger.Container {
+	return withLogin(img.WithServiceBinding(layout.GitHost, svc.Git).
 		WithServiceBinding(layout.RegistryHost, svc.Registry).
 		WithServiceBinding(layout.MailHost, svc.Mail).
-		WithServiceBinding(layout.ArgoCDHost, svc.ArgoCD).
-		WithSecretVariable("SANDBOX_GIT_PASSWORD", s.Git).
-		WithSecretVariable("SANDBOX_ARGOCD_PASSWORD", s.ArgoCD)
+		WithServiceBinding(layout.ArgoCDHost, svc.ArgoCD), l)
 }
 
 // Deploy runs a deploy of the built images to env in the runner and returns the runner (its stdout
-// is the run report; a failed deployment fails the exec).
-func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version string) *dagger.Container {
+// is the run report, whatever the exit code).
+// reportSoFar is the run's report as the module made it (its build stages), JSON; "" for none.
+func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version, reportSoFar string) *dagger.Container {
 	args := []string{program, "sandbox-deploy", "--env", env, "--version", version}
 	for _, n := range slices.Sorted(maps.Keys(images)) {
 		p := "/images/" + n + ".tar"
 		runner = runner.WithMountedFile(p, images[n].AsTarball())
 		args = append(args, "--image", n+"="+p)
 	}
-	return runner.WithExec(args)
+	if reportSoFar != "" {
+		args = append(args, "--report", reportSoFar)
+	}
+	// Any exit code: a failed deployment's report is its stdout (execerr.Output).
+	return runner.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
 // Promote runs a promotion from → to in the runner.
 func Promote(runner *dagger.Container, from, to string) *dagger.Container {
-	return runner.WithExec([]string{program, "sandbox-promote", "--from", from, "--to", to})
+	return runner.WithExec([]string{program, "sandbox-promote", "--from", from, "--to", to}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
 // Ports are the host ports of Up: Argo CD's API/UI, the git remote, the registry, the mail listing.
@@ -160,10 +166,10 @@ var Ports = []struct {
 	{layout.SMTPPort, fmt.Sprintf("%s:%d", layout.MailHost, layout.SMTPPort)},
 }
 
-// Up is one service forwarding Ports to the four services (the GitOps program proxy), so that `dagger call
-// sandbox up up` puts them all on the host; it prints where to look, with the Argo CD admin password.
-func Up(img *dagger.Container, svc Services, s Secrets) *dagger.Service {
-	ctr := bound(img, svc, s)
+// Up is one service forwarding Ports to the four services (the GitOps program's proxy), so that
+// `dagger call sandbox up up` puts them all on the host; it prints where to look, with the login.
+func Up(img *dagger.Container, svc Services, l Login) *dagger.Service {
+	ctr := bound(img, svc, l)
 	args := []string{program, "proxy"}
 	for _, p := range Ports {
 		ctr = ctr.WithExposedPort(p.Port)

@@ -158,6 +158,11 @@ func Steps(query string) []Step {
 		for j < len(query) && (query[j] == ' ' || query[j] == '\n') {
 			j++
 		}
+		if strings.HasPrefix(query[j:], "... on ") {
+			// An inline fragment (node(id){... on Container{…}}): its fields are the node's.
+			i = j + len("... on ")
+			continue
+		}
 		k := j
 		for k < len(query) && isIdent(query[k]) {
 			k++
@@ -263,7 +268,7 @@ func (s *Server) Expand(q string) string {
 // exists, 0 for exitCode, a digest-pinned reference for publish, "" for text.
 func Default(field, query string) (any, error) {
 	switch field {
-	case "id", "sync":
+	case "id", "sync", "start":
 		return IDOf(query), nil
 	case "exists":
 		return true, nil
@@ -318,4 +323,89 @@ func HasCall(q, field string, args ...string) bool {
 		}
 	}
 	return false
+}
+
+// Canonical rewrites a query so that two queries for the same pipeline compare equal: the SDK
+// writes a call's arguments in any order, so every argument list is sorted, recursively (run it on
+// Expand's output to compare whole definitions, as the engine's content-addressed IDs do).
+func Canonical(q string) string {
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		if q[i] == '"' {
+			j := skipString(q, i)
+			b.WriteString(q[i:j])
+			i = j - 1
+			continue
+		}
+		if q[i] != '(' {
+			b.WriteByte(q[i])
+			continue
+		}
+		end := skipArgs(q, i) // index after the matching ')'
+		items := splitTop(q[i+1 : end-1])
+		for k := range items {
+			items[k] = Canonical(strings.TrimSpace(items[k]))
+		}
+		slices.Sort(items)
+		b.WriteString("(" + strings.Join(items, ",") + ")")
+		i = end - 1
+	}
+	return b.String()
+}
+
+// skipString returns the index after the string literal starting at i.
+func skipString(q string, i int) int {
+	for j := i + 1; j < len(q); j++ {
+		switch q[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(q)
+}
+
+// splitTop splits an argument list at its top-level commas.
+func splitTop(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			i = skipString(s, i) - 1
+		case c == '(' || c == '[' || c == '{' || c == '<':
+			depth++
+		case c == ')' || c == ']' || c == '}' || c == '>':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+var quotedID = regexp.MustCompile(`"(fake-id-[0-9a-f]{16})"`)
+
+// Definition is the canonical pipeline that made the object with this ID: every ID in it replaced,
+// recursively, by the canonical pipeline that made it — two IDs of one definition give one string,
+// as the engine's content-addressed IDs do.
+func (s *Server) Definition(id string) string {
+	byID := map[string]string{}
+	for _, q := range s.Queries() {
+		byID[IDOf(q)] = q
+	}
+	var def func(id string, depth int) string
+	def = func(id string, depth int) string {
+		q, ok := byID[id]
+		if !ok || depth > 32 {
+			return id
+		}
+		q = quotedID.ReplaceAllStringFunc(q, func(m string) string {
+			return "<" + def(strings.Trim(m, `"`), depth+1) + ">"
+		})
+		return Canonical(q)
+	}
+	return def(id, 0)
 }

@@ -2,6 +2,7 @@ package daggerfake
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +26,24 @@ func TestCalls(t *testing.T) {
 	}
 	if !HasCall(q, "withExec", `args:["b"]`, "useEntrypoint:true") || HasCall(q, "withExec", `args:["c"]`) {
 		t.Error("HasCall")
+	}
+}
+
+// A query through an inline fragment (what the SDK sends after Sync) reads as the node's fields.
+func TestChainThroughAnInlineFragment(t *testing.T) {
+	if got := Chain(`query{node(id:"fake-id-0123456789abcdef"){... on Container{exitCode}}}`); strings.Join(got, " ") != "node exitCode" {
+		t.Errorf("chain %q", got)
+	}
+}
+
+// Two queries that differ only in the order of arguments are one definition.
+func TestCanonical(t *testing.T) {
+	a := `{container{from(address:"x"){withDirectory(path:"/a", include:["b","c"], source:<{directory{withNewFile(path:"f", contents:"(x, y)"){id}}}>){id}}}}`
+	b := `{container{from(address:"x"){withDirectory(source:<{directory{withNewFile(contents:"(x, y)", path:"f"){id}}}>, include:["b","c"], path:"/a"){id}}}}`
+	if Canonical(a) != Canonical(b) {
+		t.Errorf("%s\n%s", Canonical(a), Canonical(b))
+	}
+	if Canonical(a) == Canonical(strings.Replace(b, `"/a"`, `"/b"`, 1)) {
+		t.Error("different definitions compare equal")
 	}
 }

@@ -5,8 +5,10 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"wanderlust.dev/pipeline/ci/sandbox"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
+	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
@@ -45,21 +48,54 @@ type Options struct {
 	Timeout time.Duration
 	// Log gets progress lines.
 	Log func(string)
+	// Report is the run's report so far (the module's build); nil starts one.
+	Report *report.Run
 }
 
 // Deploy pushes the images and deploys them to env, as `deploy` does: verify, bump (digests),
-// commit and push, sync and wait, roll back on failure, mail the report.
+// commit and push, sync and wait, roll back on failure, mail the report — all in one report, after
+// the module's build.
 func Deploy(ctx context.Context, o Options, env string) (*report.Run, error) {
-	refs, err := push(ctx, o)
+	rep := o.Report
+	if rep == nil {
+		rep = report.New("Wanderlust deploy", env)
+	}
+	sctx, end := rep.Start(ctx, "publish")
+	refs, err := push(sctx, o)
+	out := map[string]string{}
+	for _, r := range refs {
+		out[manifest.LastElem(strings.SplitN(r, ":", 2)[0])] = r
+	}
+	end(out, err)
 	if err != nil {
-		return nil, err
+		rep.Finish(err)
+		return rep, err
 	}
 	argo, mail, err := o.services(ctx, "wanderlust-"+env)
 	if err != nil {
-		return nil, err
+		rep.Finish(err)
+		return rep, err
 	}
 	return deploy.Run(ctx, deploy.Options{Images: refs, PinDigest: true, Registry: registry.Auth{PlainHTTP: true},
-		Bump: bump.Options{Git: o.git(), Env: env}, Argo: argo, Rollback: true, Notify: mail}, nil)
+		Bump: bump.Options{Git: o.git(), Env: env}, Argo: argo, Rollback: true, Notify: mail}, rep)
+}
+
+// MailCount is how many messages the sandbox's mail catcher holds, from its listing (host:port).
+func MailCount(ctx context.Context, listing string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listing+"/", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var msgs []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
+		return 0, fmt.Errorf("the mail catcher's listing: %w", err)
+	}
+	return len(msgs), nil
 }
 
 // Promote promotes what runs in from to to, as `promote` does. The sandbox's images carry no
