@@ -142,8 +142,7 @@ func (m *Wanderlust) gitOptions(ctx context.Context, why string) (git.Options, e
 func (m *Wanderlust) config() gitops.Config {
 	host, _, _ := strings.Cut(m.Registry, "/")
 	c := gitops.Config{Repo: m.Repo, Branch: m.Branch, GitUser: m.GitUser, Registry: host, RegistryUser: m.RegistryUsername,
-		ArgoCD:  gitops.ArgoCD{Server: m.ArgocdServer, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure, GRPCWeb: m.ArgocdGrpcWeb, AppNamespace: m.AppNamespace},
-		Webhook: m.WebhookURL != nil}
+		ArgoCD: gitops.ArgoCD{Server: m.ArgocdServer, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure, GRPCWeb: m.ArgocdGrpcWeb, AppNamespace: m.AppNamespace}}
 	if m.SMTPHost != "" {
 		c.SMTP = gitops.SMTP{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, From: m.MailFrom, To: m.MailTo}
 	}
@@ -197,11 +196,6 @@ func (m *Wanderlust) notifyOptions(ctx context.Context) (*notify.Options, error)
 	}
 	o := &notify.Options{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, Password: pass, From: m.MailFrom, To: m.MailTo}
 	return o, o.Validate()
-}
-
-// webhook reads the webhook URL secret ("" without).
-func (m *Wanderlust) webhook(ctx context.Context) (string, error) {
-	return plaintext(ctx, m.WebhookURL)
 }
 
 // bumpFlags are bump's own flags.

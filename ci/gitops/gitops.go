@@ -27,9 +27,6 @@ const (
 	EnvWebhookURL       = "WANDERLUST_WEBHOOK_URL"
 )
 
-// Secrets lists the secret variables, for the module to set and the tests to check.
-var Secrets = []string{EnvGitToken, EnvArgoCDToken, EnvRegistryPassword, EnvSMTPPassword, EnvWebhookURL}
-
 // Commands of the program that take a request.
 const (
 	CmdDeploy  = "deploy"
@@ -55,8 +52,6 @@ type Config struct {
 	Registry, RegistryUser string `json:",omitempty"`
 	// SMTP is the mail server (Host empty: no mail).
 	SMTP SMTP `json:",omitzero"`
-	// Webhook says the webhook secret is set.
-	Webhook bool `json:",omitempty"`
 }
 
 // ArgoCD is the Argo CD server's address and connection.

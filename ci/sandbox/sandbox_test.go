@@ -126,6 +126,7 @@ func mails(t testing.TB, url string) []mailEntry {
 // world is the sandbox's services started from the GitOps program (cmd/gitops) on the host.
 type world struct {
 	bin, repo, mailURL string
+	argoURL            string
 	ready              time.Duration
 	run                func(args ...string) (string, error)
 }
@@ -165,6 +166,7 @@ func start(t testing.TB) *world {
 	waitHTTP(t, "http://127.0.0.1:"+healthPort+"/", 3*time.Minute)
 	w.ready = time.Since(begin)
 	w.mailURL = "http://127.0.0.1:" + mailPort + "/"
+	w.argoURL = "http://127.0.0.1:" + argoPort
 	w.run = func(args ...string) (string, error) {
 		cmd := exec.Command(w.bin, append(args, "--registry", "127.0.0.1:"+regPort, "--repo", w.repo, "--argocd", "127.0.0.1:"+argoPort,
 			"--smtp", "127.0.0.1:"+smtpPort, "--mail-listing", "127.0.0.1:"+mailPort, "--timeout", "4m")...)
@@ -181,6 +183,17 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	w := start(t)
 	t.Logf("sandbox services ready in %s", w.ready.Round(time.Millisecond))
 	runner := w.run
+	// Argo CD says which version it is (hack/e2e/build.sh stamps it), not v99.99.99.
+	resp, err := http.Get(w.argoURL + "/api/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Version string }
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if !strings.HasPrefix(v.Version, "v2.14.21") {
+		t.Errorf("Argo CD reports version %q, want v2.14.21", v.Version)
+	}
 	imgs := t.TempDir()
 	backend, frontend := imageTar(t, imgs, "backend"), imageTar(t, imgs, "frontend")
 

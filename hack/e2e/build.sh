@@ -29,9 +29,12 @@ if ! have etcd; then
   echo "building etcd into $bin"
   (cd k8s && go build -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
 fi
-if ! have argocd; then
+# Stamped with its version (as Argo CD's Makefile does), so that the API and UI say v2.14.21 rather than
+# v99.99.99; a binary built before the stamp is rebuilt.
+argocd_ldflags="-s -w -X github.com/argoproj/argo-cd/v2/common.version=2.14.21"
+if ! have argocd || ! "$bin/argocd" version --client --short 2>/dev/null | grep -q 'v2\.14\.21'; then
   echo "building argocd into $bin"
-  (cd argocd && go build -ldflags "-s -w" -o "$bin/argocd" github.com/argoproj/argo-cd/v2/cmd)
+  (cd argocd && go build -ldflags "$argocd_ldflags" -o "$bin/argocd" github.com/argoproj/argo-cd/v2/cmd)
 fi
 have kwok || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@v0.8.0
 have kustomize || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kustomize/kustomize/v5@v5.8.0
