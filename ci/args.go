@@ -264,6 +264,9 @@ func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, de
 	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
 		return "", err
 	}
+	if err := gitops.CheckServer(m.ArgocdServer); err != nil {
+		return "", err
+	}
 	if err := checkTimeout(timeout); err != nil {
 		return "", err
 	}
@@ -312,6 +315,11 @@ func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.
 	}
 	if !f.noSync && m.ArgocdServer == "" {
 		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
+	}
+	if !f.noSync {
+		if err := gitops.CheckServer(m.ArgocdServer); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkTimeout(f.timeout); err != nil {
 		return nil, err
@@ -504,6 +512,9 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 		return "", err
 	}
 	if err := need(m.ArgocdServer, "argocd-server", "promote checks and syncs Argo CD applications"); err != nil {
+		return "", err
+	}
+	if err := gitops.CheckServer(m.ArgocdServer); err != nil {
 		return "", err
 	}
 	for _, env := range []string{from, to} {

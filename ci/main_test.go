@@ -501,9 +501,17 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 			if ran := containerStages(session); len(ran) > 0 {
 				t.Errorf("built before the check failed (%v): %q", err, ran)
 			}
+			// What the module can judge alone is refused before the GitOps program is even built.
+			if moduleChecks[name] && strings.Contains(session.All(), runner.Bin) {
+				t.Errorf("the GitOps program was built or run for a flag the module checks itself (%v)", err)
+			}
 		})
 	}
 }
+
+// moduleChecks are the inputs the module refuses itself, without the GitOps program.
+var moduleChecks = map[string]bool{"smtp tls": true, "source commit time": true, "environment": true, "argocd address": true,
+	"evidence, no key": true, "evidence, bad key": true, "go settings": true}
 
 // containerStages are the execs of a session other than the GitOps program's build and runs: the
 // container stages (tests, builds, scans).

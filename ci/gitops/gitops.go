@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
@@ -67,6 +68,20 @@ type SMTP struct {
 	Port                int      `json:",omitempty"`
 	TLS, Username, From string   `json:",omitempty"`
 	To                  []string `json:",omitempty"`
+}
+
+// CheckServer validates an Argo CD server address (host:port) without contacting it — in the module,
+// before anything runs, and in the program. An address carrying credentials is never echoed.
+func CheckServer(server string) error {
+	host, port, err := net.SplitHostPort(server)
+	if strings.Contains(server, "@") {
+		// Never echo it: the part before "@" may be a token.
+		return errors.New("argocd: --argocd-server carries credentials (not shown); want host:port, and the token in --argocd-token")
+	}
+	if err != nil || host == "" || port == "" || strings.ContainsAny(server, "/ ") {
+		return fmt.Errorf("argocd: server %q: want host:port (no scheme, path or credentials)", server)
+	}
+	return nil
 }
 
 // Evidence is the gate on the images' evidence: the public key, and what the provenance and the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
@@ -41,18 +41,8 @@ type App struct {
 	Running string
 }
 
-// CheckAddress validates a server address (host:port) without contacting it.
-func CheckAddress(server string) error {
-	host, port, err := net.SplitHostPort(server)
-	if strings.Contains(server, "@") {
-		// Never echo it: the part before "@" may be a token.
-		return errors.New("argocd: --argocd-server carries credentials (not shown); want host:port, and the token in --argocd-token")
-	}
-	if err != nil || host == "" || port == "" || strings.ContainsAny(server, "/ ") {
-		return fmt.Errorf("argocd: server %q: want host:port (no scheme, path or credentials)", server)
-	}
-	return nil
-}
+// CheckAddress validates a server address (host:port) without contacting it (gitops.CheckServer).
+func CheckAddress(server string) error { return gitops.CheckServer(server) }
 
 // Preflight checks, before anything is pushed, that the server answers, the token is valid and may
 // get and sync the application, the application exists and deploys from target (single- or
