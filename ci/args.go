@@ -562,9 +562,8 @@ func (m *Wanderlust) notify(ctx context.Context, file *dagger.File) (string, err
 		if err != nil {
 			return "", err
 		}
-		r = &report.Run{}
-		if err := json.Unmarshal([]byte(body), r); err != nil || r.Title == "" {
-			return "", fmt.Errorf("--report: not a run report in JSON (deploy --report-format json): %v", err)
+		if r, err = report.Parse([]byte(body)); err != nil {
+			return "", fmt.Errorf("--report: %w", err)
 		}
 	}
 	if err := notify.Send(ctx, *n, r); err != nil {
@@ -626,9 +625,9 @@ func scanGate(b []byte) (string, error) {
 
 // readRunReport reads a run report printed as JSON.
 func readRunReport(body string) (*RunReport, error) {
-	r := &report.Run{}
-	if err := json.Unmarshal([]byte(body), r); err != nil || r.Title == "" || r.Result == "" {
-		return nil, fmt.Errorf("--file: not a run report in JSON (deploy --report-format json): %v", err)
+	r, err := report.Parse([]byte(body))
+	if err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
 	}
 	return &RunReport{Markdown: r.Markdown(), Result: r.Result, Reason: r.Reason}, nil
 }

@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -155,9 +154,9 @@ func run(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		if *reportSoFar != "" {
-			o.Report = &report.Run{}
-			if err := json.Unmarshal([]byte(*reportSoFar), o.Report); err != nil {
-				return fmt.Errorf("--report: not a run report: %w", err)
+			var err error
+			if o.Report, err = report.Parse([]byte(*reportSoFar)); err != nil {
+				return fmt.Errorf("--report: %w", err)
 			}
 		}
 		o.GitUser, o.MailTo, o.Timeout = *gitUser, strings.Split(*mailTo, ","), *timeout

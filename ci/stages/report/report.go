@@ -6,6 +6,7 @@ package report
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"maps"
@@ -145,6 +146,18 @@ func Failure(result string) bool { return result == Failed || result == NotOurs 
 
 // Outcome sets a result other than succeeded or failed, and why.
 func (r *Run) Outcome(result, reason string) { r.Result, r.Reason = result, reason }
+
+// Parse reads a report rendered by JSON; anything else (no title or no result) is refused.
+func Parse(b []byte) (*Run, error) {
+	r := &Run{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("not a run report in JSON (deploy --report-format json): %w", err)
+	}
+	if r.Title == "" || r.Result == "" {
+		return nil, errors.New("not a run report in JSON (deploy --report-format json): no title or result")
+	}
+	return r, nil
+}
 
 // JSON renders the report.
 func (r *Run) JSON() []byte {
