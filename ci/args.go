@@ -177,14 +177,6 @@ func (m *Wanderlust) gitops(ctx context.Context, cmd string, request any) (*gito
 	return runner.Run(ctx, ctr, cmd, request, m.secrets())
 }
 
-// checkTimeout checks a --timeout.
-func checkTimeout(timeout int) error {
-	if timeout < 0 {
-		return fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
-	}
-	return nil
-}
-
 // notifyOptions are the SMTP settings (nil without --smtp-host).
 func (m *Wanderlust) notifyOptions(ctx context.Context) (*notify.Options, error) {
 	if m.SMTPHost == "" {
@@ -267,7 +259,7 @@ func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, de
 	if err := gitops.CheckServer(m.ArgocdServer); err != nil {
 		return "", err
 	}
-	if err := checkTimeout(timeout); err != nil {
+	if err := gitops.CheckTimeout(timeout); err != nil {
 		return "", err
 	}
 	if _, err := v.Options(nil); err != nil {
@@ -302,10 +294,8 @@ type deployFlags struct {
 // deployRequest turns the configuration and deploy's flags into the GitOps program's request. What can
 // be checked without the network is checked here, before the program runs; its preflight does the rest.
 func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.Deploy, error) {
-	if f.sourceCommitTime != "" {
-		if _, err := time.Parse(time.RFC3339, f.sourceCommitTime); err != nil {
-			return nil, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", f.sourceCommitTime)
-		}
+	if _, err := gitops.SourceCommitTime(f.sourceCommitTime); err != nil {
+		return nil, err
 	}
 	if err := need(m.Repo, "repo", "deploy commits to the GitOps repository"); err != nil {
 		return nil, err
@@ -313,15 +303,15 @@ func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.
 	if err := bump.CheckEnv(f.env); err != nil {
 		return nil, err
 	}
-	if !f.noSync && m.ArgocdServer == "" {
-		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
-	}
 	if !f.noSync {
+		if m.ArgocdServer == "" {
+			return nil, gitops.ErrNoArgoCD
+		}
 		if err := gitops.CheckServer(m.ArgocdServer); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkTimeout(f.timeout); err != nil {
+	if err := gitops.CheckTimeout(f.timeout); err != nil {
 		return nil, err
 	}
 	if _, err := m.notifyOptions(ctx); err != nil {
@@ -525,7 +515,7 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err := need(m.Repo, "repo", "promote commits to the GitOps repository"); err != nil {
 		return "", err
 	}
-	if err := checkTimeout(timeout); err != nil {
+	if err := gitops.CheckTimeout(timeout); err != nil {
 		return "", err
 	}
 	if _, err := m.notifyOptions(ctx); err != nil {

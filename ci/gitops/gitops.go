@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/probe"
@@ -68,6 +69,29 @@ type SMTP struct {
 	Port                int      `json:",omitempty"`
 	TLS, Username, From string   `json:",omitempty"`
 	To                  []string `json:",omitempty"`
+}
+
+// ErrNoArgoCD refuses a deploy given no Argo CD server and no --no-sync.
+var ErrNoArgoCD = errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
+
+// CheckTimeout checks a --timeout in seconds (0: derived from the rollout).
+func CheckTimeout(seconds int) error {
+	if seconds < 0 {
+		return fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", seconds)
+	}
+	return nil
+}
+
+// SourceCommitTime reads --source-commit-time (RFC 3339; "" is the zero time).
+func SourceCommitTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", s)
+	}
+	return t, nil
 }
 
 // CheckServer validates an Argo CD server address (host:port) without contacting it — in the module,

@@ -32,3 +32,15 @@ func TestRequestsRoundTripAndUnknownFieldsAreRefused(t *testing.T) {
 		t.Error("a non-result was read as a result")
 	}
 }
+
+func TestCheckServerNeverEchoesCredentials(t *testing.T) {
+	if err := CheckServer("argocd.example.com:443"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"admin:argo-planted-7@argocd.example.com:443", "https://argo-planted-7@argocd:443", "argocd.example.com"} {
+		err := CheckServer(bad)
+		if err == nil || strings.Contains(err.Error(), "argo-planted-7") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

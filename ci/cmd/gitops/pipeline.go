@@ -77,10 +77,10 @@ func gitOptions(c gitops.Config, getenv func(string) string) git.Options {
 
 // argoOptions are Argo CD's options for app.
 func argoOptions(c gitops.Config, app string, timeout int, getenv func(string) string) (*argocd.Options, error) {
-	if timeout < 0 {
-		return nil, fmt.Errorf("--timeout %d: want a positive number of seconds (or none: derived from the rollout)", timeout)
+	if err := gitops.CheckTimeout(timeout); err != nil {
+		return nil, err
 	}
-	if err := argocd.CheckAddress(c.ArgoCD.Server); err != nil {
+	if err := gitops.CheckServer(c.ArgoCD.Server); err != nil {
 		return nil, err
 	}
 	a := c.ArgoCD
@@ -119,22 +119,17 @@ func gate(e *gitops.Evidence) (*deploy.Evidence, error) {
 
 // deployOptions turns a deploy request into the stage's options.
 func deployOptions(q gitops.Deploy, getenv func(string) string) (*deploy.Options, error) {
-	var commitTime time.Time
-	if q.SourceCommitTime != "" {
-		t, err := time.Parse(time.RFC3339, q.SourceCommitTime)
-		if err != nil {
-			return nil, fmt.Errorf("--source-commit-time %q: want RFC 3339, e.g. 2026-11-28T09:30:00Z", q.SourceCommitTime)
-		}
-		commitTime = t
+	commitTime, err := gitops.SourceCommitTime(q.SourceCommitTime)
+	if err != nil {
+		return nil, err
 	}
 	o := &deploy.Options{Images: q.Images, Registry: registryAuth(q.Config, getenv), PinDigest: q.PinDigest, DryRun: q.DryRun,
 		Rollback: q.Rollback, SourceCommitTime: commitTime, SkipVerify: q.SkipVerify, RunID: q.RunID, Webhook: getenv(gitops.EnvWebhookURL),
 		Bump: bump.Options{Env: q.Env, SourceCommit: q.SourceCommit, Git: gitOptions(q.Config, getenv), SkipCI: q.SkipCI}}
-	var err error
 	switch {
 	case q.NoSync:
 	case q.ArgoCD.Server == "":
-		return nil, errors.New("deploy needs Argo CD to sync, judge and roll back: give --argocd-server and --argocd-token (an empty server, e.g. an unset CI variable, is not taken for \"skip the sync\"), or pass --no-sync to push only")
+		return nil, gitops.ErrNoArgoCD
 	default:
 		if o.Argo, err = argoOptions(q.Config, cmp.Or(q.App, "wanderlust-"+q.Env), q.TimeoutSeconds, getenv); err != nil {
 			return nil, err

@@ -216,15 +216,3 @@ func TestUnhealthyListsResources(t *testing.T) {
 		}
 	}
 }
-
-func TestCheckAddressNeverEchoesCredentials(t *testing.T) {
-	if err := CheckAddress("argocd.example.com:443"); err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []string{"admin:argo-planted-7@argocd.example.com:443", "https://argo-planted-7@argocd:443", "argocd.example.com"} {
-		err := CheckAddress(bad)
-		if err == nil || strings.Contains(err.Error(), "argo-planted-7") {
-			t.Errorf("%q: %v", bad, err)
-		}
-	}
-}

@@ -41,9 +41,6 @@ type App struct {
 	Running string
 }
 
-// CheckAddress validates a server address (host:port) without contacting it (gitops.CheckServer).
-func CheckAddress(server string) error { return gitops.CheckServer(server) }
-
 // Preflight checks, before anything is pushed, that the server answers, the token is valid and may
 // get and sync the application, the application exists and deploys from target (single- or
 // multi-source), and no sync window blocks a sync now. Each failure is a clear error; nothing is
@@ -56,7 +53,7 @@ func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) 
 		}
 		telemetry.End(span, err)
 	}()
-	if err := CheckAddress(o.Server); err != nil {
+	if err := gitops.CheckServer(o.Server); err != nil {
 		return nil, err
 	}
 	switch {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/intent"
@@ -115,7 +116,7 @@ func validate(o *Options) error {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	if o.Argo != nil {
-		if err := argocd.CheckAddress(o.Argo.Server); err != nil {
+		if err := gitops.CheckServer(o.Argo.Server); err != nil {
 			return fmt.Errorf("deploy: %w", err)
 		}
 		if o.Argo.Token == "" || o.Argo.App == "" {
