@@ -49,29 +49,46 @@ func Tail(s string, n int) string {
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
+// Exit is what an exec added with Expect ANY left: its exit code and output.
+type Exit struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Result runs ctr, whose last exec was added with Expect ANY, and reads its exit code and output
+// whatever the code; an exec the engine could not run at all is an error under stage.
+func Result(ctx context.Context, stage string, ctr *dagger.Container) (*Exit, error) {
+	ctr, err := ctr.Sync(ctx)
+	if err != nil {
+		return nil, Wrap(stage, err)
+	}
+	x := &Exit{}
+	if x.Code, err = ctr.ExitCode(ctx); err != nil {
+		return nil, Wrap(stage, err)
+	}
+	if x.Stdout, err = ctr.Stdout(ctx); err != nil {
+		return nil, Wrap(stage, err)
+	}
+	if x.Stderr, err = ctr.Stderr(ctx); err != nil {
+		return nil, Wrap(stage, err)
+	}
+	return x, nil
+}
+
 // Output reads the stdout of ctr's last exec, which must have been added with Expect ANY: a command
 // that exited non-zero is an error naming the stage and the exit code, holding what it printed on
 // stdout (a run report) and the end of its stderr — not lost in the engine's message.
 func Output(ctx context.Context, stage string, ctr *dagger.Container) (string, error) {
-	ctr, err := ctr.Sync(ctx)
+	x, err := Result(ctx, stage, ctr)
 	if err != nil {
-		return "", Wrap(stage, err)
+		return "", err
 	}
-	code, err := ctr.ExitCode(ctx)
-	if err != nil {
-		return "", Wrap(stage, err)
+	if x.Code == 0 {
+		return x.Stdout, nil
 	}
-	stdout, err := ctr.Stdout(ctx)
-	if err != nil {
-		return "", Wrap(stage, err)
-	}
-	if code == 0 {
-		return stdout, nil
-	}
-	stderr, _ := ctr.Stderr(ctx)
-	msg := fmt.Sprintf("%s: exited with %d", stage, code)
-	if t := Tail(stderr, 10); t != "" {
+	msg := fmt.Sprintf("%s: exited with %d", stage, x.Code)
+	if t := Tail(x.Stderr, 10); t != "" {
 		msg += ":\n" + t
 	}
-	return "", fmt.Errorf("%s\n\n%s", msg, strings.TrimSpace(stdout))
+	return "", fmt.Errorf("%s\n\n%s", msg, strings.TrimSpace(x.Stdout))
 }

@@ -147,27 +147,18 @@ func Run(ctx context.Context, ctr *dagger.Container, cmd string, request any, se
 			ctr = ctr.WithSecretVariable(k, secrets[k])
 		}
 	}
-	ctr, err = ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny, UseEntrypoint: false}).Sync(ctx)
+	x, err := execerr.Result(ctx, cmd+": the GitOps program did not run",
+		ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny, UseEntrypoint: false}))
 	if err != nil {
-		return nil, fmt.Errorf("%w\n(the program is built from this module's source; --runner-image runs a published image of it instead)",
-			execerr.Wrap(cmd+": the GitOps program did not run", err))
+		return nil, fmt.Errorf("%w\n(the program is built from this module's source; --runner-image runs a published image of it instead)", err)
 	}
-	code, err := ctr.ExitCode(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s %s: %w", cmd, gitops.Program, cmd, err)
-	}
-	stdout, err := ctr.Stdout(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s %s: %w", cmd, gitops.Program, cmd, err)
-	}
-	if code == 0 || code == 1 {
-		if res, err := gitops.ReadResult(stdout); err == nil {
-			if code == 1 && res.Error == "" {
+	if x.Code == 0 || x.Code == 1 {
+		if res, err := gitops.ReadResult(x.Stdout); err == nil {
+			if x.Code == 1 && res.Error == "" {
 				res.Error = cmd + " failed"
 			}
 			return res, nil
 		}
 	}
-	stderr, _ := ctr.Stderr(ctx)
-	return nil, fmt.Errorf("%s: %s %s exited with %d: %s", cmd, gitops.Program, cmd, code, execerr.Tail(stderr, 20))
+	return nil, fmt.Errorf("%s: %s %s exited with %d: %s", cmd, gitops.Program, cmd, x.Code, execerr.Tail(x.Stderr, 20))
 }
