@@ -74,6 +74,17 @@ func ParseGoEnv(settings []string) (GoEnv, error) {
 	return env, nil
 }
 
+// Apply sets the settings on a Go build container, in a stable order (the plan, and so the build's
+// cache key, does not depend on map order); names other than GoEnvNames and empty values are left out.
+func (env GoEnv) Apply(ctr *dagger.Container) *dagger.Container {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if slices.Contains(GoEnvNames, k) && env[k] != "" {
+			ctr = ctr.WithEnvVariable(k, env[k])
+		}
+	}
+	return ctr
+}
+
 // redactSetting keeps a setting's name only, when it has a value (which may hold a credential).
 func redactSetting(kv string) string {
 	if k, _, ok := strings.Cut(kv, "="); ok {
@@ -90,11 +101,7 @@ func Build(c *dagger.Client, ci *dagger.Directory, platform dagger.Platform, env
 		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-gomod")).
 		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-gobuild")).
 		WithEnvVariable("CGO_ENABLED", "0")
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if slices.Contains(GoEnvNames, k) && env[k] != "" {
-			ctr = ctr.WithEnvVariable(k, env[k])
-		}
-	}
+	ctr = env.Apply(ctr)
 	if platform != "" {
 		os, arch, _ := strings.Cut(string(platform), "/")
 		arch, _, _ = strings.Cut(arch, "/")

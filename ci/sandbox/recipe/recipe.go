@@ -52,11 +52,7 @@ var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "gitops/**", "sandbox/**
 // into /out: /out/bin (the harness's binaries), /out/wanderlust-gitops and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
 // env are the caller's Go settings (a module mirror …).
 func Builder(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Container {
-	ctr := c.Container().From(GoImage)
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		ctr = ctr.WithEnvVariable(k, env[k])
-	}
-	return ctr.
+	return env.Apply(c.Container().From(GoImage)).
 		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-sandbox-gomod")).
 		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-sandbox-gobuild")).
 		WithEnvVariable("CGO_ENABLED", "0").
