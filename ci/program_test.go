@@ -77,7 +77,17 @@ type programRuns struct {
 // program execs run for real.
 func startProgramSession(t *testing.T, secret string, leaf func(field, q string) (any, error)) (*daggerfake.Server, *programRuns) {
 	p := &programRuns{t: t, bin: buildProgram(t), secret: secret, byID: map[string]*programExec{}}
-	auto := daggerfake.Auto(func(field, q string) (any, error) {
+	p.s = daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		if x := p.synced(q); x != nil {
+			switch field {
+			case "exitCode":
+				return x.Code, nil
+			case "stdout":
+				return x.Stdout, nil
+			case "stderr":
+				return x.Stderr, nil
+			}
+		}
 		v, err := leaf(field, q)
 		if id, ok := v.(string); ok && err == nil && field == "sync" {
 			if x := p.run(p.s.Expand(q)); x != nil {
@@ -87,43 +97,21 @@ func startProgramSession(t *testing.T, secret string, leaf func(field, q string)
 			}
 		}
 		return v, err
-	})
-	p.s = daggerfake.Start(t, func(q string) (any, error) {
-		if strings.Contains(q, "node(id:") {
-			return p.node(q)
-		}
-		return auto(q)
-	})
+	}))
 	return p.s, p
 }
 
-var nodeLeaf = regexp.MustCompile(`node\(id:"(fake-id-[0-9a-f]{16})"\)\{\.\.\. on Container\{(\w+)`)
+var nodeID = regexp.MustCompile(`node\(id:"(fake-id-[0-9a-f]{16})"\)`)
 
-// node answers node(id){... on Container{exitCode|stdout|stderr}} for a synced program exec.
-func (p *programRuns) node(q string) (any, error) {
-	m := nodeLeaf.FindStringSubmatch(q)
+// synced is the program run whose synced container the query reads (node(id){... on Container{…}}), if any.
+func (p *programRuns) synced(q string) *programExec {
+	m := nodeID.FindStringSubmatch(q)
 	if m == nil {
-		return nil, errors.New("programRuns: cannot read " + q)
+		return nil
 	}
 	p.mu.Lock()
-	x := p.byID[m[1]]
-	p.mu.Unlock()
-	var v any
-	switch {
-	case x == nil && m[2] == "exitCode":
-		v = 0
-	case x == nil:
-		v = ""
-	case m[2] == "exitCode":
-		v = x.Code
-	case m[2] == "stdout":
-		v = x.Stdout
-	case m[2] == "stderr":
-		v = x.Stderr
-	default:
-		return nil, errors.New("programRuns: unexpected field " + m[2])
-	}
-	return map[string]any{"node": map[string]any{m[2]: v}}, nil
+	defer p.mu.Unlock()
+	return p.byID[m[1]]
 }
 
 // run runs the pipeline's last exec when it is the program's (nil otherwise).

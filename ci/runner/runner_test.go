@@ -37,19 +37,17 @@ func TestPackagesAreWhatTheProgramImports(t *testing.T) {
 // session records the plan; exec leaves answer as a program that printed a failed run's result.
 func session(t *testing.T, code int, stdout string) *daggerfake.Server {
 	t.Helper()
-	var s *daggerfake.Server
-	s = daggerfake.Start(t, func(q string) (any, error) {
-		if strings.Contains(q, "node(id:") {
-			for _, f := range []string{"exitCode", "stdout", "stderr"} {
-				if strings.Contains(q, "{"+f+"}") {
-					v := map[string]any{"exitCode": code, "stdout": stdout, "stderr": "wanderlust-gitops deploy: boom"}[f]
-					return map[string]any{"node": map[string]any{f: v}}, nil
-				}
-			}
+	return daggerfake.Start(t, daggerfake.Auto(func(field, q string) (any, error) {
+		switch field {
+		case "exitCode":
+			return code, nil
+		case "stdout":
+			return stdout, nil
+		case "stderr":
+			return "wanderlust-gitops deploy: boom", nil
 		}
-		return daggerfake.Auto(daggerfake.Default)(q)
-	})
-	return s
+		return daggerfake.Default(field, q)
+	}))
 }
 
 // The build copies the module files and the program's packages' Go files only (no tests, nothing
