@@ -21,7 +21,7 @@ import (
 )
 
 // Versions of the harness's components; the binaries' cache directory is named after them.
-const Versions = "k8s-v1.34.4_etcd-v3.6.4_argocd-v2.14.21_kwok-v0.8.0"
+const Versions = "k8s-v1.34.8_etcd-v3.6.10_argocd-v2.14.21_kwok-v0.8.0"
 
 // BinDir is where hack/e2e/build.sh puts the binaries: $WANDERLUST_E2E_BIN, else
 // $XDG_CACHE_HOME (or ~/.cache)/wanderlust/e2e/<Versions>/bin.
@@ -66,16 +66,12 @@ func Start(t testing.TB) *Harness {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (apt-get install redis-server)")
 	}
-	manifests, err := ArgoManifests()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir, err := os.MkdirTemp("", "argocd-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	st, err := sandbox.Start(sandbox.Config{Bin: bin, Manifests: manifests, Dir: dir})
+	st, err := sandbox.Start(sandbox.Config{Bin: bin, Dir: dir})
 	if err != nil {
 		t.Log(sandbox.Logs(dir, 3000))
 		t.Fatalf("argocd harness: %v (logs in %s)", err, dir)
