@@ -41,20 +41,24 @@ func BenchmarkModuleLoad(b *testing.B) {
 		}
 		return len(strings.Fields(out))
 	}
-	cold := func(dir string, args ...string) time.Duration {
-		cache := b.TempDir()
+	build := func(cache, dir string, args ...string) time.Duration {
 		start := time.Now()
 		if out, err := run(dir, []string{"GOCACHE=" + cache, "GOFLAGS=-buildvcs=false"}, "go", append([]string{"build", "-o", os.DevNull}, args...)...); err != nil {
 			b.Fatalf("cold build in %s: %v\n%s", dir, err, out)
 		}
 		return time.Since(start)
 	}
+	cold := func(dir string, args ...string) time.Duration { return build(b.TempDir(), dir, args...) }
 	after, before := count(root), count(old)
 	afterMs := cold(filepath.Join(root, "ci"), "-modfile=go.stub.mod", ".")
 	beforeMs := cold(filepath.Join(old, "ci"), "-modfile=go.stub.mod", ".")
-	program := cold(filepath.Join(root, "ci", "cmd", "gitops"), ".")
-	fmt.Printf("BENCH P6 module_packages=%d module_packages_before=%d compile_cold_ms=%d compile_cold_before_ms=%d ratio=%.2f program_compile_cold_ms=%d goal_packages=600 goal_ratio=0.30\n",
-		after, before, afterMs.Milliseconds(), beforeMs.Milliseconds(), afterMs.Seconds()/beforeMs.Seconds(), program.Milliseconds())
+	// The program, as the sandbox's and deploy's build compiles it: cold, then again with the build
+	// cache of the first (the engine's cache volume) — a sandbox run after an edit outside its packages.
+	programCache := b.TempDir()
+	program := build(programCache, filepath.Join(root, "ci", "cmd", "gitops"), ".")
+	programWarm := build(programCache, filepath.Join(root, "ci", "cmd", "gitops"), ".")
+	fmt.Printf("BENCH P6 module_packages=%d module_packages_before=%d compile_cold_ms=%d compile_cold_before_ms=%d ratio=%.2f program_compile_cold_ms=%d program_compile_warm_ms=%d goal_packages=600 goal_ratio=0.30\n",
+		after, before, afterMs.Milliseconds(), beforeMs.Milliseconds(), afterMs.Seconds()/beforeMs.Seconds(), program.Milliseconds(), programWarm.Milliseconds())
 }
 
 func run(dir string, env []string, name string, args ...string) (string, error) {

@@ -142,7 +142,7 @@ func (m *Wanderlust) gitOptions(ctx context.Context, why string) (git.Options, e
 func (m *Wanderlust) config() gitops.Config {
 	host, _, _ := strings.Cut(m.Registry, "/")
 	c := gitops.Config{Repo: m.Repo, Branch: m.Branch, GitUser: m.GitUser, Registry: host, RegistryUser: m.RegistryUsername,
-		ArgoCD: gitops.ArgoCD{Server: m.ArgocdServer, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure, GRPCWeb: m.ArgocdGrpcWeb, AppNamespace: m.AppNamespace}}
+		ArgoCD: gitops.ArgoCD{Server: m.ArgocdServer, PlainText: m.ArgocdPlainText, Insecure: m.ArgocdInsecure, GRPCWeb: m.ArgocdGrpcWeb, AppNamespace: m.AppNamespace, RepoURL: m.ArgocdRepoURL}}
 	if m.SMTPHost != "" {
 		c.SMTP = gitops.SMTP{Host: m.SMTPHost, Port: m.SMTPPort, TLS: m.SMTPTLS, Username: m.SMTPUsername, From: m.MailFrom, To: m.MailTo}
 	}
@@ -157,11 +157,14 @@ func (m *Wanderlust) secrets() map[string]*dagger.Secret {
 
 // program is the container the GitOps program runs in: --runner-image, or built from the module's
 // own source (the first deploy on an engine compiles it; later ones reuse the build).
-func (m *Wanderlust) program() (*dagger.Container, error) {
-	if m.RunnerImage != "" {
-		return runner.Pull(dag, m.RunnerImage), nil
+func (m *Wanderlust) program() (*dagger.Container, error) { return program(m.RunnerImage, m.GoEnv) }
+
+// program is the GitOps program's container: the published runnerImage, or built with goEnv.
+func program(runnerImage string, goEnv []string) (*dagger.Container, error) {
+	if runnerImage != "" {
+		return runner.Pull(dag, runnerImage), nil
 	}
-	env, err := runner.ParseGoEnv(m.GoEnv)
+	env, err := runner.ParseGoEnv(goEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +259,7 @@ func (m *Wanderlust) sync(ctx context.Context, app, revision string, timeout, de
 	if err := need(m.ArgocdServer, "argocd-server", "sync talks to Argo CD"); err != nil {
 		return "", err
 	}
-	if err := gitops.CheckServer(m.ArgocdServer); err != nil {
+	if err := m.config().ArgoCD.Check(); err != nil {
 		return "", err
 	}
 	if err := gitops.CheckTimeout(timeout); err != nil {
@@ -307,7 +310,7 @@ func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.
 		if m.ArgocdServer == "" {
 			return nil, gitops.ErrNoArgoCD
 		}
-		if err := gitops.CheckServer(m.ArgocdServer); err != nil {
+		if err := m.config().ArgoCD.Check(); err != nil {
 			return nil, err
 		}
 	}
@@ -504,7 +507,7 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err := need(m.ArgocdServer, "argocd-server", "promote checks and syncs Argo CD applications"); err != nil {
 		return "", err
 	}
-	if err := gitops.CheckServer(m.ArgocdServer); err != nil {
+	if err := m.config().ArgoCD.Check(); err != nil {
 		return "", err
 	}
 	for _, env := range []string{from, to} {

@@ -57,6 +57,8 @@ type Wanderlust struct {
 	// +private
 	AppNamespace string
 	// +private
+	ArgocdRepoURL string
+	// +private
 	SMTPHost string
 	// +private
 	SMTPPort int
@@ -137,6 +139,10 @@ func New(
 	// Namespace of the Applications, when not Argo CD's own (apps in any namespace).
 	// +optional
 	appNamespace string,
+	// The GitOps repository's URL as the Applications name it, when not the one pushed to (an
+	// internal mirror; the sandbox's http://git:8080/wanderlust.git behind up's port 3000).
+	// +optional
+	argocdRepoUrl string,
 	// SMTP server for the run report; without it no email is sent.
 	// +optional
 	smtpHost string,
@@ -196,7 +202,7 @@ func New(
 	return &Wanderlust{Source: source, Registry: strings.ToLower(registry), RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Repo: repo, Branch: branch, GitUser: gitUser, GitToken: gitToken,
 		ArgocdServer: argocdServer, ArgocdToken: argocdToken, ArgocdPlainText: argocdPlainText, ArgocdInsecure: argocdInsecure,
-		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace,
+		ArgocdGrpcWeb: argocdGrpcWeb, AppNamespace: appNamespace, ArgocdRepoURL: argocdRepoUrl,
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
 		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
 		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository,
@@ -825,12 +831,13 @@ func (m *Wanderlust) Notify(
 	return m.notify(ctx, report)
 }
 
-// Sandbox is the main job with no accounts: an in-engine OCI registry, a git remote seeded with
-// kubernetes/, a mail catcher and a real Argo CD v2.14 (on kube-apiserver + etcd, with kwok as the
-// only node: pods are simulated — they never run the images — and an image whose name contains
-// "never-ready" never becomes Ready, to try a failing rollout). `dagger call sandbox deploy` builds,
-// tests and deploys the sample app to it; `dagger call sandbox up up` keeps it running on the host.
-// The first call builds the stack from Go modules (long; cached after).
+// Sandbox is the main job with no accounts, on the projects' own images: kwok's cluster (Kubernetes
+// 1.34.8; pods are simulated — they never run the images — and an image whose name contains
+// "never-ready" never becomes Ready, to try a failing rollout), Argo CD v2.14.21's image, redis,
+// Mailpit and the CNCF registry; the git remote, seeded with kubernetes/, is the GitOps program.
+// `dagger call sandbox deploy` builds, tests and deploys the sample app to it; `dagger call sandbox
+// up --deploy up` does so and keeps it running on the host. The first call pulls the images and
+// builds the GitOps program (the constructor's --runner-image pulls a published one instead).
 //
 // +cache="never"
 func (m *Wanderlust) Sandbox(
@@ -838,8 +845,7 @@ func (m *Wanderlust) Sandbox(
 	// +defaultPath="/testdata/sample-app"
 	// +ignore=["**/node_modules", "**/dist"]
 	app *dagger.Directory,
-	// This project: kubernetes/ (the manifests and Argo CD applications), hack/e2e (the stack's
-	// versions) and ci/ (the sandbox's services).
+	// This project: its kubernetes/ (the manifests and the Argo CD applications).
 	// +defaultPath="/"
 	// +ignore=["**/node_modules", "**/dist", ".git", "testdata"]
 	project *dagger.Directory,
@@ -848,7 +854,7 @@ func (m *Wanderlust) Sandbox(
 	// +optional
 	password string,
 ) *Sandbox {
-	return newSandbox(app, project, password, m.GoEnv)
+	return newSandbox(app, project, password, m.RunnerImage, m.GoEnv)
 }
 
 // Sandbox is the pipeline's world without accounts (see Wanderlust.Sandbox).
@@ -860,12 +866,14 @@ type Sandbox struct {
 	// +private
 	Login string
 	// +private
+	RunnerImage string
+	// +private
 	GoEnv []string
 }
 
 // Deploy builds and tests the app, publishes both images to the sandbox's registry, bumps the
 // overlay in its git remote, syncs its Argo CD and waits until Healthy (rolling back a failed
-// rollout), mails the report to its mail catcher, and prints the report and where to look.
+// rollout), mails the report to its Mailpit, and prints the report and where to look.
 //
 // +cache="never"
 func (s *Sandbox) Deploy(
@@ -901,7 +909,7 @@ func (s *Sandbox) Promote(
 
 // Up is every sandbox service behind one: `dagger call sandbox up up` forwards to the host the Argo
 // CD UI and API (localhost:8080, user admin; the login is printed), the git remote (3000), the
-// registry (5000), the mail catcher's listing (8025) and SMTP (1025). With --deploy it first deploys
+// registry (5000), Mailpit's web UI (8025) and SMTP (1025). With --deploy it first deploys
 // the app to dev (and with --promote-to promotes it) in the same session, so that what you open is
 // what was deployed: `dagger call sandbox up --deploy --promote-to staging up`.
 //
@@ -927,8 +935,9 @@ func (s *Sandbox) Registry() *dagger.Service { return s.services().Registry }
 // Git is the sandbox's git remote (port 8080, /wanderlust.git, user sandbox).
 func (s *Sandbox) Git() *dagger.Service { return s.services().Git }
 
-// Argocd is the sandbox's Argo CD (API and UI on 8080, user admin; 8081 answers once ready).
+// Argocd is the sandbox's Argo CD API server (API and UI on 8080, user admin), which starts the rest
+// of Argo CD, the cluster and its bootstrap.
 func (s *Sandbox) Argocd() *dagger.Service { return s.services().ArgoCD }
 
-// Mail is the sandbox's mail catcher (SMTP 1025, message listing 8025).
+// Mail is the sandbox's Mailpit (SMTP 1025, web UI and API 8025).
 func (s *Sandbox) Mail() *dagger.Service { return s.services().Mail }

@@ -22,21 +22,13 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
 
-func newSandbox(app, repo *dagger.Directory, password string, goEnv []string) *Sandbox {
+func newSandbox(app, project *dagger.Directory, password, runnerImage string, goEnv []string) *Sandbox {
 	if password == "" {
 		b := make([]byte, 9)
 		_, _ = rand.Read(b)
 		password = hex.EncodeToString(b)
 	}
-	return &Sandbox{App: app, Repo: repo, Login: password, GoEnv: goEnv}
-}
-
-func (s *Sandbox) login() recipe.Login { return recipe.Login(s.Login) }
-
-// image is the services' and the runner's image (the Go settings were checked by check).
-func (s *Sandbox) image() *dagger.Container {
-	env, _ := runner.ParseGoEnv(s.GoEnv)
-	return recipe.Image(dag, s.Repo, env)
+	return &Sandbox{App: app, Repo: project, Login: password, RunnerImage: runnerImage, GoEnv: goEnv}
 }
 
 // check refuses bad Go settings before anything is built.
@@ -45,14 +37,17 @@ func (s *Sandbox) check() error {
 	return err
 }
 
-func (s *Sandbox) services() recipe.Services {
-	img := s.image()
-	git := recipe.Git(img, s.login())
-	return recipe.Services{Git: git, Registry: recipe.Registry(img), Mail: recipe.Mail(img), ArgoCD: recipe.ArgoCD(img, git, s.login())}
+// recipe is the sandbox's ingredients: the GitOps program (--runner-image, or built from this
+// module's source, as for deploy), kubernetes/ and the login. The Go settings were checked by check.
+func (s *Sandbox) recipe() recipe.Sandbox {
+	prog, _ := program(s.RunnerImage, s.GoEnv)
+	return recipe.Sandbox{Program: prog, Kubernetes: s.Repo.Directory("kubernetes"), Login: recipe.Login(s.Login)}
 }
 
+func (s *Sandbox) services() recipe.Services { return s.recipe().Services(dag) }
+
 func (s *Sandbox) runner() *dagger.Container {
-	return recipe.Runner(s.image(), s.services(), s.login(), record.NewRunID())
+	return s.recipe().Runner(s.services(), record.NewRunID())
 }
 
 func (s *Sandbox) deploy(ctx context.Context, env, version string, skipTests bool) (string, error) {
@@ -132,17 +127,17 @@ func (s *Sandbox) up(ctx context.Context, deploy bool, version, promoteTo string
 		}
 	}
 	logf(fmt.Sprintf("Sandbox login: user admin (Argo CD) and %s (git), password %s", layout.GitUser, s.Login))
-	return recipe.Up(s.image(), s.services(), s.login()), nil
+	return s.recipe().Up(s.services()), nil
 }
 
 // where is printed after a sandbox run.
 var where = strings.Join([]string{"", "---",
-	"Where it was: the images in the sandbox's registry (" + layout.RegistryHost + ":5000), the bump in " + layout.RepoURL() + ", the report in its mail catcher (count above).",
+	"Where it was: the images in the sandbox's registry (" + layout.RegistryHost + ":5000), the bump in " + layout.RepoURL() + ", the report in its Mailpit (count above).",
 	"Pods are simulated by kwok: Healthy means Argo CD and Kubernetes accepted and rolled out the manifests, not that the images ran.",
 	"This sandbox stopped with the call (each dagger call has its own). Next, try:",
 	"  dagger call sandbox deploy --version never-ready              a rollout that fails: rolled back in git, Healthy again, mailed",
 	"  dagger call sandbox up --deploy --promote-to staging up        deploy, promote, and keep it all on your host: Argo CD http://localhost:8080,",
-	"                                                                  git :3000, registry :5000, mail http://localhost:8025 (the login is printed)", ""}, "\n")
+	"                                                                  git :3000, registry :5000, Mailpit http://localhost:8025 (the login is printed)", ""}, "\n")
 
 // withWhere adds where to look and what to try next to a sandbox run's output or error.
 func withWhere(out string, err error) (string, error) {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"wanderlust.dev/pipeline/ci/internal/dagger"
+	"wanderlust.dev/pipeline/ci/runner"
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 )
 
@@ -120,6 +125,110 @@ func TestSandboxUpShowsWhatItDeployed(t *testing.T) {
 			if r[alias] != id {
 				t.Errorf("%s: the runner binds another service than up forwards:\n%s\n%s", alias, r[alias], id)
 			}
+		}
+	}
+}
+
+// The sandbox's services run the projects' own images, pinned and fully qualified, as those images
+// run: Argo CD's three components by the commands and user of its image, after the cluster (kwok's
+// cluster image with the sandbox's stages) and its bootstrap (Dagger starts a service's bindings,
+// and waits for their ports, first); nothing is installed at run time; and with --runner-image the
+// program is pulled, not compiled.
+func TestSandboxServicesRunTheProjectsImages(t *testing.T) {
+	for _, image := range []string{"", "ghcr.io/wanderlust/wanderlust-gitops:v1.2.0"} {
+		session := daggerfake.Start(t, daggerfake.Auto(daggerfake.Default))
+		c := useSession(t)
+		sb := (&Wanderlust{RunnerImage: image}).Sandbox(c.Directory(), c.Directory(), "pw")
+		for _, svc := range []*dagger.Service{sb.Argocd(), sb.Git(), sb.Mail(), sb.Registry()} {
+			if _, err := svc.ID(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all := session.All()
+		allowed := map[string]bool{layout.KubeImage: true, layout.ArgoCDImage: true, layout.RedisImage: true, layout.MailpitImage: true,
+			layout.RegistryImage: true, runner.GoImage: true, image: image != ""}
+		for _, m := range regexp.MustCompile(`from\(address:"([^"]+)"\)`).FindAllStringSubmatch(all, -1) {
+			ref := m[1]
+			host, rest, _ := strings.Cut(ref, "/")
+			_, tag, hasTag := strings.Cut(rest, ":")
+			if !strings.Contains(host, ".") || !hasTag || tag == "latest" || !allowed[ref] {
+				t.Errorf("image %q: not a pinned, fully qualified image of the sandbox", ref)
+			}
+		}
+		if strings.Contains(all, "apt-get") {
+			t.Error("something is installed at run time")
+		}
+		if built := strings.Contains(all, `"go","build"`); built != (image == "") {
+			t.Errorf("--runner-image %q: the program compiled = %v", image, built)
+		}
+
+		services := map[string]string{} // by what they run
+		for _, q := range session.Queries() {
+			if !strings.Contains(q, "asService") {
+				continue
+			}
+			args := daggerfake.Calls(q, "asService")[0]
+			name := regexp.MustCompile(`from\(address:"([^"]+)"\)`).FindStringSubmatch(q)[1]
+			if m := regexp.MustCompile(`"(/usr/local/bin/[a-z-]+)"`).FindStringSubmatch(args); m != nil {
+				name = m[1]
+			}
+			if strings.Contains(args, `"sandbox-bootstrap"`) {
+				name = "bootstrap"
+			}
+			if strings.Contains(args, `"git"`) {
+				name = "git"
+			}
+			services[name] = q
+		}
+		aliases := func(q string) []string {
+			var out []string
+			for _, b := range daggerfake.Calls(q, "withServiceBinding") {
+				out = append(out, argValue(b, "alias"))
+			}
+			slices.Sort(out)
+			return out
+		}
+		for _, tc := range []struct {
+			name  string
+			binds []string
+		}{
+			{"/usr/local/bin/argocd-server", []string{"argocd-application-controller", "argocd-redis", "argocd-repo-server", "bootstrap", "kube"}},
+			{"/usr/local/bin/argocd-application-controller", []string{"argocd-redis", "argocd-repo-server", "bootstrap", "kube"}},
+			{"/usr/local/bin/argocd-repo-server", []string{"argocd-redis", "git"}},
+		} {
+			q, ok := services[tc.name]
+			if !ok {
+				t.Fatalf("no service runs %s: %v", tc.name, slices.Collect(maps.Keys(services)))
+			}
+			if got := aliases(q); !slices.Equal(got, tc.binds) {
+				t.Errorf("%s binds %v, want %v", tc.name, got, tc.binds)
+			}
+			if !strings.Contains(q, `from(address:"`+layout.ArgoCDImage+`")`) || !daggerfake.HasCall(q, "withUser", `name:"999"`) ||
+				!strings.Contains(daggerfake.Calls(q, "asService")[0], "useEntrypoint:true") {
+				t.Errorf("%s: not Argo CD's image as its user 999 behind its entrypoint: %s", tc.name, q)
+			}
+			if !strings.Contains(q, `"KUBECONFIG"`) || !strings.Contains(q, `"ARGOCD_FAKE_IN_CLUSTER"`) || !strings.Contains(q, `owner:"999"`) ||
+				!strings.Contains(q, `server: \"http://kube:8080\"`) {
+				t.Errorf("%s: does not reach the cluster through its kubeconfig: %s", tc.name, q)
+			}
+		}
+		if q := services["bootstrap"]; !slices.Equal(aliases(q), []string{"kube"}) || !daggerfake.HasCall(q, "withExposedPort", "port:8081") {
+			t.Errorf("bootstrap: binds %v, or answers on no port: %s", aliases(q), q)
+		}
+		if q := services[layout.KubeImage]; !daggerfake.HasCall(q, "asService", `args:["--config","/etc/wanderlust/kwok-stages.yaml"]`, "useEntrypoint:true") ||
+			!strings.Contains(q, layout.NeverReady) {
+			t.Errorf("kube: not kwok's cluster with the sandbox's stages: %s", q)
+		}
+		for img, ports := range map[string][]string{layout.MailpitImage: {"port:1025", "port:8025"}, layout.RegistryImage: {"port:5000"},
+			layout.RedisImage: {"port:6379"}} {
+			for _, p := range ports {
+				if !daggerfake.HasCall(services[img], "withExposedPort", p) {
+					t.Errorf("%s does not expose %s", img, p)
+				}
+			}
+		}
+		if q := services["git"]; !strings.Contains(q, `from(address:"`+runner.GoImage+`")`) || !strings.Contains(q, `path:"/usr/local/bin/wanderlust-gitops"`) {
+			t.Errorf("git: not the program in an image that has git: %.400s", q)
 		}
 	}
 }

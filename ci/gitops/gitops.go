@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
@@ -61,6 +62,20 @@ type ArgoCD struct {
 	Server                       string `json:",omitempty"`
 	PlainText, Insecure, GRPCWeb bool   `json:",omitempty"`
 	AppNamespace                 string `json:",omitempty"`
+	// RepoURL is the GitOps repository as the applications name it, when not Repo (an internal
+	// mirror; the sandbox's http://git:8080/… behind a forwarded port).
+	RepoURL string `json:",omitempty"`
+}
+
+// Check checks the server's address and RepoURL (no credentials: never echoed).
+func (a ArgoCD) Check() error {
+	if err := CheckServer(a.Server); err != nil {
+		return err
+	}
+	if a.RepoURL != "" && git.HasCredentials(a.RepoURL) {
+		return errors.New("argocd: --argocd-repo-url carries credentials or does not parse (not shown): want the repository URL as the applications name it")
+	}
+	return nil
 }
 
 // SMTP are the mail settings.

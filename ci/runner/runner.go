@@ -33,14 +33,18 @@ var Packages = []string{
 	"stages/scan/findings", "stages/telemetry",
 }
 
+// Embeds are the files of those packages that the program embeds (//go:embed): copied with them.
+// TestPackagesAreWhatTheProgramImports checks them too.
+var Embeds = []string{"sandbox/argocd-bootstrap.yaml"}
+
 // moduleFiles are the two modules' files the build reads.
 var moduleFiles = []string{"go.mod", "go.sum", "cmd/gitops/go.mod", "cmd/gitops/go.sum"}
 
-// Source is the part of ci/ the program builds from: the module files and its packages' Go files
-// (no tests).
+// Source is the part of ci/ the program builds from: the module files, its packages' Go files (no
+// tests) and what they embed.
 func Source(c *dagger.Client, ci *dagger.Directory) *dagger.Directory {
 	d := c.Directory()
-	for _, f := range moduleFiles {
+	for _, f := range append(slices.Clone(moduleFiles), Embeds...) {
 		d = d.WithFile(f, ci.File(f))
 	}
 	for _, p := range Packages {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +32,22 @@ func TestPackagesAreWhatTheProgramImports(t *testing.T) {
 	got := slices.Sorted(slices.Values(Packages))
 	if !slices.Equal(got, want) {
 		t.Errorf("Packages = %q\nthe program imports %q", got, want)
+	}
+	cmd = exec.Command("go", "list", "-deps", "-f", `{{$d := .Dir}}{{range .EmbedFiles}}{{$d}}/{{.}} {{end}}`, ".")
+	cmd.Dir = "../cmd/gitops"
+	if out, err = cmd.Output(); err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := filepath.Abs("..")
+	var embeds []string
+	for _, f := range strings.Fields(string(out)) {
+		if rel, err := filepath.Rel(ci, f); err == nil && !strings.HasPrefix(rel, "..") {
+			embeds = append(embeds, filepath.ToSlash(rel))
+		}
+	}
+	slices.Sort(embeds)
+	if got := slices.Sorted(slices.Values(Embeds)); !slices.Equal(got, embeds) {
+		t.Errorf("Embeds = %q\nthe program embeds %q", got, embeds)
 	}
 }
 
@@ -63,6 +80,11 @@ func TestBuildCopiesOnlyWhatTheProgramCompiles(t *testing.T) {
 	for _, p := range Packages {
 		if !daggerfake.HasCall(all, "withDirectory", `path:"`+p+`"`, `include:["*.go"]`, `exclude:["*_test.go"]`) {
 			t.Errorf("package %s is not copied (Go files only, no tests)", p)
+		}
+	}
+	for _, f := range Embeds {
+		if !daggerfake.HasCall(all, "withFile", `path:"`+f+`"`) {
+			t.Errorf("%s (embedded by the program) is not copied", f)
 		}
 	}
 	for _, p := range []string{"stages/build", "stages/scan", "stages/publish", "sandbox/recipe", "internal/dagger"} {

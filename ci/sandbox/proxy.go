@@ -74,7 +74,7 @@ func Where(forwards map[int]string, gitPassword, argoPassword string) []string {
 		case p == RegistryPort:
 			out = append(out, fmt.Sprintf("OCI registry: localhost:%d (plain HTTP)", p))
 		case p == MailHTTPPort:
-			out = append(out, fmt.Sprintf("Mail catcher: http://localhost:%d  (JSON list; /messages/<n> for one)", p))
+			out = append(out, fmt.Sprintf("Mailpit (the mail sent): http://localhost:%d  (web UI; JSON API at /api/v1/messages)", p))
 		case p == SMTPPort:
 			out = append(out, fmt.Sprintf("SMTP: localhost:%d (no TLS, no login)", p))
 		default:

@@ -5,19 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
-
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"wanderlust.dev/pipeline/ci/sandbox/layout"
 )
@@ -38,8 +32,8 @@ const (
 	MailHost         = layout.MailHost
 	ArgoCDHost       = layout.ArgoCDHost
 	GitUser          = layout.GitUser
-	ImageBin         = layout.ImageBin
-	ImageManifests   = layout.ImageManifests
+	KubeHost         = layout.KubeHost
+	KubePort         = layout.KubePort
 	ImageKubernetes  = layout.ImageKubernetes
 	ImageData        = layout.ImageData
 )
@@ -47,89 +41,26 @@ const (
 // RepoURL is the GitOps repository as the services and the runner reach it.
 func RepoURL() string { return layout.RepoURL() }
 
-// ArgoConfig configures ServeArgoCD.
-type ArgoConfig struct {
-	Stack Config
-	// RepoURL is the GitOps repository the applications track, GitUser and GitPassword its login.
-	RepoURL, GitUser, GitPassword string
-	// Apps is the directory of Application manifests (kubernetes/argocd): each is created with its
-	// source's repoURL set to RepoURL.
-	Apps string
-	// Health is the address of the health endpoint, opened once the applications exist.
+// BootstrapConfig plus where ServeBootstrap answers.
+type BootstrapServer struct {
+	BootstrapConfig
+	// Kube is the cluster's API (kwok's cluster image: http://kube:8080, no login).
+	Kube string
+	// Health is the address that answers (200, JSON: the applications) once the bootstrap is done.
 	Health string
-	// Ready, when set, is called then with the applications' names.
-	Ready func(apps []string)
 }
 
-// ServeArgoCD runs the Argo CD stack with the applications of cfg.Apps until ctx ends, opening the
-// health endpoint (200, JSON: server, applications) only once everything is up.
-func ServeArgoCD(ctx context.Context, cfg ArgoConfig) error {
-	st, err := Start(cfg.Stack)
+// ServeBootstrap bootstraps the cluster (Bootstrap) and then answers on cfg.Health until ctx ends:
+// Argo CD's services bind this one, and Dagger starts a service's bindings, and waits for their
+// ports, before the service itself — so Argo CD starts on a prepared cluster.
+func ServeBootstrap(ctx context.Context, cfg BootstrapServer, logf func(string)) error {
+	t0 := time.Now()
+	apps, err := Bootstrap(ctx, NewKube(cfg.Kube, ""), cfg.BootstrapConfig)
 	if err != nil {
 		return err
 	}
-	defer st.Stop()
-	if err := st.AddRepository(cfg.RepoURL, cfg.GitUser, cfg.GitPassword); err != nil {
-		return fmt.Errorf("sandbox: repository: %w", err)
-	}
-	apps, err := st.CreateApps(cfg.Apps, cfg.RepoURL)
-	if err != nil {
-		return err
-	}
-	if cfg.Ready != nil {
-		cfg.Ready(apps)
-	}
-	status := map[string]any{"ready": true, "server": fmt.Sprintf(":%s", strings.Split(st.Server, ":")[1]), "applications": apps}
-	return serveUntil(ctx, cfg.Health, healthHandler(status))
-}
-
-// CreateApps creates the Applications of the manifests in dir, each tracking repoURL, and the
-// static volumes of their namespaces; it returns their names.
-func (h *Stack) CreateApps(dir, repoURL string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: applications: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		app, err := yaml.Parse(string(b))
-		if err != nil {
-			return nil, fmt.Errorf("sandbox: %s: %w", e.Name(), err)
-		}
-		if app.GetKind() != "Application" {
-			continue
-		}
-		if err := app.PipeE(yaml.Lookup("spec", "source"), yaml.SetField("repoURL", yaml.NewStringRNode(repoURL))); err != nil {
-			return nil, fmt.Errorf("sandbox: %s: %w", e.Name(), err)
-		}
-		ns, err := app.Pipe(yaml.Lookup("spec", "destination", "namespace"))
-		if err != nil || ns == nil {
-			return nil, fmt.Errorf("sandbox: %s: no destination namespace", e.Name())
-		}
-		if err := h.volumes(yaml.GetValue(ns)); err != nil {
-			return nil, err
-		}
-		s, err := app.String()
-		if err != nil {
-			return nil, err
-		}
-		if err := h.Apply(s); err != nil {
-			return nil, err
-		}
-		names = append(names, app.GetName())
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("sandbox: no Application in %s", dir)
-	}
-	sort.Strings(names)
-	return names, nil
+	logf(fmt.Sprintf("sandbox bootstrapped in %s: applications %s", time.Since(t0).Round(time.Millisecond), strings.Join(apps, ", ")))
+	return serveUntil(ctx, cfg.Health, healthHandler(map[string]any{"ready": true, "applications": apps}))
 }
 
 // Seed copies the kubernetes/ tree at kubernetesDir into dst/kubernetes, adding to each overlay a
@@ -195,33 +126,6 @@ func ServeGit(ctx context.Context, cfg GitConfig) error {
 		return err
 	}
 	return serveUntil(ctx, cfg.Addr, h)
-}
-
-// ServeRegistry serves an in-memory OCI registry (go-containerregistry's) until ctx ends.
-func ServeRegistry(ctx context.Context, addr string) error {
-	return serveUntil(ctx, addr, ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
-}
-
-// MailConfig configures ServeMail.
-type MailConfig struct {
-	User, Password string
-	// SMTP is the SMTP address; HTTP that of the message listing.
-	SMTP, HTTP string
-}
-
-// ServeMail runs the mail catcher until ctx ends: SMTP (AUTH PLAIN over plain text: the engine's
-// network only) and the HTTP listing.
-func ServeMail(ctx context.Context, cfg MailConfig) error {
-	m := &Mail{User: cfg.User, Password: cfg.Password}
-	srv := m.SMTPServer("mail")
-	srv.AllowInsecureAuth = true
-	l, err := net.Listen("tcp", cfg.SMTP)
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	return serveUntil(ctx, cfg.HTTP, m.Handler())
 }
 
 func healthHandler(status any) http.Handler {

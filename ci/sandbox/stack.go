@@ -1,8 +1,9 @@
-// Package sandbox runs the pipeline's whole world without accounts: a real Argo CD (etcd,
-// kube-apiserver, kube-controller-manager and kube-scheduler, kwok making pods Ready without a
-// kubelet, redis, and Argo CD's repo-server, application-controller and API server), a smart-HTTP git
-// remote, an OCI registry and a mail catcher. The same code runs the test harness on the host and
-// the sandbox's Dagger services (the GitOps program), so what the tests prove is what the sandbox runs.
+// Package sandbox is what the GitOps program and the host harness share of the sandbox: the
+// cluster's bootstrap (Argo CD's CRDs and configuration, the repository, the applications), the
+// smart-HTTP git remote, the forwarder of `up`, and the host harness's stack (etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kwok making pods Ready without a kubelet, redis, and Argo
+// CD's three components, run with the sandbox's arguments — sandbox/layout), so that what the tests
+// prove on the host is what the sandbox's images run.
 package sandbox
 
 import (
@@ -10,9 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -28,8 +27,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 )
 
 // Binaries are the programs Start runs from Config.Bin (redis-server and git come from PATH).
@@ -37,14 +37,16 @@ var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "ku
 
 // Config says how to run the stack.
 type Config struct {
-	// Bin holds Binaries; Manifests is the manifests/ directory of the argo-cd module (its CRDs and
-	// install.yaml); Dir the working directory (data, logs, keys).
-	Bin, Manifests, Dir string
+	// Bin holds Binaries; Dir is the working directory (data, logs, keys).
+	Bin, Dir string
 	// ServerPort is the Argo CD API/UI port (on every interface; default: a free port); AdminPassword
 	// the admin password (default: random).
 	ServerPort, AdminPassword string
 	// Log, when set, gets progress lines.
 	Log func(string)
+	// KubernetesOnly starts Kubernetes, kwok and redis, and neither kwok's node nor Argo CD: what
+	// the sandbox's cluster service and its bootstrap do (RedisAddr is the redis).
+	KubernetesOnly bool
 }
 
 // Stack is a running Kubernetes + Argo CD.
@@ -57,15 +59,16 @@ type Stack struct {
 	// AdminPassword is the Argo CD admin password.
 	AdminPassword string
 
-	bin        string
-	manifests  string
-	logf       func(string)
-	kubeconfig string
-	redisAddr  string
-	repoAddr   string
-	mu         sync.Mutex
-	procs      map[string]*exec.Cmd
-	http       *http.Client
+	bin            string
+	kube           *Kube
+	kubernetesOnly bool
+	logf           func(string)
+	kubeconfig     string
+	redisAddr      string
+	repoAddr       string
+	mu             sync.Mutex
+	procs          map[string]*exec.Cmd
+	http           *http.Client
 }
 
 // Start brings the whole stack up; on error everything started is stopped (the logs stay in Dir).
@@ -84,9 +87,9 @@ func Start(c Config) (*Stack, error) {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	h := &Stack{Dir: c.Dir, bin: c.Bin, manifests: c.Manifests, logf: c.Log, procs: map[string]*exec.Cmd{}, AdminToken: randomHex(16),
+	h := &Stack{Dir: c.Dir, bin: c.Bin, kubernetesOnly: c.KubernetesOnly, logf: c.Log, procs: map[string]*exec.Cmd{}, AdminToken: randomHex(16),
 		AdminPassword: c.AdminPassword, Server: "",
-		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: insecureTLS()}}}
 	if h.AdminPassword == "" {
 		h.AdminPassword = randomHex(12)
 	}
@@ -140,20 +143,9 @@ func (h *Stack) start() error {
 	if err := h.waitHTTP(h.KubeAPI+"/readyz", h.AdminToken, 90*time.Second); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
+	h.kube = NewKube(h.KubeAPI, h.AdminToken)
 	h.kubeconfig = filepath.Join(h.Dir, "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-- name: admin
-  user: {token: %q}
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: admin, namespace: argocd}
-current-context: e2e
-`, h.KubeAPI, h.AdminToken)
+	kc := layout.Kubeconfig(h.KubeAPI, h.AdminToken)
 	if err := os.WriteFile(h.kubeconfig, []byte(kc), 0o600); err != nil {
 		return err
 	}
@@ -170,10 +162,6 @@ current-context: e2e
 		return err
 	}
 
-	// One fake node, run by kwok.
-	if err := h.Apply(fakeNode); err != nil {
-		return err
-	}
 	kwokConfig := filepath.Join(h.Dir, "kwok.yaml")
 	if err := os.WriteFile(kwokConfig, []byte(kwokConfiguration(freePort())), 0o600); err != nil {
 		return err
@@ -187,69 +175,28 @@ current-context: e2e
 	if err := h.run("redis", "redis-server", nil, "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
 		return err
 	}
+	if h.kubernetesOnly {
+		return nil
+	}
+	// One fake node, run by kwok.
+	if err := FakeNode(h.kube); err != nil {
+		return err
+	}
 	return h.startArgoCD()
 }
 
-// startArgoCD installs Argo CD's CRDs and configuration and starts its three components.
-func (h *Stack) startArgoCD() error {
-	manifests := h.manifests
-	if err := h.Apply(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"argocd"}}`); err != nil {
-		return err
-	}
-	for _, crd := range []string{"application-crd.yaml", "appproject-crd.yaml"} {
-		b, err := os.ReadFile(filepath.Join(manifests, "crds", crd))
-		if err != nil {
-			return err
-		}
-		if err := h.Apply(string(b)); err != nil {
-			return err
-		}
-	}
-	install, err := os.ReadFile(filepath.Join(manifests, "install.yaml"))
-	if err != nil {
-		return err
-	}
-	docs, err := yamlDocs(string(install))
-	if err != nil {
-		return err
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(h.AdminPassword), bcrypt.MinCost)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		kind, name := d.GetKind(), d.GetName()
-		if kind != "ConfigMap" && kind != "Secret" || strings.HasPrefix(name, "argocd-notifications") {
-			continue
-		}
-		_ = d.SetNamespace("argocd")
-		if name == "argocd-secret" {
-			d.SetDataMap(nil)
-			if err := d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString(hash)), "data", "admin.password"); err != nil {
-				return err
-			}
-			_ = d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString([]byte(time.Now().UTC().Format(time.RFC3339)))), "data", "admin.passwordMtime")
-			_ = d.SetMapField(yaml.NewStringRNode(base64.StdEncoding.EncodeToString([]byte(randomHex(16)))), "data", "server.secretkey")
-		}
-		if name == "argocd-cm" {
-			// Reconcile often, so that a test that waits for the controller waits seconds.
-			d.SetDataMap(map[string]string{"timeout.reconciliation": "10s", "admin.enabled": "true"})
-		}
-		s, err := d.String()
-		if err != nil {
-			return err
-		}
-		if err := h.Apply(s); err != nil {
-			return err
-		}
-	}
-	if err := h.Apply(defaultProject); err != nil {
-		return err
-	}
+// RedisAddr is the stack's redis (host:port).
+func (h *Stack) RedisAddr() string { return h.redisAddr }
 
-	h.repoAddr = "127.0.0.1:" + freePort()
-	if err := h.run("argocd-repo-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-repo-server"), "--port", strings.Split(h.repoAddr, ":")[1],
-		"--metrics-port", freePort(), "--redis", h.redisAddr, "--disable-tls", "--loglevel", "warn"); err != nil {
+// startArgoCD installs Argo CD's CRDs and configuration (InstallArgoCD, as the sandbox's bootstrap
+// does) and starts its three components with the sandbox's arguments (layout.ArgoCD).
+func (h *Stack) startArgoCD() error {
+	if err := InstallArgoCD(h.kube, h.AdminPassword); err != nil {
+		return err
+	}
+	port := freePort()
+	h.repoAddr = "127.0.0.1:" + port
+	if err := h.runArgo("argocd-repo-server", port); err != nil {
 		return err
 	}
 	if err := h.startController(); err != nil {
@@ -258,29 +205,44 @@ func (h *Stack) startArgoCD() error {
 	return h.StartServer()
 }
 
-// argoEnv is the environment of an Argo CD component running outside a cluster: the component's
-// name, the kubeconfig as its in-cluster config, kustomize and git on PATH, and the configuration
-// directories (GPG off) under the harness's directory instead of /app/config.
+// argoEnv is the environment of an Argo CD component of this stack (HostArgoEnv).
 func (h *Stack) argoEnv(component string) []string {
-	cfg := filepath.Join(h.Dir, "argocd-config")
+	return HostArgoEnv(h.Dir, h.kubeconfig, h.bin, component)
+}
+
+// HostArgoEnv is the environment of an Argo CD component running on the host, outside a cluster:
+// layout.ArgoCDEnv (the kubeconfig as its in-cluster config, GPG off), the component's name (one
+// binary runs all three), kustomize and git on PATH, and the configuration directories under dir
+// instead of the image's /app/config.
+func HostArgoEnv(dir, kubeconfig, bin, component string) []string {
+	cfg := filepath.Join(dir, "argocd-config")
 	for _, d := range []string{"ssh", "tls", "gpg/source", "gpg/keys", "gnupg", "plugin"} {
 		_ = os.MkdirAll(filepath.Join(cfg, d), 0o700)
 	}
-	return []string{"ARGOCD_BINARY_NAME=" + component, "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + h.kubeconfig,
-		"PATH=" + h.bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + h.Dir,
-		"ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH=" + filepath.Join(cfg, "tls"),
-		"ARGOCD_GPG_DATA_PATH=" + filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME=" + filepath.Join(cfg, "gnupg"),
-		"ARGOCD_PLUGINSOCKFILEPATH=" + filepath.Join(cfg, "plugin"),
-		// The repo-server's git credential helper listens on a socket: one per harness, so that two
-		// harnesses (two test packages run at once) do not answer each other's git.
-		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(h.Dir, "askpass.sock")}
+	return append(layout.ArgoCDEnv(kubeconfig), "ARGOCD_BINARY_NAME="+component,
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir,
+		"ARGOCD_SSH_DATA_PATH="+filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH="+filepath.Join(cfg, "tls"),
+		"ARGOCD_GPG_DATA_PATH="+filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME="+filepath.Join(cfg, "gnupg"),
+		"ARGOCD_PLUGINSOCKFILEPATH="+filepath.Join(cfg, "plugin"),
+		// The repo-server's git credential helper listens on a socket: one per directory, so that
+		// two harnesses (two test packages run at once) do not answer each other's git.
+		"ARGOCD_ASK_PASS_SOCK="+filepath.Join(dir, "askpass.sock"))
+}
+
+// runArgo starts an Argo CD component on port with the sandbox's arguments (layout.ArgoCD.Args).
+func (h *Stack) runArgo(component, port string) error {
+	static := filepath.Join(h.Dir, "static")
+	_ = os.MkdirAll(static, 0o755)
+	var p int
+	_, _ = fmt.Sscan(port, &p)
+	var metrics int
+	_, _ = fmt.Sscan(freePort(), &metrics)
+	a := layout.ArgoCD{Port: p, MetricsPort: metrics, Redis: h.redisAddr, RepoServer: h.repoAddr, StaticAssets: static}
+	return h.run(component, filepath.Join(h.bin, "argocd"), h.argoEnv(component), a.Args(component)...)
 }
 
 func (h *Stack) startController() error {
-	return h.run("argocd-application-controller", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-application-controller"),
-		"--repo-server", h.repoAddr, "--repo-server-plaintext", "--redis", h.redisAddr, "--metrics-port", freePort(),
-		"--status-processors", "4", "--operation-processors", "4", "--app-resync", "10", "--self-heal-timeout-seconds", "1",
-		"--loglevel", "warn")
+	return h.runArgo("argocd-application-controller", freePort())
 }
 
 // StartServer starts (or restarts) the Argo CD API server and logs in as admin.
@@ -289,11 +251,7 @@ func (h *Stack) StartServer() error {
 	if h.Server != "" {
 		port = strings.Split(h.Server, ":")[1]
 	}
-	static := filepath.Join(h.Dir, "static")
-	_ = os.MkdirAll(static, 0o755)
-	if err := h.run("argocd-server", filepath.Join(h.bin, "argocd"), h.argoEnv("argocd-server"),
-		"--insecure", "--port", port, "--metrics-port", freePort(), "--repo-server", h.repoAddr, "--repo-server-plaintext",
-		"--redis", h.redisAddr, "--staticassets", static, "--loglevel", "warn"); err != nil {
+	if err := h.runArgo("argocd-server", port); err != nil {
 		return err
 	}
 	h.Server = "127.0.0.1:" + port
@@ -339,69 +297,14 @@ func (h *Stack) StopServer() { h.stop("argocd-server") }
 
 // AddRepository registers a git repository and its credentials with Argo CD.
 func (h *Stack) AddRepository(url, user, password string) error {
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	return h.Apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"repo-%s","namespace":"argocd",
-"labels":{"argocd.argoproj.io/secret-type":"repository"}},"data":{"type":%q,"url":%q,"username":%q,"password":%q}}`,
-		randomHex(4), b64("git"), b64(url), b64(user), b64(password)))
+	return h.kube.AddRepository(url, user, password)
 }
 
 // Apply server-side-applies one or more YAML/JSON documents with the admin token.
-func (h *Stack) Apply(manifests string) error {
-	docs, err := yamlDocs(manifests)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		path, err := resourcePath(d)
-		if err != nil {
-			return err
-		}
-		body, err := d.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		req, _ := http.NewRequest(http.MethodPatch, h.KubeAPI+path+"?fieldManager=e2e&force=true", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/apply-patch+yaml")
-		req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-		// CRDs take a moment to be served after they are created.
-		var resp *http.Response
-		for i := 0; i < 50; i++ {
-			resp, err = h.http.Do(req)
-			if err == nil && resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/apis/argoproj.io") {
-				resp.Body.Close()
-				time.Sleep(200 * time.Millisecond)
-				req.Body = io.NopCloser(bytes.NewReader(body))
-				continue
-			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			return fmt.Errorf("apply %s %s: %s: %s", d.GetKind(), d.GetName(), resp.Status, out)
-		}
-	}
-	return nil
-}
+func (h *Stack) Apply(manifests string) error { return h.kube.Apply(manifests) }
 
 // Get reads a resource as JSON from the API server (path like /api/v1/namespaces/x/pods).
-func (h *Stack) Get(path string, into any) error {
-	req, _ := http.NewRequest(http.MethodGet, h.KubeAPI+path, nil)
-	req.Header.Set("Authorization", "Bearer "+h.AdminToken)
-	resp, err := h.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(into)
-}
+func (h *Stack) Get(path string, into any) error { return h.kube.Get(path, into) }
 
 var plurals = map[string]string{"Namespace": "namespaces", "ConfigMap": "configmaps", "Secret": "secrets", "Node": "nodes",
 	"CustomResourceDefinition": "customresourcedefinitions", "Application": "applications", "AppProject": "appprojects",
@@ -550,40 +453,10 @@ func randomHex(n int) string {
 	return fmt.Sprintf("%x", b)
 }
 
-// fakeNode is the one kwok node. Its capacity is far beyond a real node's (110 pods): a test binary
-// deploys dozens of apps of 4 pods each into it, and pods that do not fit stay Pending, never Ready.
-const fakeNode = `{"apiVersion":"v1","kind":"Node","metadata":{"name":"kwok-node-0",
-"annotations":{"kwok.x-k8s.io/node":"fake","node.alpha.kubernetes.io/ttl":"0"},
-"labels":{"kubernetes.io/hostname":"kwok-node-0","kubernetes.io/os":"linux","kubernetes.io/arch":"amd64","type":"kwok"}},
-"spec":{},"status":{"allocatable":{"cpu":"1000","memory":"4Ti","pods":"2000"},"capacity":{"cpu":"1000","memory":"4Ti","pods":"2000"},
-"nodeInfo":{"architecture":"amd64","operatingSystem":"linux","kubeletVersion":"fake"}}}`
-
-const defaultProject = `apiVersion: argoproj.io/v1alpha1
-kind: AppProject
-metadata: {name: default, namespace: argocd}
-spec:
-  sourceRepos: ["*"]
-  destinations: [{server: "*", namespace: "*"}]
-  clusterResourceWhitelist: [{group: "*", kind: "*"}]
-`
-
 // Application creates an Argo CD Application deploying overlay of repoURL into namespace ns, with
 // automated sync (prune, self-heal) when auto, and the static volumes its StatefulSets claim.
 func (h *Stack) Application(name, repoURL, overlay, ns string, auto bool) error {
 	return h.App(AppSpec{Name: name, RepoURL: repoURL, Overlay: overlay, Namespace: ns, Auto: auto})
-}
-
-// volumes makes the static volumes, pre-bound to the StatefulSets' claims in ns (no storage
-// provisioner here).
-func (h *Stack) volumes(ns string) error {
-	for _, pv := range []struct{ claim, size string }{{"mongo-data-mongodb-0", "5Gi"}, {"redis-data-redis-0", "1Gi"}} {
-		if err := h.Apply(fmt.Sprintf(`{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"%s-%s"},
-"spec":{"capacity":{"storage":%q},"accessModes":["ReadWriteOnce"],"hostPath":{"path":"/tmp/%s"},
-"claimRef":{"namespace":%q,"name":%q}}}`, ns, pv.claim, pv.size, ns, ns, pv.claim)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // AppSpec describes a Application beyond Application's defaults.
@@ -599,7 +472,7 @@ type AppSpec struct {
 
 // App creates an Application from spec, with the static volumes its StatefulSets claim.
 func (h *Stack) App(s AppSpec) error {
-	if err := h.volumes(s.Namespace); err != nil {
+	if err := h.kube.volumes(s.Namespace); err != nil {
 		return err
 	}
 	if s.Project == "" {
@@ -666,9 +539,8 @@ func (h *Stack) ProjectToken(project, role string) (string, error) {
 	return out.Token, nil
 }
 
-// NeverReady marks an image whose pods kwok never makes Ready: a Deployment that runs it exceeds its
-// progress deadline and Argo CD reports it Degraded, as a real crash-looping rollout would be.
-const NeverReady = "never-ready"
+// NeverReady marks an image whose pods kwok never makes Ready (layout.KwokStages).
+const NeverReady = layout.NeverReady
 
 // kwokConfiguration is kwok's configuration (every play-stage parallelism set, as the bare binary
 // needs) and the stages it plays, adapted from kwok's "fast" stages: nodes initialize at once; pods
@@ -684,115 +556,5 @@ options:
   podsOnNodeSyncParallelism: 4
   nodeLeaseDurationSeconds: 40
 ---
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: node-initialize
-spec:
-  resourceRef: {apiGroup: v1, kind: Node}
-  selector:
-    matchExpressions:
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'NotIn'
-      values: ['True']
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      {{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
-      conditions:
-      {{ range NodeConditions }}
-      - lastHeartbeatTime: {{ $now | Quote }}
-        lastTransitionTime: {{ $lastTransitionTime | Quote }}
-        message: {{ .message | Quote }}
-        reason: {{ .reason | Quote }}
-        status: {{ .status | Quote }}
-        type: {{ .type | Quote }}
-      {{ end }}
-      addresses:
-      - address: 127.0.0.1
-        type: InternalIP
-      - address: {{ NodeName | Quote }}
-        type: Hostname
-      allocatable:
-      {{ YAML .status.allocatable 1 }}
-      capacity:
-      {{ YAML .status.capacity 1 }}
-      nodeInfo:
-        architecture: amd64
-        kubeletVersion: fake
-        operatingSystem: linux
-      phase: Running
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-ready
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Pending']
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: 'NotIn'
-      values: ['True']
-    - key: '.spec.containers.[] | select( .image | contains("%s") ) | .image'
-      operator: 'DoesNotExist'
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Initialized
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Ready
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: ContainersReady
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      initContainerStatuses:
-      {{ range .spec.initContainers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state:
-          terminated:
-            exitCode: 0
-            finishedAt: {{ $now | Quote }}
-            reason: Completed
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      hostIP: 127.0.0.1
-      podIP: 127.0.0.1
-      phase: Running
-      startTime: {{ $now | Quote }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-delete
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: 'Exists'
-  next:
-    delete: true
-`, port, NeverReady)
+`, port) + layout.KwokStages
 }

@@ -5,16 +5,14 @@
 //
 //	wanderlust-gitops deploy|promote|sync --request JSON   the module's stages (ci/gitops: the request, and
 //	                                                        the result as JSON on stdout; exit 1: a failed run)
-//	wanderlust-gitops argocd   --bin DIR --manifests DIR --dir DIR --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
-//	wanderlust-gitops git      --root DIR --kubernetes DIR                                       (SANDBOX_GIT_PASSWORD)
-//	wanderlust-gitops registry
-//	wanderlust-gitops mail
+//	wanderlust-gitops sandbox-bootstrap --kube URL --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
+//	wanderlust-gitops git      --root DIR --kubernetes DIR                      (SANDBOX_GIT_PASSWORD)
 //	wanderlust-gitops sandbox-deploy   --env dev --version V --image backend=/images/backend.tar …  (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
 //	wanderlust-gitops sandbox-promote  --from dev --to staging                                      (same)
 //	wanderlust-gitops proxy    --forward 8080=argocd:8080 …  (what `up` puts on the host; prints where to look)
 //
-// Every sandbox service listens on its sandbox port (sandbox.ArgoCDPort, …); argocd opens
-// sandbox.HealthPort only once its applications exist. Spans go where OTEL_EXPORTER_OTLP_* say, under
+// The sandbox's other services are the projects' own images (sandbox/layout); sandbox-bootstrap
+// prepares their cluster for Argo CD and opens sandbox.HealthPort once done. Spans go where OTEL_EXPORTER_OTLP_* say, under
 // TRACEPARENT.
 package main
 
@@ -37,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: "+gitops.Program+" deploy|promote|sync|argocd|git|registry|mail|sandbox-deploy|sandbox-promote|proxy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: "+gitops.Program+" deploy|promote|sync|sandbox-bootstrap|git|sandbox-deploy|sandbox-promote|proxy [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -80,30 +78,16 @@ func run(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		return serve(ctx, cmd, *request, os.Getenv, os.Stdout)
-	case "argocd":
-		bin := fs.String("bin", sandbox.ImageBin, "directory of the stack's binaries")
-		manifests := fs.String("manifests", sandbox.ImageManifests, "argo-cd's manifests/ directory")
-		dir := fs.String("dir", sandbox.ImageData+"/argocd", "working directory")
+	case "sandbox-bootstrap":
+		kube := fs.String("kube", fmt.Sprintf("http://%s:%d", sandbox.KubeHost, sandbox.KubePort), "the cluster's API (kubectl proxy: no login)")
 		apps := fs.String("apps", sandbox.ImageKubernetes+"/argocd", "directory of the Application manifests")
-		repoURL := fs.String("repo-url", "", "URL of the GitOps repository the applications track")
-		port := fs.Int("port", sandbox.ArgoCDPort, "Argo CD API/UI port")
-		health := fs.Int("health-port", sandbox.HealthPort, "health endpoint port, opened once ready")
+		repoURL := fs.String("repo-url", sandbox.RepoURL(), "URL of the GitOps repository the applications track")
+		health := fs.Int("health-port", sandbox.HealthPort, "port that answers once the bootstrap is done")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		start := time.Now()
-		logf("starting Argo CD (etcd, kube-apiserver, controllers, kwok, redis, repo-server, application-controller, server)")
-		err := sandbox.ServeArgoCD(ctx, sandbox.ArgoConfig{
-			Stack:   sandbox.Config{Bin: *bin, Manifests: *manifests, Dir: *dir, ServerPort: fmt.Sprint(*port), AdminPassword: argoPassword, Log: logf},
-			RepoURL: *repoURL, GitUser: *gitUser, GitPassword: gitPassword, Apps: *apps, Health: ports(*health),
-			Ready: func(apps []string) {
-				logf(fmt.Sprintf("ready in %s: Argo CD on :%d (user admin), applications %s", time.Since(start).Round(time.Millisecond), *port, strings.Join(apps, ", ")))
-			},
-		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, sandbox.Logs(*dir, 4000))
-		}
-		return err
+		return sandbox.ServeBootstrap(ctx, sandbox.BootstrapServer{Kube: *kube, Health: ports(*health),
+			BootstrapConfig: sandbox.BootstrapConfig{AdminPassword: argoPassword, RepoURL: *repoURL, GitUser: *gitUser, GitPassword: gitPassword, Apps: *apps}}, logf)
 	case "git":
 		root := fs.String("root", sandbox.ImageData+"/git", "directory of the repositories")
 		kube := fs.String("kubernetes", sandbox.ImageKubernetes, "the kubernetes/ tree to seed the repository with")
@@ -112,19 +96,6 @@ func run(ctx context.Context, cmd string, args []string) error {
 			return err
 		}
 		return sandbox.ServeGit(ctx, sandbox.GitConfig{Root: *root, Kubernetes: *kube, User: *gitUser, Password: gitPassword, Addr: ports(*port)})
-	case "registry":
-		port := fs.Int("port", sandbox.RegistryPort, "port")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		return sandbox.ServeRegistry(ctx, ports(*port))
-	case "mail":
-		smtp := fs.Int("smtp-port", sandbox.SMTPPort, "SMTP port")
-		web := fs.Int("http-port", sandbox.MailHTTPPort, "port of the message listing")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		return sandbox.ServeMail(ctx, sandbox.MailConfig{SMTP: ports(*smtp), HTTP: ports(*web)})
 	case "proxy":
 		fwd := forwards{}
 		fs.Var(fwd, "forward", "port=host:port, repeatable")
@@ -140,7 +111,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&o.Registry, "registry", fmt.Sprintf("%s:%d", sandbox.RegistryHost, sandbox.RegistryPort), "registry host:port")
 		fs.StringVar(&o.Repo, "repo", sandbox.RepoURL(), "GitOps repository URL")
 		fs.StringVar(&o.ArgoCD, "argocd", fmt.Sprintf("%s:%d", sandbox.ArgoCDHost, sandbox.ArgoCDPort), "Argo CD host:port")
-		fs.StringVar(&o.SMTP, "smtp", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort), "mail catcher host:port")
+		fs.StringVar(&o.SMTP, "smtp", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.SMTPPort), "Mailpit's SMTP, host:port")
 		mailTo := fs.String("mail-to", "team@wanderlust.invalid", "recipients, comma-separated")
 		fs.StringVar(&o.Version, "version", "", "image tag")
 		fs.Var(images(o.Images), "image", "name=tarball, repeatable (deploy)")
@@ -149,7 +120,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		from := fs.String("from", "dev", "source environment (promote)")
 		to := fs.String("to", "staging", "target environment (promote)")
 		reportSoFar := fs.String("report", "", "the run's report so far, JSON (the module's build stages)")
-		mailListing := fs.String("mail-listing", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.MailHTTPPort), "the mail catcher's listing, host:port")
+		mailAPI := fs.String("mail-api", fmt.Sprintf("%s:%d", sandbox.MailHost, sandbox.MailHTTPPort), "Mailpit's web UI and API, host:port")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -170,11 +141,11 @@ func run(ctx context.Context, cmd string, args []string) error {
 		if rep != nil {
 			fmt.Println(rep.Markdown())
 		}
-		// What the mail catcher holds, asked of it (not "mailed": the report says whether it was sent).
-		if n, merr := runner.MailCount(ctx, *mailListing); merr == nil {
-			fmt.Printf("Mail catcher: %d message(s), listed at http://%s/\n", n, *mailListing)
+		// What Mailpit holds, asked of it (not "mailed": the report says whether it was sent).
+		if n, merr := runner.MailCount(ctx, *mailAPI); merr == nil {
+			fmt.Printf("Mailpit: %d message(s) (web UI: port %d)\n", n, sandbox.MailHTTPPort)
 		} else {
-			fmt.Printf("Mail catcher: not reachable (%v)\n", merr)
+			fmt.Printf("Mailpit: not reachable (%v)\n", merr)
 		}
 		return err
 	}

@@ -80,12 +80,12 @@ func argoOptions(c gitops.Config, app string, timeout int, getenv func(string) s
 	if err := gitops.CheckTimeout(timeout); err != nil {
 		return nil, err
 	}
-	if err := gitops.CheckServer(c.ArgoCD.Server); err != nil {
+	if err := c.ArgoCD.Check(); err != nil {
 		return nil, err
 	}
 	a := c.ArgoCD
 	return &argocd.Options{Server: a.Server, Token: getenv(gitops.EnvArgoCDToken), PlainText: a.PlainText, Insecure: a.Insecure,
-		GRPCWeb: a.GRPCWeb, App: app, AppNamespace: a.AppNamespace, Timeout: time.Duration(timeout) * time.Second, Log: logf}, nil
+		GRPCWeb: a.GRPCWeb, App: app, AppNamespace: a.AppNamespace, RepoURL: a.RepoURL, Timeout: time.Duration(timeout) * time.Second, Log: logf}, nil
 }
 
 // notifyOptions are the SMTP settings (nil without a host).

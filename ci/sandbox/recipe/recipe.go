@@ -1,39 +1,24 @@
-// Package recipe is the sandbox as Dagger containers and services: a builder that compiles the Argo
-// CD stack's binaries (hack/e2e/build.sh, the harness's own script and versions) and the GitOps program in a
-// pinned Go image with module and build caches, a small runtime image, one service per component
-// (git, registry, mail, Argo CD) and the runner that deploys against them through service bindings.
-// Everything the services do is the GitOps program, tested on the host; here are only the recipes.
+// Package recipe is the sandbox as Dagger services, on the projects' own images (sandbox/layout):
+// kwok's all-in-one cluster, Argo CD's image as its three components, redis, Mailpit, the CNCF
+// registry; the git remote, the cluster's bootstrap and the runner are the GitOps program (built
+// from source or pulled, as for deploy). Everything the program does is tested on the host; here are
+// only the recipes.
 package recipe
 
 import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
-	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/sandbox/layout"
 )
 
-// program is the GitOps program: every service's and the runner's entrypoint.
-const program = gitops.Program
-
-// Pinned images.
-const (
-	// GoImage builds the binaries (bash for build.sh; the binaries are static: CGO_ENABLED=0).
-	GoImage = runner.GoImage
-	// RuntimeImage runs them, with git and redis-server from Debian's packages.
-	RuntimeImage = "docker.io/library/debian:12.12-slim"
-)
-
-// Where the runtime image keeps things: the GitOps program's defaults.
-const (
-	binDir       = layout.ImageBin
-	manifestsDir = layout.ImageManifests
-	kubeDir      = layout.ImageKubernetes
-	dataDir      = layout.ImageData
-)
+// GitImage runs the git remote: the GitOps program serves `git http-backend`, and Go's image has git
+// (no package installed at run time). The program is static: it runs in any image.
+const GitImage = runner.GoImage
 
 // Login is the sandbox's password of the git remote and of Argo CD's admin. It is plain on purpose:
 // the sandbox is local and throw-away, and Dagger scrubs every secret a container receives from its
@@ -45,112 +30,164 @@ func withLogin(ctr *dagger.Container, l Login) *dagger.Container {
 	return ctr.WithEnvVariable("SANDBOX_GIT_PASSWORD", string(l)).WithEnvVariable("SANDBOX_ARGOCD_PASSWORD", string(l))
 }
 
-// ciIncludes is what of ci/ the builder needs for the GitOps program (not the generated Dagger code).
-var ciIncludes = []string{"go.mod", "go.sum", "cmd/**", "gitops/**", "sandbox/**", "stages/**"}
-
-// Builder compiles the stack's binaries and the GitOps program (cmd/gitops, a Go module of its own)
-// into /out: /out/bin (the harness's binaries), /out/wanderlust-gitops and /out/argo-cd/manifests (the argo-cd module's CRDs and install.yaml).
-// env are the caller's Go settings (a module mirror …).
-func Builder(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Container {
-	return env.Apply(c.Container().From(GoImage)).
-		WithMountedCache("/go/pkg/mod", c.CacheVolume("wanderlust-sandbox-gomod")).
-		WithMountedCache("/root/.cache/go-build", c.CacheVolume("wanderlust-sandbox-gobuild")).
-		WithEnvVariable("CGO_ENABLED", "0").
-		WithDirectory("/out/bin", c.Directory()).
-		WithDirectory("/out/argo-cd", c.Directory()).
-		WithDirectory("/src/hack/e2e", src.Directory("hack/e2e")).
-		WithDirectory("/src/ci", src.Directory("ci"), dagger.ContainerWithDirectoryOpts{Include: ciIncludes}).
-		WithEnvVariable("WANDERLUST_E2E_BIN", "/out/bin").
-		WithExec([]string{"bash", "/src/hack/e2e/build.sh"}).
-		WithWorkdir("/src/ci/cmd/gitops").
-		WithExec([]string{"go", "build", "-ldflags", "-s -w", "-o", "/out/" + program, "."}).
-		WithExec([]string{"sh", "-c", `cp -r "$(go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v2)/manifests/." /out/argo-cd/manifests`})
+// Sandbox is what the services are made of: the GitOps program's container (runner.Build or
+// runner.Pull: the program at runner.Bin), this project's kubernetes/ tree, and the login.
+type Sandbox struct {
+	Program    *dagger.Container
+	Kubernetes *dagger.Directory
+	Login      Login
 }
 
-// Image is the runtime image of every service and of the runner.
-func Image(c *dagger.Client, src *dagger.Directory, env runner.GoEnv) *dagger.Container {
-	out := Builder(c, src, env).Directory("/out")
-	return c.Container().From(RuntimeImage).
-		WithExec([]string{"apt-get", "update", "-q"}).
-		WithExec([]string{"apt-get", "install", "-y", "-q", "--no-install-recommends", "git", "redis-server", "ca-certificates"}).
-		WithDirectory(binDir, out.Directory("bin")).
-		WithDirectory(manifestsDir, out.Directory("argo-cd/manifests")).
-		WithFile(runner.Bin, out.File(program)).
-		WithDirectory(kubeDir, src.Directory("kubernetes")).
-		WithDirectory(dataDir, c.Directory())
+// program is the GitOps program's container with the kubernetes/ tree and the login.
+func (s Sandbox) program() *dagger.Container {
+	return withLogin(s.Program.WithDirectory(layout.ImageKubernetes, s.Kubernetes), s.Login)
 }
 
-// Git is the GitOps repository's remote, seeded with kubernetes/.
-func Git(img *dagger.Container, l Login) *dagger.Service {
-	return withLogin(img, l).
-		WithExposedPort(layout.GitPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "git"}})
+// run is a service running the program's subcommand (by its path: the published image sets no PATH).
+func run(ctr *dagger.Container, args ...string) *dagger.Service {
+	return ctr.AsService(dagger.ContainerAsServiceOpts{Args: append([]string{runner.Bin}, args...)})
 }
 
-// Registry is the in-engine OCI registry.
-func Registry(img *dagger.Container) *dagger.Service {
-	return img.WithExposedPort(layout.RegistryPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "registry"}})
-}
-
-// Mail is the mail catcher: SMTP and the HTTP listing of the messages.
-func Mail(img *dagger.Container) *dagger.Service {
-	return img.WithExposedPort(layout.SMTPPort).WithExposedPort(layout.MailHTTPPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "mail"}})
-}
-
-// ArgoCD is the Argo CD stack with the applications of kubernetes/argocd tracking the git
-// service. Its health port opens only once the applications exist, and Dagger waits for every
-// exposed port: a client of the service starts when the sandbox is ready.
-func ArgoCD(img *dagger.Container, git *dagger.Service, l Login) *dagger.Service {
-	return withLogin(img.WithServiceBinding(layout.GitHost, git), l).
-		WithExposedPort(layout.ArgoCDPort).WithExposedPort(layout.HealthPort).
-		AsService(dagger.ContainerAsServiceOpts{Args: []string{program, "argocd", "--repo-url", layout.RepoURL(), "--apps", kubeDir + "/argocd"}})
-}
-
-// Services are the sandbox's four services.
+// Services are the sandbox's services; ArgoCD (the API server) brings up the whole Argo CD stack.
 type Services struct {
 	Git, Registry, Mail, ArgoCD *dagger.Service
 }
 
-// Runner is the container in which the GitOps program runs the pipeline's deploy or promote against the
-// services, bound under their aliases; run names the run so that no result is reused from the
-// engine's cache.
-func Runner(img *dagger.Container, svc Services, l Login, run string) *dagger.Container {
-	return bound(img, svc, l).WithEnvVariable("SANDBOX_RUN", run)
+// Services builds every service from its image.
+func (s Sandbox) Services(c *dagger.Client) Services {
+	git := s.Git(c)
+	return Services{Git: git, Registry: Registry(c), Mail: Mail(c), ArgoCD: s.ArgoCD(c, git)}
 }
 
-// bound is img with the four services bound under their aliases, and the login.
-func bound(img *dagger.Container, svc Services, l Login) *dagger.Container {
-	return withLogin(img.WithServiceBinding(layout.GitHost, svc.Git).
+// Git is the GitOps repository's remote, seeded with kubernetes/.
+func (s Sandbox) Git(c *dagger.Client) *dagger.Service {
+	ctr := c.Container().From(GitImage).
+		WithFile(runner.Bin, s.Program.File(runner.Bin), dagger.ContainerWithFileOpts{Permissions: 0o755}).
+		WithDirectory(layout.ImageKubernetes, s.Kubernetes).
+		WithExposedPort(layout.GitPort)
+	return run(withLogin(ctr, s.Login), "git")
+}
+
+// Registry is the CNCF distribution registry, plain HTTP on RegistryPort (its image's own command).
+func Registry(c *dagger.Client) *dagger.Service {
+	return c.Container().From(layout.RegistryImage).WithExposedPort(layout.RegistryPort).AsService()
+}
+
+// Mail is Mailpit: SMTP on SMTPPort (no login: the engine's network only), web UI and API on
+// MailHTTPPort (its image's own command).
+func Mail(c *dagger.Client) *dagger.Service {
+	return c.Container().From(layout.MailpitImage).
+		WithExposedPort(layout.SMTPPort).WithExposedPort(layout.MailHTTPPort).
+		AsService()
+}
+
+// Kube is kwok's cluster, with the sandbox's stages (layout.KwokStages): its entrypoint runs
+// `kwokctl create cluster` with the arguments given, then serves the API on KubePort.
+func Kube(c *dagger.Client) *dagger.Service {
+	const stages = "/etc/wanderlust/kwok-stages.yaml"
+	return c.Container().From(layout.KubeImage).
+		WithNewFile(stages, layout.KwokStages).
+		WithExposedPort(layout.KubePort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"--config", stages}, UseEntrypoint: true})
+}
+
+// Redis is Argo CD's cache, as Argo CD's install runs it (no persistence).
+func Redis(c *dagger.Client) *dagger.Service {
+	return c.Container().From(layout.RedisImage).WithExposedPort(layout.RedisPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: []string{"redis-server", "--save", "", "--appendonly", "no"}, UseEntrypoint: true})
+}
+
+// Bootstrap prepares the cluster for Argo CD (the program's sandbox-bootstrap: CRDs, configuration,
+// the admin login, the repository, the applications) and answers on HealthPort once done.
+func (s Sandbox) Bootstrap(kube *dagger.Service) *dagger.Service {
+	return run(s.program().WithServiceBinding(layout.KubeHost, kube).WithExposedPort(layout.HealthPort), "sandbox-bootstrap")
+}
+
+// argo is a container of Argo CD's image as its Dockerfile runs it (user 999, tini), with the
+// cluster's kubeconfig and the environment of a component outside a pod.
+func argo(c *dagger.Client) *dagger.Container {
+	ctr := c.Container().From(layout.ArgoCDImage).
+		WithNewFile(layout.ArgoCDKubeconfig, layout.Kubeconfig(fmt.Sprintf("http://%s:%d", layout.KubeHost, layout.KubePort), ""),
+			dagger.ContainerWithNewFileOpts{Owner: layout.ArgoCDUser}).
+		WithUser(layout.ArgoCDUser)
+	for _, kv := range layout.ArgoCDEnv(layout.ArgoCDKubeconfig) {
+		k, v, _ := strings.Cut(kv, "=")
+		ctr = ctr.WithEnvVariable(k, v)
+	}
+	return ctr
+}
+
+// argoArgs are where each component finds the others in the sandbox.
+var argoArgs = layout.ArgoCD{Redis: fmt.Sprintf("%s:%d", layout.RedisHost, layout.RedisPort),
+	RepoServer: fmt.Sprintf("%s:%d", layout.RepoServerHost, layout.RepoServerPort)}
+
+// component runs one of Argo CD's components by the command its image names it (its install's
+// `args: [/usr/local/bin/argocd-server, …]`, behind the image's tini entrypoint).
+func component(ctr *dagger.Container, name string, port int) *dagger.Service {
+	a := argoArgs
+	a.Port, a.MetricsPort = port, 8083
+	if name == "argocd-application-controller" {
+		a.MetricsPort = port
+	}
+	return ctr.WithExposedPort(port).
+		AsService(dagger.ContainerAsServiceOpts{Args: append([]string{"/usr/local/bin/" + name}, a.Args(name)...), UseEntrypoint: true})
+}
+
+// ArgoCD is Argo CD's API server (API and UI on ArgoCDPort, admin's password the login), bound to
+// the repo-server, the application controller, redis, the cluster and its bootstrap, so that binding
+// it starts them all, in order: the cluster, its bootstrap, then Argo CD.
+func (s Sandbox) ArgoCD(c *dagger.Client, git *dagger.Service) *dagger.Service {
+	kube := Kube(c)
+	redis := Redis(c)
+	boot := s.Bootstrap(kube)
+	repo := component(argo(c).WithServiceBinding(layout.RedisHost, redis).WithServiceBinding(layout.GitHost, git),
+		"argocd-repo-server", layout.RepoServerPort)
+	withStack := func(ctr *dagger.Container) *dagger.Container {
+		return ctr.WithServiceBinding(layout.KubeHost, kube).WithServiceBinding(layout.BootstrapHost, boot).
+			WithServiceBinding(layout.RedisHost, redis).WithServiceBinding(layout.RepoServerHost, repo)
+	}
+	controller := component(withStack(argo(c)), "argocd-application-controller", layout.ControllerPort)
+	return component(withStack(argo(c)).WithServiceBinding(layout.ControllerHost, controller), "argocd-server", layout.ArgoCDPort)
+}
+
+// Runner is the container in which the GitOps program runs the pipeline's deploy or promote against
+// the services, bound under their aliases; run names the run so that no result is reused from the
+// engine's cache.
+func (s Sandbox) Runner(svc Services, run string) *dagger.Container {
+	return bound(s.program(), svc).WithEnvVariable("SANDBOX_RUN", run)
+}
+
+// bound is ctr with the four services bound under their aliases.
+func bound(ctr *dagger.Container, svc Services) *dagger.Container {
+	return ctr.WithServiceBinding(layout.GitHost, svc.Git).
 		WithServiceBinding(layout.RegistryHost, svc.Registry).
 		WithServiceBinding(layout.MailHost, svc.Mail).
-		WithServiceBinding(layout.ArgoCDHost, svc.ArgoCD), l)
+		WithServiceBinding(layout.ArgoCDHost, svc.ArgoCD)
 }
 
 // Deploy runs a deploy of the built images to env in the runner and returns the runner (its stdout
 // is the run report, whatever the exit code).
 // reportSoFar is the run's report as the module made it (its build stages), JSON; "" for none.
-func Deploy(runner *dagger.Container, images map[string]*dagger.Container, env, version, reportSoFar string) *dagger.Container {
-	args := []string{program, "sandbox-deploy", "--env", env, "--version", version}
+func Deploy(runnerCtr *dagger.Container, images map[string]*dagger.Container, env, version, reportSoFar string) *dagger.Container {
+	args := []string{runner.Bin, "sandbox-deploy", "--env", env, "--version", version}
 	for _, n := range slices.Sorted(maps.Keys(images)) {
 		p := "/images/" + n + ".tar"
-		runner = runner.WithMountedFile(p, images[n].AsTarball())
+		runnerCtr = runnerCtr.WithMountedFile(p, images[n].AsTarball())
 		args = append(args, "--image", n+"="+p)
 	}
 	if reportSoFar != "" {
 		args = append(args, "--report", reportSoFar)
 	}
 	// Any exit code: a failed deployment's report is its stdout (execerr.Output).
-	return runner.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	return runnerCtr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
 // Promote runs a promotion from → to in the runner.
-func Promote(runner *dagger.Container, from, to string) *dagger.Container {
-	return runner.WithExec([]string{program, "sandbox-promote", "--from", from, "--to", to}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+func Promote(runnerCtr *dagger.Container, from, to string) *dagger.Container {
+	return runnerCtr.WithExec([]string{runner.Bin, "sandbox-promote", "--from", from, "--to", to}, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
 }
 
-// Ports are the host ports of Up: Argo CD's API/UI, the git remote, the registry, the mail listing.
+// Ports are the host ports of Up: Argo CD's API/UI, the git remote, the registry, Mailpit's UI and SMTP.
 var Ports = []struct {
 	Port   int
 	Target string
@@ -164,12 +201,12 @@ var Ports = []struct {
 
 // Up is one service forwarding Ports to the four services (the GitOps program's proxy), so that
 // `dagger call sandbox up up` puts them all on the host; it prints where to look, with the login.
-func Up(img *dagger.Container, svc Services, l Login) *dagger.Service {
-	ctr := bound(img, svc, l)
-	args := []string{program, "proxy"}
+func (s Sandbox) Up(svc Services) *dagger.Service {
+	ctr := bound(s.program(), svc)
+	args := []string{"proxy"}
 	for _, p := range Ports {
 		ctr = ctr.WithExposedPort(p.Port)
 		args = append(args, "--forward", fmt.Sprintf("%d=%s", p.Port, p.Target))
 	}
-	return ctr.AsService(dagger.ContainerAsServiceOpts{Args: args})
+	return run(ctr, args...)
 }

@@ -5,15 +5,14 @@ package recipe
 
 import (
 	"context"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"wanderlust.dev/pipeline/ci/runner"
 
 	"wanderlust.dev/pipeline/ci/internal/dagger"
-	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/runner"
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 	"wanderlust.dev/pipeline/ci/testsupport/daggerfake"
 )
 
@@ -31,21 +30,19 @@ func plan(t *testing.T) (all string, queries []string) {
 	}))
 	c := dagger.Connect()
 	ctx := context.Background()
-	src := c.Directory()
-	s := Login(login)
-	img := Image(c, src, runner.GoEnv{"GOPROXY": "https://goproxy.corp.invalid", "GONOSUMDB": "corp.invalid"})
-	git := Git(img, s)
-	svc := Services{Git: git, Registry: Registry(img), Mail: Mail(img), ArgoCD: ArgoCD(img, git, s)}
+	prog := runner.Build(c, c.Directory(), "", runner.GoEnv{"GOPROXY": "https://goproxy.corp.invalid", "GONOSUMDB": "corp.invalid"})
+	sb := Sandbox{Program: prog, Kubernetes: c.Directory(), Login: Login(login)}
+	svc := sb.Services(c)
 	images := map[string]*dagger.Container{"backend": c.Container().From("registry.invalid/b:1"), "frontend": c.Container().From("registry.invalid/f:1")}
 	for _, run := range []string{"run-1", "run-2"} {
-		if _, err := Deploy(Runner(img, svc, s, run), images, "dev", "2.0.0", "").Stdout(ctx); err != nil {
+		if _, err := Deploy(sb.Runner(svc, run), images, "dev", "2.0.0", "").Stdout(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Promote(Runner(img, svc, s, "run-3"), "dev", "staging").Stdout(ctx); err != nil {
+	if _, err := Promote(sb.Runner(svc, "run-3"), "dev", "staging").Stdout(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Up(img, svc, s).ID(ctx); err != nil {
+	if _, err := sb.Up(svc).ID(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range session.Queries() {
@@ -54,10 +51,10 @@ func plan(t *testing.T) (all string, queries []string) {
 	return strings.Join(queries, "\n"), queries
 }
 
-// Every image is pinned to a version (no latest, no bare name).
+// Every image is pinned to a version and fully qualified (no latest, no bare name).
 func TestEveryImageIsPinned(t *testing.T) {
 	all, _ := plan(t)
-	pinned := regexp.MustCompile(`^[a-z0-9.-]+/[a-z0-9/._-]+:[0-9][A-Za-z0-9._-]*$`)
+	pinned := regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9.-]+/[a-z0-9/._-]+:v?[0-9][A-Za-z0-9._-]*$`)
 	n := 0
 	for _, a := range daggerfake.Calls(all, "from") {
 		if !strings.HasPrefix(a, `address:"`) {
@@ -97,86 +94,28 @@ func TestTheLoginIsPlainAndPrintable(t *testing.T) {
 	}
 }
 
-// The builder: Go module and build caches, static binaries, the harness's own build script into
-// /out/bin, and every directory it writes into made before the exec that writes it (go build -o and
-// cp do not make parent directories).
-func TestBuilderCachesAndWritesIntoDirectoriesThatExist(t *testing.T) {
-	all, queries := plan(t)
-	for _, want := range [][]string{
-		{"withMountedCache", `path:"/go/pkg/mod"`}, {"withMountedCache", `path:"/root/.cache/go-build"`},
-		{"withEnvVariable", `name:"CGO_ENABLED"`, `value:"0"`}, {"withEnvVariable", `name:"WANDERLUST_E2E_BIN"`, `value:"/out/bin"`},
-		{"withExec", `"bash","/src/hack/e2e/build.sh"`}, {"withExec", `"go","build"`, `"/out/wanderlust-gitops"`},
-	} {
-		if !daggerfake.HasCall(all, want[0], want[1:]...) {
-			t.Errorf("builder lacks %v", want)
-		}
-	}
-	writes := regexp.MustCompile(`(?:"-o","|/out/argo-cd/manifests)(/out/[a-z-]+)`)
-	pathArg := regexp.MustCompile(`path:\\?"([^"\\]+)`)
-	checked := 0
-	for _, q := range queries {
-		steps := daggerfake.Steps(q)
-		// The builder's own pipelines (elsewhere it is nested inside another step's arguments).
-		if len(steps) < 2 || steps[1].Field != "from" || !strings.Contains(steps[1].Args, GoImage) {
-			continue
-		}
-		var made []string
-		exists := func(dir string) bool {
-			for _, m := range made {
-				if m == dir || strings.HasPrefix(m, dir+"/") {
-					return true
-				}
-			}
-			return false
-		}
-		for _, st := range steps {
-			switch st.Field {
-			case "withDirectory", "withMountedDirectory", "withMountedCache":
-				if m := pathArg.FindStringSubmatch(st.Args); m != nil {
-					made = append(made, m[1])
-				}
-			case "withExec":
-				for _, m := range writes.FindAllStringSubmatch(st.Args, -1) {
-					dir := m[1]
-					if strings.Contains(st.Args, `"-o","`+dir+`"`) {
-						dir = "/out" // go build -o /out/wanderlust-gitops writes a file into /out
-					}
-					checked++
-					if !exists(dir) {
-						t.Errorf("an exec writes into %s before anything made it: %s", dir, st.Args)
-					}
-				}
-				if strings.Contains(st.Args, "build.sh") {
-					checked++
-					if !exists("/out/bin") {
-						t.Error("build.sh runs before /out/bin exists")
-					}
-				}
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatalf("no write into /out recorded:\n%s", all)
-	}
-}
-
-// The services: Argo CD binds the git service under the name its applications use, waits on its
-// health port, and gets the applications of kubernetes/argocd; the runner binds all four and each
-// run is its own exec (never a cached result); up forwards every port.
+// The services: Argo CD's repo-server binds the git service under the name its applications use;
+// the bootstrap (the program) gets kubernetes/argocd's applications, the repository they track and
+// the login by its defaults; the runner binds all four and each run is its own exec (never a cached
+// result); up forwards every port; the program is built with the caller's Go settings.
 func TestServicesAndBindings(t *testing.T) {
 	all, _ := plan(t)
 	if !daggerfake.HasCall(all, "withServiceBinding", `alias:"git"`) {
 		t.Error("Argo CD does not bind the git service")
 	}
-	for _, p := range []string{"8080", "8081"} {
+	for _, p := range []string{"8080", "8081", "8082", "6379", "5000", "1025", "8025"} {
 		if !daggerfake.HasCall(all, "withExposedPort", "port:"+p) {
 			t.Errorf("port %s is not exposed", p)
 		}
 	}
-	if !daggerfake.HasCall(all, "asService", `"wanderlust-gitops","argocd","--repo-url","`+sandbox.RepoURL()+`"`, `"--apps","`+sandbox.ImageKubernetes+`/argocd"`) {
-		t.Errorf("Argo CD's service does not track %s with kubernetes/argocd's apps:\n%s", sandbox.RepoURL(), all)
+	if !daggerfake.HasCall(all, "asService", `args:["`+runner.Bin+`","sandbox-bootstrap"]`) ||
+		!daggerfake.HasCall(all, "withDirectory", `path:"`+layout.ImageKubernetes+`"`) {
+		t.Errorf("the bootstrap does not run with kubernetes/ where its defaults read it:\n%s", all)
 	}
-	for _, alias := range []string{sandbox.GitHost, sandbox.RegistryHost, sandbox.MailHost, sandbox.ArgoCDHost} {
+	if !daggerfake.HasCall(all, "withEnvVariable", `name:"GOPROXY"`, `value:"https://goproxy.corp.invalid"`) {
+		t.Error("the program is not built with the caller's Go settings")
+	}
+	for _, alias := range []string{layout.GitHost, layout.RegistryHost, layout.MailHost, layout.ArgoCDHost} {
 		if !daggerfake.HasCall(all, "withServiceBinding", `alias:"`+alias+`"`) {
 			t.Errorf("no binding %s", alias)
 		}
@@ -196,7 +135,7 @@ func TestServicesAndBindings(t *testing.T) {
 			t.Errorf("up does not forward %d to %s", p.Port, p.Target)
 		}
 	}
-	if !daggerfake.HasCall(all, "withExec", `"wanderlust-gitops","sandbox-deploy","--env","dev","--version","2.0.0","--image","backend=/images/backend.tar","--image","frontend=/images/frontend.tar"`) {
+	if !daggerfake.HasCall(all, "withExec", `"`+runner.Bin+`","sandbox-deploy","--env","dev","--version","2.0.0","--image","backend=/images/backend.tar","--image","frontend=/images/frontend.tar"`) {
 		t.Errorf("the runner's deploy is not recorded:\n%s", all)
 	}
 	if !daggerfake.HasCall(all, "withMountedFile", `path:"/images/backend.tar"`) {
@@ -205,45 +144,3 @@ func TestServicesAndBindings(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// The builder copies only part of ci/ into the Go container: everything the GitOps program
-// (cmd/gitops, a module of its own) imports from this module must be in it (and nothing of the
-// generated Dagger code, which does not exist there).
-func TestBuilderCopiesWhatTheEntrypointImports(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", ".")
-	cmd.Dir = "../../cmd/gitops"
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, pkg := range strings.Fields(string(out)) {
-		rel, ok := strings.CutPrefix(pkg, "wanderlust.dev/pipeline/ci/")
-		if !ok {
-			continue
-		}
-		n++
-		copied := false
-		for _, pattern := range ciIncludes {
-			if prefix, ok := strings.CutSuffix(pattern, "/**"); ok && (rel == prefix || strings.HasPrefix(rel, prefix+"/")) {
-				copied = true
-			}
-		}
-		if !copied || strings.HasPrefix(rel, "internal/") {
-			t.Errorf("the GitOps program needs %s, which the builder does not copy (or cannot have)", rel)
-		}
-	}
-	if n == 0 {
-		t.Fatal("no package of this module listed")
-	}
-}
-
-// A team behind a module mirror gives its Go settings (--go-env): the builder compiles with them.
-func TestBuilderHonoursTheCallersGoSettings(t *testing.T) {
-	all, _ := plan(t)
-	for _, want := range [][]string{{`name:"GOPROXY"`, `value:"https://goproxy.corp.invalid"`}, {`name:"GONOSUMDB"`, `value:"corp.invalid"`}} {
-		if !daggerfake.HasCall(all, "withEnvVariable", want...) {
-			t.Errorf("the builder does not set %s", want[0])
-		}
-	}
-}

@@ -1,15 +1,9 @@
-package sandbox
+package smtpserver
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log"
-	"mime"
-	"net/http"
-	"net/mail"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +20,7 @@ type Message struct {
 }
 
 // Mail is a mail catcher: an SMTP server (go-smtp) that accepts mail from one user (AUTH PLAIN;
-// anyone when User is empty) and keeps every message, and an HTTP listing of them.
+// anyone when User is empty) and keeps every message.
 type Mail struct {
 	User, Password string
 
@@ -34,8 +28,7 @@ type Mail struct {
 	msgs []Message
 }
 
-// SMTPServer returns the SMTP server of the catcher; the caller sets its TLS configuration (without
-// one, AUTH is allowed in plain text: the sandbox's network is the engine's) and serves it.
+// SMTPServer returns the SMTP server of the catcher; the caller sets its TLS configuration and serves it.
 func (m *Mail) SMTPServer(domain string) *smtp.Server {
 	srv := smtp.NewServer(mailBackend{m})
 	srv.Domain = domain
@@ -49,44 +42,6 @@ func (m *Mail) Messages() []Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]Message(nil), m.msgs...)
-}
-
-// Handler lists the messages as JSON at / (from, to, subject, date, size) and serves message n's
-// raw text at /messages/<n>.
-func (m *Mail) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		type entry struct {
-			N       int      `json:"n"`
-			From    string   `json:"from"`
-			To      []string `json:"to"`
-			Subject string   `json:"subject"`
-			Date    string   `json:"date"`
-			Size    int      `json:"size"`
-		}
-		out := []entry{}
-		for i, msg := range m.Messages() {
-			e := entry{N: i, From: msg.From, To: msg.To, Size: len(msg.Data)}
-			if parsed, err := mail.ReadMessage(strings.NewReader(string(msg.Data))); err == nil {
-				e.Subject, _ = new(mime.WordDecoder).DecodeHeader(parsed.Header.Get("Subject"))
-				e.Date = parsed.Header.Get("Date")
-			}
-			out = append(out, e)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	})
-	mux.HandleFunc("GET /messages/{n}", func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(r.PathValue("n"))
-		msgs := m.Messages()
-		if err != nil || n < 0 || n >= len(msgs) {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "message/rfc822")
-		_, _ = w.Write(msgs[n].Data)
-	})
-	return mux
 }
 
 type mailBackend struct{ m *Mail }

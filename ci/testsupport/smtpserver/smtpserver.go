@@ -1,4 +1,4 @@
-// Package smtpserver runs the sandbox's SMTP mail catcher (emersion/go-smtp) on 127.0.0.1 for tests,
+// Package smtpserver runs an SMTP mail catcher (emersion/go-smtp) on 127.0.0.1 for tests,
 // behind STARTTLS or implicit TLS with a self-signed certificate: AUTH PLAIN checked against one
 // user, and every accepted message kept for inspection.
 package smtpserver
@@ -15,16 +15,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-
-	"wanderlust.dev/pipeline/ci/sandbox"
 )
 
-// Message is one accepted mail.
-type Message = sandbox.Message
-
-// Server is a running SMTP server: the sandbox's mail catcher behind TLS.
+// Server is a running SMTP server: the mail catcher behind TLS.
 type Server struct {
-	*sandbox.Mail
+	*Mail
 	Addr    string         // 127.0.0.1:port
 	RootCAs *x509.CertPool // trusts the server's certificate
 
@@ -37,7 +32,7 @@ func Start(user, password string, implicit bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Mail: &sandbox.Mail{User: user, Password: password}, RootCAs: pool}
+	s := &Server{Mail: &Mail{User: user, Password: password}, RootCAs: pool}
 	s.srv = s.SMTPServer("127.0.0.1")
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var l net.Listener

@@ -40,7 +40,7 @@ type Options struct {
 	Repo, GitUser, GitPassword string
 	// ArgoCD is the API server, host:port (plain text); ArgoPassword the admin password.
 	ArgoCD, ArgoPassword string
-	// SMTP is the mail catcher, host:port (no login: it takes mail from the engine's network only);
+	// SMTP is Mailpit's SMTP, host:port (no login: it takes mail from the engine's network only);
 	// MailTo the recipients.
 	SMTP   string
 	MailTo []string
@@ -80,9 +80,10 @@ func Deploy(ctx context.Context, o Options, env string) (*report.Run, error) {
 		Bump: bump.Options{Git: o.git(), Env: env}, Argo: argo, Rollback: true, Notify: mail}, rep)
 }
 
-// MailCount is how many messages the sandbox's mail catcher holds, from its listing (host:port).
-func MailCount(ctx context.Context, listing string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listing+"/", nil)
+// MailCount is how many messages the sandbox's Mailpit holds, from its API at api (host:port):
+// GET /api/v1/messages answers {"total": …}.
+func MailCount(ctx context.Context, api string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/api/v1/messages?limit=1", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -91,11 +92,16 @@ func MailCount(ctx context.Context, listing string) (int, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var msgs []json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
-		return 0, fmt.Errorf("the mail catcher's listing: %w", err)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("Mailpit's API: %s", resp.Status)
 	}
-	return len(msgs), nil
+	var list struct {
+		Total *int `json:"total"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || list.Total == nil {
+		return 0, fmt.Errorf("Mailpit's API: no message count in its answer (%v)", err)
+	}
+	return *list.Total, nil
 }
 
 // Promote promotes what runs in from to to, as `promote` does. The sandbox's images carry no

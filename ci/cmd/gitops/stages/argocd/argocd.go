@@ -43,6 +43,8 @@ type Options struct {
 	PlainText, Insecure, GRPCWeb bool
 	// App is the Application's name; AppNamespace its namespace when not Argo CD's own.
 	App, AppNamespace string
+	// RepoURL is the GitOps repository as the applications name it, when not the URL we push to.
+	RepoURL string
 	// Revision is the commit SHA that the bump pushed.
 	Revision string
 	// Timeout bounds the whole wait (default 5 minutes).

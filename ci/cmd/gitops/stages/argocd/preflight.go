@@ -194,7 +194,7 @@ func tracks(app *v1alpha1.Application, t Target, res *App) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("argocd: application %s does not deploy %s from %s (its sources: %s); check --app and --repo",
+	return fmt.Errorf("argocd: application %s does not deploy %s from %s (its sources: %s); check --app and --repo (or --argocd-repo-url, when the applications name the repository by another URL than the one we push to)",
 		app.Name, t.Path, t.RepoURL, strings.Join(seen, "; "))
 }
 

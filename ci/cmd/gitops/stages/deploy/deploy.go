@@ -91,7 +91,7 @@ func Check(ctx context.Context, o *Options) error {
 			return fmt.Errorf("deploy: preflight: %s cannot be deployed and watched (%v): deploy sets, judges and rolls back the images: entries of a kustomization; "+
 				"add a kustomization.yaml listing the manifests as resources (kustomize create --autodetect), or use bump and sync", o.Bump.Dir(), err)
 		}
-		app, err := argocd.Preflight(ctx, *o.Argo, argocd.Target{RepoURL: o.Bump.Git.URL, Path: o.Bump.Dir(),
+		app, err := argocd.Preflight(ctx, *o.Argo, argocd.Target{RepoURL: cmp.Or(o.Argo.RepoURL, o.Bump.Git.URL), Path: o.Bump.Dir(),
 			Branch: branchOf(o.Bump.Git), DefaultBranch: rd.DefaultBranch})
 		if err != nil {
 			return fmt.Errorf("deploy: preflight: %w", err)
@@ -492,7 +492,7 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 		if rd, err = git.Open(ctx, o.Git); err != nil {
 			return nil, fmt.Errorf("sync: preflight: %w", err)
 		}
-		t = argocd.Target{RepoURL: o.Git.URL, Branch: branchOf(o.Git), DefaultBranch: rd.DefaultBranch}
+		t = argocd.Target{RepoURL: cmp.Or(o.Argo.RepoURL, o.Git.URL), Branch: branchOf(o.Git), DefaultBranch: rd.DefaultBranch}
 	}
 	app, err := argocd.Preflight(ctx, o.Argo, t)
 	if err != nil {

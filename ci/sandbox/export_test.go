@@ -1,0 +1,7 @@
+package sandbox
+
+// For the external tests.
+var (
+	ArgoCDManifests = argoCDManifests
+	YAMLDocs        = yamlDocs
+)
