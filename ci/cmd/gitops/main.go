@@ -12,8 +12,8 @@
 //	wanderlust-gitops proxy    --forward 8080=argocd:8080 …  (what `up` puts on the host; prints where to look)
 //
 // The sandbox's other services are the projects' own images (sandbox/layout); sandbox-bootstrap
-// prepares their cluster for Argo CD and opens sandbox.HealthPort once done. Spans go where OTEL_EXPORTER_OTLP_* say, under
-// TRACEPARENT.
+// prepares their cluster for Argo CD and opens sandbox.HealthPort once done. Spans go where
+// OTEL_EXPORTER_OTLP_* say, under TRACEPARENT.
 package main
 
 import (
