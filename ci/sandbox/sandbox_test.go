@@ -190,15 +190,21 @@ func start(t testing.TB) *world {
 		}
 	})
 	// The cluster (kwok's cluster image), behind its unauthenticated proxy.
-	st, err := sandbox.Start(sandbox.Config{Bin: bins, Dir: filepath.Join(dir, "kube"), KubernetesOnly: true})
+	st, err := sandbox.Start(sandbox.Config{Bin: bins, Dir: filepath.Join(dir, "kube"), KubernetesOnly: true, AdminPassword: argoPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Stop)
 	begin := time.Now()
 	kube := kubectlProxy(t, st)
+	// Registered after the proxy's, so run before it: Argo CD's watches go through the proxy.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the stack's logs:\n%s", st.Logs(3000))
+		}
+		st.Stop()
+	})
 
-	gitPort, smtpPort, mailPort, argoPort, repoPort, healthPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	gitPort, smtpPort, mailPort, healthPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	service(t, w.bin, logs, "git", "--port", gitPort, "--root", filepath.Join(dir, "git"), "--kubernetes", "../../kubernetes")
 	reg := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
@@ -213,22 +219,18 @@ func start(t testing.TB) *world {
 	if err := os.WriteFile(kubeconfig, []byte(layout.Kubeconfig(kube, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ name, port string }{{"argocd-repo-server", repoPort}, {"argocd-application-controller", freePort(t)}, {"argocd-server", argoPort}} {
-		var p, m int
-		fmt.Sscan(c.port, &p)
-		fmt.Sscan(freePort(t), &m)
-		a := layout.ArgoCD{Port: p, MetricsPort: m, Redis: st.RedisAddr(), RepoServer: "127.0.0.1:" + repoPort, StaticAssets: t.TempDir()}
-		process(t, logs, sandbox.HostArgoEnv(filepath.Join(dir, "argocd"), kubeconfig, bins, c.name), filepath.Join(bins, "argocd"), a.Args(c.name)...)
+	if err := st.StartArgoCD(kubeconfig); err != nil {
+		t.Fatal(err)
 	}
-	waitHTTP(t, "http://127.0.0.1:"+argoPort+"/healthz", 2*time.Minute)
-	w.argoURL = "http://127.0.0.1:" + argoPort
+	w.argo = st.Server
+	w.argoURL = "http://" + w.argo
 	waitSynced(t, w.argoURL, 3*time.Minute)
 	w.ready = time.Since(begin)
 	w.mailAPI = "127.0.0.1:" + mailPort
 	regHost := strings.TrimPrefix(reg.URL, "http://")
-	w.registry, w.argo = regHost, "127.0.0.1:"+argoPort
+	w.registry = regHost
 	w.run = func(args ...string) (string, error) {
-		cmd := exec.Command(w.bin, append(args, "--registry", regHost, "--repo", w.repo, "--argocd", "127.0.0.1:"+argoPort,
+		cmd := exec.Command(w.bin, append(args, "--registry", regHost, "--repo", w.repo, "--argocd", w.argo,
 			"--smtp", "127.0.0.1:"+smtpPort, "--mail-api", w.mailAPI, "--timeout", "4m")...)
 		cmd.Env = append(os.Environ(), "SANDBOX_GIT_PASSWORD="+gitPassword, "SANDBOX_ARGOCD_PASSWORD="+argoPassword)
 		var out, errb bytes.Buffer

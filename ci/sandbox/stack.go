@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,8 +45,8 @@ type Config struct {
 	ServerPort, AdminPassword string
 	// Log, when set, gets progress lines.
 	Log func(string)
-	// KubernetesOnly starts Kubernetes, kwok and redis, and neither kwok's node nor Argo CD: what
-	// the sandbox's cluster service and its bootstrap do (RedisAddr is the redis).
+	// KubernetesOnly starts Kubernetes, kwok and redis, and neither kwok's node nor Argo CD: the
+	// sandbox's cluster, for its bootstrap; StartArgoCD starts Argo CD after it.
 	KubernetesOnly bool
 }
 
@@ -64,6 +65,7 @@ type Stack struct {
 	kubernetesOnly bool
 	logf           func(string)
 	kubeconfig     string
+	argoKubeconfig string // the cluster as Argo CD's components reach it
 	redisAddr      string
 	repoAddr       string
 	mu             sync.Mutex
@@ -145,6 +147,7 @@ func (h *Stack) start() error {
 	}
 	h.kube = NewKube(h.KubeAPI, h.AdminToken)
 	h.kubeconfig = filepath.Join(h.Dir, "kubeconfig")
+	h.argoKubeconfig = h.kubeconfig
 	kc := layout.Kubeconfig(h.KubeAPI, h.AdminToken)
 	if err := os.WriteFile(h.kubeconfig, []byte(kc), 0o600); err != nil {
 		return err
@@ -185,17 +188,28 @@ func (h *Stack) start() error {
 	return h.startArgoCD()
 }
 
-// RedisAddr is the stack's redis (host:port).
-func (h *Stack) RedisAddr() string { return h.redisAddr }
-
 // startArgoCD installs Argo CD's CRDs and configuration (InstallArgoCD, as the sandbox's bootstrap
-// does) and starts its three components with the sandbox's arguments (layout.ArgoCD).
+// does) and starts its three components.
 func (h *Stack) startArgoCD() error {
 	if err := InstallArgoCD(h.kube, h.AdminPassword); err != nil {
 		return err
 	}
-	port := freePort()
-	h.repoAddr = "127.0.0.1:" + port
+	return h.startComponents()
+}
+
+// StartArgoCD starts Argo CD's three components, on a stack started KubernetesOnly, against the
+// cluster as kubeconfig reaches it (the sandbox's bootstrap installed Argo CD there), and logs in
+// as admin with Config.AdminPassword.
+func (h *Stack) StartArgoCD(kubeconfig string) error {
+	h.argoKubeconfig = kubeconfig
+	return h.startComponents()
+}
+
+// startComponents starts the repo-server, the application controller and the API server with the
+// sandbox's arguments (layout.ArgoCD).
+func (h *Stack) startComponents() error {
+	port := freePortNum()
+	h.repoAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	if err := h.runArgo("argocd-repo-server", port); err != nil {
 		return err
 	}
@@ -205,44 +219,36 @@ func (h *Stack) startArgoCD() error {
 	return h.StartServer()
 }
 
-// argoEnv is the environment of an Argo CD component of this stack (HostArgoEnv).
-func (h *Stack) argoEnv(component string) []string {
-	return HostArgoEnv(h.Dir, h.kubeconfig, h.bin, component)
-}
-
-// HostArgoEnv is the environment of an Argo CD component running on the host, outside a cluster:
+// argoEnv is the environment of an Argo CD component running on the host, outside a cluster:
 // layout.ArgoCDEnv (the kubeconfig as its in-cluster config, GPG off), the component's name (one
-// binary runs all three), kustomize and git on PATH, and the configuration directories under dir
-// instead of the image's /app/config.
-func HostArgoEnv(dir, kubeconfig, bin, component string) []string {
+// binary runs all three), kustomize and git on PATH, and the configuration directories under the
+// stack's directory instead of the image's /app/config.
+func (h *Stack) argoEnv(component string) []string {
+	dir := h.Dir
 	cfg := filepath.Join(dir, "argocd-config")
 	for _, d := range []string{"ssh", "tls", "gpg/source", "gpg/keys", "gnupg", "plugin"} {
 		_ = os.MkdirAll(filepath.Join(cfg, d), 0o700)
 	}
-	return append(layout.ArgoCDEnv(kubeconfig), "ARGOCD_BINARY_NAME="+component,
-		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir,
+	return append(layout.ArgoCDEnv(h.argoKubeconfig), "ARGOCD_BINARY_NAME="+component,
+		"PATH="+h.bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir,
 		"ARGOCD_SSH_DATA_PATH="+filepath.Join(cfg, "ssh"), "ARGOCD_TLS_DATA_PATH="+filepath.Join(cfg, "tls"),
 		"ARGOCD_GPG_DATA_PATH="+filepath.Join(cfg, "gpg/source"), "ARGOCD_GNUPGHOME="+filepath.Join(cfg, "gnupg"),
 		"ARGOCD_PLUGINSOCKFILEPATH="+filepath.Join(cfg, "plugin"),
-		// The repo-server's git credential helper listens on a socket: one per directory, so that
-		// two harnesses (two test packages run at once) do not answer each other's git.
+		// The repo-server's git credential helper listens on a socket: one per harness, so that two
+		// harnesses (two test packages run at once) do not answer each other's git.
 		"ARGOCD_ASK_PASS_SOCK="+filepath.Join(dir, "askpass.sock"))
 }
 
 // runArgo starts an Argo CD component on port with the sandbox's arguments (layout.ArgoCD.Args).
-func (h *Stack) runArgo(component, port string) error {
+func (h *Stack) runArgo(component string, port int) error {
 	static := filepath.Join(h.Dir, "static")
 	_ = os.MkdirAll(static, 0o755)
-	var p int
-	_, _ = fmt.Sscan(port, &p)
-	var metrics int
-	_, _ = fmt.Sscan(freePort(), &metrics)
-	a := layout.ArgoCD{Port: p, MetricsPort: metrics, Redis: h.redisAddr, RepoServer: h.repoAddr, StaticAssets: static}
+	a := layout.ArgoCD{Port: port, MetricsPort: freePortNum(), Redis: h.redisAddr, RepoServer: h.repoAddr, StaticAssets: static}
 	return h.run(component, filepath.Join(h.bin, "argocd"), h.argoEnv(component), a.Args(component)...)
 }
 
 func (h *Stack) startController() error {
-	return h.runArgo("argocd-application-controller", freePort())
+	return h.runArgo("argocd-application-controller", freePortNum())
 }
 
 // StartServer starts (or restarts) the Argo CD API server and logs in as admin.
@@ -251,7 +257,11 @@ func (h *Stack) StartServer() error {
 	if h.Server != "" {
 		port = strings.Split(h.Server, ":")[1]
 	}
-	if err := h.runArgo("argocd-server", port); err != nil {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("argocd-server: port %q: %w", port, err)
+	}
+	if err := h.runArgo("argocd-server", p); err != nil {
 		return err
 	}
 	h.Server = "127.0.0.1:" + port
@@ -438,13 +448,15 @@ func (h *Stack) waitHTTP(url, token string, timeout time.Duration) error {
 	return fmt.Errorf("%s not ready after %s: %s", url, timeout, last)
 }
 
-func freePort() string {
+func freePort() string { return strconv.Itoa(freePortNum()) }
+
+func freePortNum() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {

@@ -117,18 +117,19 @@ func argo(c *dagger.Client) *dagger.Container {
 	return ctr
 }
 
+// metricsPort is the repo-server's and the API server's metrics port (each in its own container).
+const metricsPort = 8083
+
 // argoArgs are where each component finds the others in the sandbox.
 var argoArgs = layout.ArgoCD{Redis: fmt.Sprintf("%s:%d", layout.RedisHost, layout.RedisPort),
 	RepoServer: fmt.Sprintf("%s:%d", layout.RepoServerHost, layout.RepoServerPort)}
 
 // component runs one of Argo CD's components by the command its image names it (its install's
-// `args: [/usr/local/bin/argocd-server, …]`, behind the image's tini entrypoint).
-func component(ctr *dagger.Container, name string, port int) *dagger.Service {
+// `args: [/usr/local/bin/argocd-server, …]`, behind the image's tini entrypoint); Dagger waits for
+// port: the component's own, or, for the controller, which has none, its metrics port.
+func component(ctr *dagger.Container, name string, port, metrics int) *dagger.Service {
 	a := argoArgs
-	a.Port, a.MetricsPort = port, 8083
-	if name == "argocd-application-controller" {
-		a.MetricsPort = port
-	}
+	a.Port, a.MetricsPort = port, metrics
 	return ctr.WithExposedPort(port).
 		AsService(dagger.ContainerAsServiceOpts{Args: append([]string{"/usr/local/bin/" + name}, a.Args(name)...), UseEntrypoint: true})
 }
@@ -141,13 +142,13 @@ func (s Sandbox) ArgoCD(c *dagger.Client, git *dagger.Service) *dagger.Service {
 	redis := Redis(c)
 	boot := s.Bootstrap(kube)
 	repo := component(argo(c).WithServiceBinding(layout.RedisHost, redis).WithServiceBinding(layout.GitHost, git),
-		"argocd-repo-server", layout.RepoServerPort)
+		"argocd-repo-server", layout.RepoServerPort, metricsPort)
 	withStack := func(ctr *dagger.Container) *dagger.Container {
 		return ctr.WithServiceBinding(layout.KubeHost, kube).WithServiceBinding(layout.BootstrapHost, boot).
 			WithServiceBinding(layout.RedisHost, redis).WithServiceBinding(layout.RepoServerHost, repo)
 	}
-	controller := component(withStack(argo(c)), "argocd-application-controller", layout.ControllerPort)
-	return component(withStack(argo(c)).WithServiceBinding(layout.ControllerHost, controller), "argocd-server", layout.ArgoCDPort)
+	controller := component(withStack(argo(c)), "argocd-application-controller", layout.ControllerPort, layout.ControllerPort)
+	return component(withStack(argo(c)).WithServiceBinding(layout.ControllerHost, controller), "argocd-server", layout.ArgoCDPort, metricsPort)
 }
 
 // Runner is the container in which the GitOps program runs the pipeline's deploy or promote against
