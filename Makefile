@@ -38,6 +38,7 @@ e2e-tools:
 bench: stub e2e-tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkArgoCD -benchtime 1x -timeout 30m ./stages/argocd/
+	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkCanary -benchtime 1x -timeout 30m ./stages/deploy/
 	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m $(CI_MODFILE) ./sandbox/
 
 tidy:

@@ -292,6 +292,7 @@ type deployFlags struct {
 	requireEvidence                       bool
 	evidenceFailOn                        string
 	exitZero                              bool
+	canary                                gitops.Canary
 }
 
 // deployRequest turns the configuration and deploy's flags into the GitOps program's request. What can
@@ -323,7 +324,10 @@ func (m *Wanderlust) deployRequest(ctx context.Context, f deployFlags) (*gitops.
 	if _, err := f.verify.Options(nil); err != nil {
 		return nil, err
 	}
-	q := &gitops.Deploy{Config: m.config(), Env: f.env, App: f.app, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback,
+	if err := f.canary.Check(); err != nil {
+		return nil, err
+	}
+	q := &gitops.Deploy{Canary: f.canary, Config: m.config(), Env: f.env, App: f.app, PinDigest: f.pinDigest, DryRun: f.dryRun, Rollback: f.rollback,
 		SkipCI: f.skipCI, NoSync: f.noSync, SourceCommit: f.sourceCommit, SourceCommitTime: f.sourceCommitTime, TimeoutSeconds: f.timeout,
 		Verify: f.verify, RunID: record.NewRunID()}
 	var err error
@@ -499,7 +503,7 @@ func (m *Wanderlust) buildAndPublish(ctx context.Context, rep *report.Run, f dep
 	return refs, err
 }
 
-func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, exitZero bool, ef evidenceFlags, v probe.Flags) (string, error) {
+func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp string, rollback bool, timeout int, reportFormat string, exitZero bool, ef evidenceFlags, v probe.Flags, c gitops.Canary) (string, error) {
 	render, err := renderer(reportFormat)
 	if err != nil {
 		return "", err
@@ -518,13 +522,7 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 	if err := need(m.Repo, "repo", "promote commits to the GitOps repository"); err != nil {
 		return "", err
 	}
-	if err := gitops.CheckTimeout(timeout); err != nil {
-		return "", err
-	}
-	if _, err := m.notifyOptions(ctx); err != nil {
-		return "", err
-	}
-	if _, err := v.Options(nil); err != nil {
+	if err := m.checkRun(ctx, timeout, v, c); err != nil {
 		return "", err
 	}
 	gate, err := m.gate(ctx, true, ef, `to promote without it, --allow-unverified "reason"`)
@@ -532,7 +530,55 @@ func (m *Wanderlust) promote(ctx context.Context, from, to, fromApp, toApp strin
 		return "", err
 	}
 	res, err := m.gitops(ctx, gitops.CmdPromote, gitops.Promote{Config: m.config(), From: from, To: to, FromApp: fromApp, ToApp: toApp,
-		Rollback: rollback, TimeoutSeconds: timeout, Verify: v, Evidence: *gate, RunID: record.NewRunID()})
+		Rollback: rollback, TimeoutSeconds: timeout, Verify: v, Canary: c, Evidence: *gate, RunID: record.NewRunID()})
+	if err != nil {
+		return "", err
+	}
+	return m.ended(res, render, exitZero, "")
+}
+
+// checkRun checks, without the network, the settings a promote or a canary run shares: the
+// timeout, the mail settings, the checks and the canary's.
+func (m *Wanderlust) checkRun(ctx context.Context, timeout int, v probe.Flags, c gitops.Canary) error {
+	if err := gitops.CheckTimeout(timeout); err != nil {
+		return err
+	}
+	if _, err := m.notifyOptions(ctx); err != nil {
+		return err
+	}
+	if _, err := v.Options(nil); err != nil {
+		return err
+	}
+	return c.Check()
+}
+
+// continueCanary runs promote-canary (abort false) or abort-canary in the GitOps program, after
+// checking what needs no network.
+func (m *Wanderlust) continueCanary(ctx context.Context, env, app string, timeout int, abort bool, reportFormat string, exitZero bool, v probe.Flags, c gitops.Canary) (string, error) {
+	render, err := renderer(reportFormat)
+	if err != nil {
+		return "", err
+	}
+	what := "promote-canary"
+	if abort {
+		what = "abort-canary"
+	}
+	if err := need(m.ArgocdServer, "argocd-server", what+" resumes or aborts Argo Rollouts through Argo CD"); err != nil {
+		return "", err
+	}
+	if err := m.config().ArgoCD.Check(); err != nil {
+		return "", err
+	}
+	if err := need(m.Repo, "repo", what+" reads (and, to undo, commits to) the GitOps repository"); err != nil {
+		return "", err
+	}
+	if err := bump.CheckEnv(env); err != nil {
+		return "", err
+	}
+	if err := m.checkRun(ctx, timeout, v, c); err != nil {
+		return "", err
+	}
+	res, err := m.gitops(ctx, gitops.CmdCanary, gitops.ContinueCanary{Config: m.config(), Env: env, App: app, Abort: abort, TimeoutSeconds: timeout, Verify: v, Canary: c})
 	if err != nil {
 		return "", err
 	}

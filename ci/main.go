@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strings"
 
+	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/stages/build"
 	"wanderlust.dev/pipeline/ci/stages/probe"
@@ -625,6 +626,16 @@ func (m *Wanderlust) Deploy(
 	// Skip TLS verification of --verify-url (for tests only).
 	// +optional
 	verifyInsecure bool,
+	// How the pauses of Argo Rollouts are passed (overlays that use kubernetes/components, prod's
+	// canary): auto runs the --verify-* checks at each pause (against --verify-canary-url when given)
+	// and resumes, or aborts and restores git; manual stops at the first pause, exits 0 with the
+	// result paused, and leaves promote-canary or abort-canary to a human.
+	// +default="auto"
+	canarySteps string,
+	// URL of the release under test at each pause (the *-canary or *-preview Service), checked with
+	// the --verify-* settings instead of --verify-url; repeat for several.
+	// +optional
+	verifyCanaryUrl []string,
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
@@ -644,6 +655,7 @@ func (m *Wanderlust) Deploy(
 	return m.deploy(ctx, deployFlags{exitZero: exitZero, requireEvidence: requireEvidence, evidenceFailOn: evidenceFailOn, env: env, version: version, backendTag: backendTag, frontendTag: frontendTag,
 		sourceCommit: sourceCommit, sourceCommitTime: sourceCommitTime, pinDigest: pinDigest, app: app, noSync: noSync, rollback: rollback,
 		timeout: timeout, dryRun: dryRun, skipScan: skipScan, nvd: nvdApiKey, skipCI: skipCi, reportFormat: reportFormat,
+		canary: gitops.Canary{CanarySteps: canarySteps, VerifyCanaryURLs: verifyCanaryUrl},
 		verify: probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure}})
 }
 
@@ -696,6 +708,16 @@ func (m *Wanderlust) Promote(
 	// Skip TLS verification of --verify-url (for tests only).
 	// +optional
 	verifyInsecure bool,
+	// How the pauses of Argo Rollouts are passed (overlays that use kubernetes/components, prod's
+	// canary): auto runs the --verify-* checks at each pause (against --verify-canary-url when given)
+	// and resumes, or aborts and restores git; manual stops at the first pause, exits 0 with the
+	// result paused, and leaves promote-canary or abort-canary to a human.
+	// +default="auto"
+	canarySteps string,
+	// URL of the release under test at each pause (the *-canary or *-preview Service), checked with
+	// the --verify-* settings instead of --verify-url; repeat for several.
+	// +optional
+	verifyCanaryUrl []string,
 	// Format of the printed run report: markdown or json.
 	// +default="markdown"
 	reportFormat string,
@@ -713,7 +735,75 @@ func (m *Wanderlust) Promote(
 	exitZero bool,
 ) (string, error) {
 	return m.promote(ctx, from, to, fromApp, toApp, rollback, timeout, reportFormat, exitZero, evidenceFlags{allowUnverified: allowUnverified, sourceCommit: sourceCommit, failOn: evidenceFailOn},
-		probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure})
+		probe.Flags{URLs: verifyUrl, Status: verifyStatus, Body: verifyBody, MaxLatency: verifyMaxLatency, For: verifyFor, Interval: verifyInterval, Insecure: verifyInsecure},
+		gitops.Canary{CanarySteps: canarySteps, VerifyCanaryURLs: verifyCanaryUrl})
+}
+
+// PromoteCanary continues a canary (or a blue-green preview) that deploy --canary-steps manual left
+// paused in an environment: the --verify-* checks run at each remaining pause (against
+// --verify-canary-url when given) and the Rollouts are resumed until fully promoted, or aborted and
+// our image entries restored in git when a check fails. Refuses, changing nothing, when nothing is
+// paused. Prints the run report.
+//
+// +cache="never"
+func (m *Wanderlust) PromoteCanary(
+	ctx context.Context,
+	// Environment: kubernetes/overlays/<env> and, by default, the Argo CD app wanderlust-<env>.
+	env string,
+	// Argo CD application (default wanderlust-<env>).
+	// +optional
+	app string,
+	// Seconds to wait for the Rollouts to be fully promoted and Healthy (default as deploy's).
+	// +optional
+	timeout int,
+	// URL that must answer at each pause; repeat for several.
+	// +optional
+	verifyUrl []string,
+	// URL of the release under test (the *-canary or *-preview Service), checked instead of
+	// --verify-url at each pause; repeat for several.
+	// +optional
+	verifyCanaryUrl []string,
+	// Expected status of the checks: 2xx, a code, or a list (200,204).
+	// +default="2xx"
+	verifyStatus string,
+	// How long the checks run at each pause.
+	// +default="30s"
+	verifyFor string,
+	// Time between checks.
+	// +default="2s"
+	verifyInterval string,
+	// Format of the printed run report: markdown or json.
+	// +default="markdown"
+	reportFormat string,
+	// Print the report and exit 0 whatever the result (see deploy).
+	// +optional
+	exitZero bool,
+) (string, error) {
+	return m.continueCanary(ctx, env, app, timeout, false, reportFormat, exitZero,
+		probe.Flags{URLs: verifyUrl, Status: verifyStatus, For: verifyFor, Interval: verifyInterval}, gitops.Canary{VerifyCanaryURLs: verifyCanaryUrl})
+}
+
+// AbortCanary undoes a canary (or a blue-green preview) that deploy --canary-steps manual left paused
+// in an environment: it aborts the Rollouts through Argo CD, restores our image entries in git by
+// field, and waits until the previous version is Healthy again. Refuses, changing nothing, when
+// nothing is paused. Prints the run report (a change failure caught before full exposure).
+//
+// +cache="never"
+func (m *Wanderlust) AbortCanary(
+	ctx context.Context,
+	// Environment: kubernetes/overlays/<env> and, by default, the Argo CD app wanderlust-<env>.
+	env string,
+	// Argo CD application (default wanderlust-<env>).
+	// +optional
+	app string,
+	// Seconds to wait for the previous version to be Healthy (default as deploy's).
+	// +optional
+	timeout int,
+	// Format of the printed run report: markdown or json.
+	// +default="markdown"
+	reportFormat string,
+) (string, error) {
+	return m.continueCanary(ctx, env, app, timeout, true, reportFormat, false, probe.Flags{}, gitops.Canary{})
 }
 
 // PublishRunner builds the GitOps program's image (what deploy, promote and sync run; see

@@ -353,6 +353,8 @@ type deployArgs struct {
 	requireEvidence, sign                           bool
 	exitZero                                        bool
 	goEnv                                           []string
+	canarySteps                                     string
+	verifyCanaryURL                                 []string
 }
 
 // callDeploy configures the module with New, as `dagger call --repo … deploy …` does, and deploys.
@@ -361,8 +363,8 @@ func callDeploy(a deployArgs) (string, error) {
 		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil,
 		a.signingKey, a.signingPassword, nil, a.sourceRepo, "", "", a.goEnv)
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
-		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.reportFormat, "markdown"),
-		a.requireEvidence, "HIGH", a.exitZero)
+		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.canarySteps, "auto"), a.verifyCanaryURL,
+		cmp.Or(a.reportFormat, "markdown"), a.requireEvidence, "HIGH", a.exitZero)
 }
 
 // gitopsModule is the module configured with a GitOps repository and its token.
@@ -477,6 +479,8 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 		"evidence, no key":   {requireEvidence: true},
 		"go settings":        {goEnv: []string{"GOPROXY=https://ci:" + planted + "@goproxy.example.invalid"}},
 		"evidence, bad key":  {requireEvidence: true, sign: true, sourceRepo: "https://github.com/x/y", sourceCommit: strings.Repeat("a", 40)},
+		"canary steps":       {canarySteps: "sometimes"},
+		"canary url":         {verifyCanaryURL: []string{"backend-canary:8080"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			session, _ := startProgramSession(t, planted, func(field, q string) (any, error) {
@@ -511,7 +515,7 @@ func TestDeployChecksInputsBeforeBuilding(t *testing.T) {
 
 // moduleChecks are the inputs the module refuses itself, without the GitOps program.
 var moduleChecks = map[string]bool{"smtp tls": true, "source commit time": true, "environment": true, "argocd address": true,
-	"evidence, no key": true, "evidence, bad key": true, "go settings": true}
+	"evidence, no key": true, "evidence, bad key": true, "go settings": true, "canary steps": true, "canary url": true}
 
 // containerStages are the execs of a session other than the GitOps program's build and runs: the
 // container stages (tests, builds, scans).
@@ -663,5 +667,58 @@ func TestRunReportGate(t *testing.T) {
 	}
 	if _, err := readRunReport(`{"findings":[]}`); err == nil {
 		t.Error("a file that is not a run report was read as one")
+	}
+}
+
+// promote-canary and abort-canary check what they can alone before the GitOps program runs, then
+// hand it one canary request (the environment, abort or not, the checks at each pause), the
+// credentials as secret variables only; the program's refusal (here: Argo CD unreachable) fails the
+// call, and nothing is pushed.
+func TestPromoteAndAbortCanaryRunTheProgramsCanaryCommand(t *testing.T) {
+	srv := gitopsRemote(t)
+	head, _ := srv.Head("gitops", "main")
+	_, runs := startProgramSession(t, planted, func(field, q string) (any, error) {
+		if field == "plaintext" {
+			return planted, nil
+		}
+		return daggerfake.Default(field, q)
+	})
+	c := useSession(t)
+	m := New(nil, "", "", nil, srv.RepoURL("gitops"), "main", "x-access-token", c.Secret("env://GIT_TOKEN"), "127.0.0.1:1", c.Secret("env://ARGOCD_TOKEN"),
+		true, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", "", nil)
+	ctx := context.Background()
+	if _, err := m.PromoteCanary(ctx, "Prod", "", 0, nil, nil, "2xx", "30s", "2s", "markdown", false); err == nil {
+		t.Error("an invalid environment was accepted")
+	}
+	if _, err := m.PromoteCanary(ctx, "prod", "", 0, nil, []string{"not-a-url"}, "2xx", "30s", "2s", "markdown", false); err == nil {
+		t.Error("an invalid --verify-canary-url was accepted")
+	}
+	if len(runs.Runs()) != 0 {
+		t.Fatalf("the program ran for flags the module checks itself: %d runs", len(runs.Runs()))
+	}
+	_, perr := m.PromoteCanary(ctx, "prod", "", 0, []string{"https://wanderlust.example.invalid/api/posts"}, []string{"http://backend-canary.example.invalid/api/posts"},
+		"2xx", "10s", "1s", "markdown", false)
+	_, aerr := m.AbortCanary(ctx, "prod", "wanderlust-production", 0, "markdown")
+	if perr == nil || aerr == nil || !strings.Contains(perr.Error(), "cannot reach 127.0.0.1:1") {
+		t.Fatalf("promote-canary %v, abort-canary %v: want Argo CD unreachable", perr, aerr)
+	}
+	var got []gitops.ContinueCanary
+	for _, x := range runs.Runs() {
+		if len(x.Args) < 2 || x.Args[1] != gitops.CmdCanary {
+			t.Fatalf("program run %q, want the canary command", x.Args)
+		}
+		var q gitops.ContinueCanary
+		x.request(t, &q)
+		got = append(got, q)
+		if !slices.Contains(x.Secrets, gitops.EnvArgoCDToken) || strings.Contains(strings.Join(x.Args, " ")+strings.Join(x.Env, " "), planted) {
+			t.Errorf("the tokens are not secret variables of the program: %q %q", x.Secrets, x.Args)
+		}
+	}
+	if len(got) != 2 || got[0].Env != "prod" || got[0].Abort || got[0].VerifyCanaryURLs[0] != "http://backend-canary.example.invalid/api/posts" ||
+		got[0].Verify.For != "10s" || !got[1].Abort || got[1].App != "wanderlust-production" {
+		t.Errorf("requests %+v", got)
+	}
+	if after, _ := srv.Head("gitops", "main"); after != head {
+		t.Error("a refused promote-canary or abort-canary pushed")
 	}
 }

@@ -146,7 +146,7 @@ func TestSandboxServicesRunTheProjectsImages(t *testing.T) {
 		}
 		all := session.All()
 		allowed := map[string]bool{layout.KubeImage: true, layout.ArgoCDImage: true, layout.RedisImage: true, layout.MailpitImage: true,
-			layout.RegistryImage: true, runner.GoImage: true, image: image != ""}
+			layout.RegistryImage: true, layout.RolloutsImage: true, runner.GoImage: true, image: image != ""}
 		for _, m := range regexp.MustCompile(`from\(address:"([^"]+)"\)`).FindAllStringSubmatch(all, -1) {
 			ref := m[1]
 			host, rest, _ := strings.Cut(ref, "/")
@@ -192,7 +192,7 @@ func TestSandboxServicesRunTheProjectsImages(t *testing.T) {
 			name  string
 			binds []string
 		}{
-			{"/usr/local/bin/argocd-server", []string{"argocd-application-controller", "argocd-redis", "argocd-repo-server", "bootstrap", "kube"}},
+			{"/usr/local/bin/argocd-server", []string{"argo-rollouts", "argocd-application-controller", "argocd-redis", "argocd-repo-server", "bootstrap", "kube"}},
 			{"/usr/local/bin/argocd-application-controller", []string{"argocd-redis", "argocd-repo-server", "bootstrap", "kube"}},
 			{"/usr/local/bin/argocd-repo-server", []string{"argocd-redis", "git"}},
 		} {
@@ -211,6 +211,15 @@ func TestSandboxServicesRunTheProjectsImages(t *testing.T) {
 				!strings.Contains(q, `server: \"http://kube:8080\"`) {
 				t.Errorf("%s: does not reach the cluster through its kubeconfig: %s", tc.name, q)
 			}
+		}
+		// Argo Rollouts' controller: its image as its Dockerfile runs it (user 999, its entrypoint), the
+		// cluster through its kubeconfig, started after the bootstrap that installs its CRDs, and
+		// waited for on its health port.
+		if q := services[layout.RolloutsImage]; !slices.Equal(aliases(q), []string{"bootstrap", "kube"}) || !daggerfake.HasCall(q, "withUser", `name:"999"`) ||
+			!strings.Contains(q, `owner:"999"`) || !strings.Contains(q, `server: \"http://kube:8080\"`) ||
+			!daggerfake.HasCall(q, "asService", `args:["--kubeconfig","/etc/argo-rollouts/kubeconfig","--leader-elect=false","--healthzPort","8080","--metricsPort","8090","--loglevel","warn"]`, "useEntrypoint:true") ||
+			!daggerfake.HasCall(q, "withExposedPort", "port:8080") {
+			t.Errorf("argo-rollouts: not its image, user, kubeconfig, bindings or health port: %s", q)
 		}
 		if q := services["bootstrap"]; !slices.Equal(aliases(q), []string{"kube"}) || !daggerfake.HasCall(q, "withExposedPort", "port:8081") {
 			t.Errorf("bootstrap: binds %v, or answers on no port: %s", aliases(q), q)

@@ -35,6 +35,8 @@ const (
 	CmdDeploy  = "deploy"
 	CmdPromote = "promote"
 	CmdSync    = "sync"
+	// CmdCanary continues (promote-canary) or undoes (abort-canary) a canary left paused.
+	CmdCanary = "canary"
 )
 
 // Phases of a deploy: the module runs the preflight before it builds anything, then the run with the
@@ -162,6 +164,7 @@ type Deploy struct {
 	// SkipVerify deploys without verifying the images, for this reason (a dry run's unpushed build).
 	SkipVerify string      `json:",omitempty"`
 	Verify     probe.Flags `json:",omitzero"`
+	Canary     `json:",omitzero"`
 	// Evidence, when set, gates the images.
 	Evidence *Evidence `json:",omitempty"`
 	RunID    string
@@ -176,8 +179,58 @@ type Promote struct {
 	Rollback                 bool        `json:",omitempty"`
 	TimeoutSeconds           int         `json:",omitempty"`
 	Verify                   probe.Flags `json:",omitzero"`
+	Canary                   `json:",omitzero"`
 	Evidence                 Evidence
 	RunID                    string
+}
+
+// Canary says how the pauses of Argo Rollouts are passed (deploy, promote).
+type Canary struct {
+	// CanarySteps is "auto" (default: the checks decide at each pause) or "manual" (stop at the
+	// first pause).
+	CanarySteps string `json:",omitempty"`
+	// VerifyCanaryURLs are checked at each pause instead of Verify's URLs (with Verify's other
+	// settings): the canary's or the preview's Service.
+	VerifyCanaryURLs []string `json:",omitempty"`
+}
+
+// The ways of passing the pauses of Argo Rollouts (Canary.CanarySteps).
+const (
+	CanaryAuto   = "auto"
+	CanaryManual = "manual"
+)
+
+// Check checks the canary settings on their face.
+func (c Canary) Check() error {
+	switch c.CanarySteps {
+	case "", CanaryAuto, CanaryManual:
+	default:
+		return fmt.Errorf("--canary-steps %q: want %s or %s", c.CanarySteps, CanaryAuto, CanaryManual)
+	}
+	for _, u := range c.VerifyCanaryURLs {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("--verify-canary-url %q: want an http or https URL", u)
+		}
+	}
+	return nil
+}
+
+// CanaryChecks are the checks at each pause: Verify's, against VerifyCanaryURLs when given.
+func (c Canary) CanaryChecks(verify probe.Flags) probe.Flags {
+	if len(c.VerifyCanaryURLs) > 0 {
+		verify.URLs = c.VerifyCanaryURLs
+	}
+	return verify
+}
+
+// ContinueCanary is a promote-canary's or an abort-canary's request.
+type ContinueCanary struct {
+	Config
+	Env, App       string
+	Abort          bool        `json:",omitempty"`
+	TimeoutSeconds int         `json:",omitempty"`
+	Verify         probe.Flags `json:",omitzero"`
+	Canary         `json:",omitzero"`
 }
 
 // Sync is a sync's request.

@@ -35,7 +35,7 @@ var Packages = []string{
 
 // Embeds are the files of those packages that the program embeds (//go:embed): copied with them.
 // TestPackagesAreWhatTheProgramImports checks them too.
-var Embeds = []string{"sandbox/argocd-bootstrap.yaml"}
+var Embeds = []string{"sandbox/argocd-bootstrap.yaml", "sandbox/rollouts-crds.yaml"}
 
 // moduleFiles are the two modules' files the build reads.
 var moduleFiles = []string{"go.mod", "go.sum", "cmd/gitops/go.mod", "cmd/gitops/go.sum"}

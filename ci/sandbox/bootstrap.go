@@ -28,6 +28,13 @@ import (
 //go:embed argocd-bootstrap.yaml
 var argoCDManifests string
 
+// rolloutsCRDs are Argo Rollouts v1.10.1's CRDs (Rollout, AnalysisRun, AnalysisTemplate,
+// ClusterAnalysisTemplate, Experiment: its controller watches them all), as published in the
+// argo-rollouts module's manifests/crds; TestRolloutsCRDsAreArgoRollouts keeps them equal.
+//
+//go:embed rollouts-crds.yaml
+var rolloutsCRDs string
+
 // Kube is the little of the Kubernetes API the sandbox needs: server-side apply and get.
 type Kube struct {
 	// URL is the API server (https with Token; or http through `kubectl proxy`, Token "").
@@ -191,6 +198,15 @@ func InstallArgoCD(k *Kube, adminPassword string) error {
 	return k.Apply(defaultProject)
 }
 
+// InstallRollouts installs Argo Rollouts' CRDs, which its controller and the overlays' Rollouts
+// (kubernetes/components) need before either starts.
+func InstallRollouts(k *Kube) error {
+	if err := k.Apply(rolloutsCRDs); err != nil {
+		return fmt.Errorf("argo rollouts CRDs: %w", err)
+	}
+	return nil
+}
+
 // AddRepository registers a git repository and its credentials with Argo CD.
 func (k *Kube) AddRepository(url, user, password string) error {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -274,7 +290,8 @@ type BootstrapConfig struct {
 }
 
 // Bootstrap prepares a fresh cluster for the sandbox before Argo CD's components start: kwok's node,
-// Argo CD's CRDs and configuration (InstallArgoCD, as the host harness installs them), the
+// Argo CD's CRDs and configuration (InstallArgoCD, as the host harness installs them), Argo
+// Rollouts' CRDs, the
 // repository and its login, and the applications of cfg.Apps tracking it. It returns their names.
 func Bootstrap(ctx context.Context, k *Kube, cfg BootstrapConfig) ([]string, error) {
 	if cfg.Wait == 0 {
@@ -288,6 +305,9 @@ func Bootstrap(ctx context.Context, k *Kube, cfg BootstrapConfig) ([]string, err
 	}
 	if err := InstallArgoCD(k, cfg.AdminPassword); err != nil {
 		return nil, fmt.Errorf("sandbox bootstrap: Argo CD: %w", err)
+	}
+	if err := InstallRollouts(k); err != nil {
+		return nil, fmt.Errorf("sandbox bootstrap: %w", err)
 	}
 	if err := k.AddRepository(cfg.RepoURL, cfg.GitUser, cfg.GitPassword); err != nil {
 		return nil, fmt.Errorf("sandbox bootstrap: repository: %w", err)

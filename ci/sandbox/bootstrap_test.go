@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/sandbox/layout"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
 )
 
-var update = flag.Bool("update", false, "rewrite argocd-bootstrap.yaml from the argo-cd module's manifests")
+var update = flag.Bool("update", false, "rewrite argocd-bootstrap.yaml and rollouts-crds.yaml from the argo-cd and argo-rollouts modules' manifests")
 
 // bootstrapManifests extracts from the argo-cd module's manifests/ what InstallArgoCD installs: the
 // Application and AppProject CRDs as published, and install.yaml's ConfigMaps and Secrets but the
@@ -86,6 +87,52 @@ func TestBootstrapManifestsAreArgoCDs(t *testing.T) {
 		"ConfigMap/argocd-cm", "ConfigMap/argocd-rbac-cm", "Secret/argocd-secret"} {
 		if !kinds[k] {
 			t.Errorf("the bootstrap lacks %s", k)
+		}
+	}
+}
+
+// The sandbox and the harness install exactly Argo Rollouts' own CRDs, of the version the harness's
+// controller is built from and the sandbox's image is.
+func TestRolloutsCRDsAreArgoRollouts(t *testing.T) {
+	dir, err := argocdharness.RolloutsManifests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// …/github.com/argoproj/argo-rollouts@v1.10.1/manifests
+	_, version, _ := strings.Cut(filepath.Base(filepath.Dir(dir)), "@")
+	if version != layout.RolloutsVersion {
+		t.Fatalf("hack/e2e/rollouts builds argo-rollouts %s, the sandbox runs %s", version, layout.RolloutsVersion)
+	}
+	parts := []string{"# Generated from github.com/argoproj/argo-rollouts@" + version + " manifests/crds by TestRolloutsCRDsAreArgoRollouts -update: do not edit.\n"}
+	var names []string
+	for _, crd := range []string{"rollout-crd.yaml", "analysis-run-crd.yaml", "analysis-template-crd.yaml", "cluster-analysis-template-crd.yaml", "experiment-crd.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, "crds", crd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, string(b))
+		names = append(names, crd)
+	}
+	want := strings.Join(parts, "---\n")
+	if *update {
+		if err := os.WriteFile("rollouts-crds.yaml", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sandbox.RolloutsCRDs != want {
+		t.Errorf("rollouts-crds.yaml differs from the argo-rollouts module's %v: go test ./sandbox -run TestRolloutsCRDsAreArgoRollouts -update", names)
+	}
+	docs, err := sandbox.YAMLDocs(sandbox.RolloutsCRDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range docs {
+		got[d.GetKind()+"/"+d.GetName()] = true
+	}
+	for _, k := range []string{"rollouts", "analysisruns", "analysistemplates", "clusteranalysistemplates", "experiments"} {
+		if !got["CustomResourceDefinition/"+k+".argoproj.io"] {
+			t.Errorf("the CRDs lack %s.argoproj.io", k)
 		}
 	}
 }

@@ -3,5 +3,6 @@ package sandbox
 // For the external tests.
 var (
 	ArgoCDManifests = argoCDManifests
+	RolloutsCRDs    = rolloutsCRDs
 	YAMLDocs        = yamlDocs
 )

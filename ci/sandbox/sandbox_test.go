@@ -219,6 +219,10 @@ func start(t testing.TB) *world {
 	if err := os.WriteFile(kubeconfig, []byte(layout.Kubeconfig(kube, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Argo Rollouts' controller (its CRDs are the bootstrap's), then Argo CD's components.
+	if err := st.StartRollouts(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.StartArgoCD(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +341,17 @@ func TestSandboxDeploysPromotesAndRollsBack(t *testing.T) {
 	out, err = runner("sandbox-promote", "--from", "dev", "--to", "staging")
 	if err != nil || !strings.Contains(out, "Healthy") || !strings.Contains(out, "not signed") {
 		t.Fatalf("promote: %v\n%s", err, out)
+	}
+
+	// prod rolls out by canary (Argo Rollouts, the sandbox's controller): the report lists each step.
+	out, err = runner("sandbox-deploy", "--env", "prod", "--version", "2.0.0", "--image", "backend="+backend, "--image", "frontend="+frontend)
+	if err != nil || !strings.Contains(out, "Healthy") {
+		t.Fatalf("deploy to prod: %v\n%s", err, out)
+	}
+	for _, want := range []string{"| step 1 | succeeded", "| step 2 | succeeded", "backend step 1/4 at 20 %", "frontend step 3/4 at 50 %"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the prod deploy's report lacks %q:\n%s", want, out)
+		}
 	}
 
 	// A never-ready rollout fails and is rolled back; the failure is mailed.

@@ -64,7 +64,8 @@ func ServeBootstrap(ctx context.Context, cfg BootstrapServer, logf func(string))
 }
 
 // Seed copies the kubernetes/ tree at kubernetesDir into dst/kubernetes, adding to each overlay a
-// patch that sets the Deployments' progress deadline to ProgressDeadline seconds.
+// patch that sets the progress deadline of the Deployments and of the Argo Rollouts (prod's canary,
+// which then aborts itself) to ProgressDeadline seconds.
 func Seed(dst, kubernetesDir string) error {
 	if err := os.CopyFS(filepath.Join(dst, "kubernetes"), os.DirFS(kubernetesDir)); err != nil {
 		return err
@@ -79,9 +80,10 @@ func Seed(dst, kubernetesDir string) error {
 		if err != nil || !o.IsDir() {
 			continue
 		}
-		s := strings.Replace(string(k), "\npatches:\n", "\npatches:\n  - path: sandbox-deadline.yaml\n    target: {kind: Deployment}\n", 1)
+		const target = "  - path: sandbox-deadline.yaml\n    target: {kind: \"^(Deployment|Rollout)$\"}\n"
+		s := strings.Replace(string(k), "\npatches:\n", "\npatches:\n"+target, 1)
 		if s == string(k) {
-			s += "\npatches:\n  - path: sandbox-deadline.yaml\n    target: {kind: Deployment}\n"
+			s += "\npatches:\n" + target
 		}
 		patch := fmt.Sprintf("# The sandbox only: a rollout that never becomes Ready fails in seconds.\n- op: add\n  path: /spec/progressDeadlineSeconds\n  value: %d\n", ProgressDeadline)
 		if err := os.WriteFile(filepath.Join(dir, "sandbox-deadline.yaml"), []byte(patch), 0o644); err != nil {

@@ -34,7 +34,7 @@ import (
 )
 
 // Binaries are the programs Start runs from Config.Bin (redis-server and git come from PATH).
-var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "argocd", "kustomize"}
+var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "argocd", "kustomize", "rollouts-controller"}
 
 // Config says how to run the stack.
 type Config struct {
@@ -194,7 +194,28 @@ func (h *Stack) startArgoCD() error {
 	if err := InstallArgoCD(h.kube, h.AdminPassword); err != nil {
 		return err
 	}
+	if err := InstallRollouts(h.kube); err != nil {
+		return err
+	}
+	if err := h.StartRollouts(h.kubeconfig); err != nil {
+		return err
+	}
 	return h.startComponents()
+}
+
+// StartRollouts starts the Argo Rollouts controller with the sandbox's arguments
+// (layout.RolloutsArgs) against the cluster as kubeconfig reaches it (its CRDs installed:
+// InstallRollouts), and waits until it answers its health check.
+func (h *Stack) StartRollouts(kubeconfig string) error {
+	healthz := freePortNum()
+	if err := h.run("rollouts-controller", filepath.Join(h.bin, "rollouts-controller"), []string{"HOME=" + h.Dir},
+		layout.RolloutsArgs(kubeconfig, healthz, freePortNum())...); err != nil {
+		return err
+	}
+	if err := h.waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", healthz), "", 60*time.Second); err != nil {
+		return fmt.Errorf("argo rollouts controller: %w", err)
+	}
+	return nil
 }
 
 // StartArgoCD starts Argo CD's three components, on a stack started KubernetesOnly, against the
@@ -398,7 +419,7 @@ func (h *Stack) stop(name string) {
 
 // Stop stops every component (the working directory stays: its logs are in Dir/logs).
 func (h *Stack) Stop() {
-	for _, name := range []string{"argocd-server", "argocd-application-controller", "argocd-repo-server", "redis", "kwok",
+	for _, name := range []string{"argocd-server", "argocd-application-controller", "argocd-repo-server", "rollouts-controller", "redis", "kwok",
 		"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		h.stop(name)
 	}
@@ -411,7 +432,7 @@ func (h *Stack) Logs(n int) string { return Logs(h.Dir, n) }
 // after Start failed.
 func Logs(dir string, n int) string {
 	var b strings.Builder
-	for _, name := range []string{"argocd-application-controller", "argocd-server", "argocd-repo-server", "kwok", "kube-apiserver", "etcd"} {
+	for _, name := range []string{"argocd-application-controller", "argocd-server", "argocd-repo-server", "rollouts-controller", "kwok", "kube-apiserver", "etcd"} {
 		l, _ := os.ReadFile(filepath.Join(dir, "logs", name+".log"))
 		if len(l) > n {
 			l = l[len(l)-n:]

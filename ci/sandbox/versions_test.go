@@ -56,6 +56,18 @@ func TestTheSandboxRunsTheHarnesssVersions(t *testing.T) {
 	if want := "registry.k8s.io/kwok/cluster:" + kwok + "-k8s." + k8s; layout.KubeImage != want {
 		t.Errorf("KubeImage = %s, want %s", layout.KubeImage, want)
 	}
+	// Argo Rollouts: the controller build.sh stamps, the module hack/e2e/rollouts builds it from, and
+	// the sandbox's image are one version.
+	gomod, err := os.ReadFile("../../hack/e2e/rollouts/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := regexp.MustCompile(`utils/version\.version=([0-9.]+)`).FindSubmatch(script)
+	req := regexp.MustCompile(`(?m)^require github\.com/argoproj/argo-rollouts (v[0-9.]+)$`).FindSubmatch(gomod)
+	if stamp == nil || req == nil || "v"+string(stamp[1]) != layout.RolloutsVersion || string(req[1]) != layout.RolloutsVersion ||
+		!strings.HasSuffix(layout.RolloutsImage, ":"+layout.RolloutsVersion) {
+		t.Errorf("Argo Rollouts: build.sh stamps %s, hack/e2e/rollouts requires %s, the sandbox runs %s (%s)", stamp, req, layout.RolloutsVersion, layout.RolloutsImage)
+	}
 	if mp := regexp.MustCompile(`mailpit@(v[0-9.]+)`).FindSubmatch(script); mp == nil || !strings.HasSuffix(layout.MailpitImage, ":"+string(mp[1])) {
 		t.Errorf("the harness's Mailpit (%s) is not the sandbox's %s", mp, layout.MailpitImage)
 	}

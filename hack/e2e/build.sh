@@ -7,6 +7,8 @@
 #     and the three sample modules, which the Go module proxy does not serve at v0.34.8: v0.34.4); the
 #     versions of kwok v0.8.0's cluster image for Kubernetes 1.34, which the sandbox runs (sandbox/layout);
 #   argocd v2.14.21 (server, repo-server, application-controller in one binary) from hack/e2e/argocd;
+#   the Argo Rollouts controller v1.10.1 (the sandbox's quay.io/argoproj/argo-rollouts image) from
+#     hack/e2e/rollouts (its go.mod carries argo-rollouts' own replace block);
 #   kwok v0.8.0, kustomize v5.8.0 (the repo-server renders overlays with it) and Mailpit v1.33.1 (the
 #   sandbox's mail, tested on the host) with go install.
 set -euo pipefail
@@ -37,6 +39,12 @@ argocd_ldflags="-s -w -X github.com/argoproj/argo-cd/v2/common.version=2.14.21"
 if ! have argocd || ! "$bin/argocd" version --client --short 2>/dev/null | grep -q 'v2\.14\.21'; then
   echo "building argocd into $bin"
   (cd argocd && go build -ldflags "$argocd_ldflags" -o "$bin/argocd" github.com/argoproj/argo-cd/v2/cmd)
+fi
+# Stamped with its version, as Argo Rollouts' Makefile does.
+rollouts_ldflags="-s -w -X github.com/argoproj/argo-rollouts/utils/version.version=1.10.1"
+if ! have rollouts-controller; then
+  echo "building rollouts-controller into $bin"
+  (cd rollouts && go build -ldflags "$rollouts_ldflags" -o "$bin/rollouts-controller" github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
 fi
 have kwok || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@v0.8.0
 have kustomize || GOBIN="$bin" go install -ldflags "-s -w" sigs.k8s.io/kustomize/kustomize/v5@v5.8.0

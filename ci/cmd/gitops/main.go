@@ -3,7 +3,7 @@
 // Kubernetes' packages stay out of the module's Go graph), and the sandbox's services. Secrets come
 // from the environment (Dagger secret variables), never flags.
 //
-//	wanderlust-gitops deploy|promote|sync --request JSON   the module's stages (ci/gitops: the request, and
+//	wanderlust-gitops deploy|promote|sync|canary --request JSON   the module's stages (ci/gitops: the request, and
 //	                                                        the result as JSON on stdout; exit 1: a failed run)
 //	wanderlust-gitops sandbox-bootstrap --kube URL --apps DIR --repo-url URL   (SANDBOX_ARGOCD_PASSWORD, SANDBOX_GIT_PASSWORD)
 //	wanderlust-gitops git      --root DIR --kubernetes DIR                      (SANDBOX_GIT_PASSWORD)
@@ -35,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: "+gitops.Program+" deploy|promote|sync|sandbox-bootstrap|git|sandbox-deploy|sandbox-promote|proxy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: "+gitops.Program+" deploy|promote|sync|canary|sandbox-bootstrap|git|sandbox-deploy|sandbox-promote|proxy [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,7 +72,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	gitUser := fs.String("git-user", sandbox.GitUser, "user of the git remote")
 	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
 	switch cmd {
-	case gitops.CmdDeploy, gitops.CmdPromote, gitops.CmdSync:
+	case gitops.CmdDeploy, gitops.CmdPromote, gitops.CmdSync, gitops.CmdCanary:
 		request := fs.String("request", "", "the request, JSON (ci/gitops)")
 		if err := fs.Parse(args); err != nil {
 			return err

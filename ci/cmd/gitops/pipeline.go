@@ -17,6 +17,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/bump"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/notify"
+	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/registry"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
@@ -48,6 +49,12 @@ func serve(ctx context.Context, cmd, request string, getenv func(string) string,
 			return err
 		}
 		res, err = serveSync(ctx, q, getenv)
+	case gitops.CmdCanary:
+		var q gitops.ContinueCanary
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = serveCanary(ctx, q, getenv)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -138,13 +145,26 @@ func deployOptions(q gitops.Deploy, getenv func(string) string) (*deploy.Options
 	if o.Notify, err = notifyOptions(q.Config, getenv); err != nil {
 		return nil, err
 	}
-	if o.Probe, err = q.Verify.Options(logf); err != nil {
+	if o.Probe, o.CanaryProbe, err = checks(q.Verify, q.Canary); err != nil {
 		return nil, err
 	}
+	o.CanarySteps = q.CanarySteps
 	if o.Evidence, err = gate(q.Evidence); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// checks are a request's checks: after Healthy (Verify), and at each pause of its Argo Rollouts
+// (Verify's settings against the canary URLs when given).
+func checks(v probe.Flags, c gitops.Canary) (after, atPauses *probe.Options, err error) {
+	if after, err = v.Options(logf); err != nil {
+		return nil, nil, err
+	}
+	if atPauses, err = c.CanaryChecks(v).Options(logf); err != nil {
+		return nil, nil, err
+	}
+	return after, atPauses, nil
 }
 
 // serveDeploy runs one phase of a deploy. Every phase ends with a report; a failed one is recorded
@@ -195,7 +215,7 @@ func servePromote(ctx context.Context, q gitops.Promote, getenv func(string) str
 	if err != nil {
 		return nil, err
 	}
-	p, err := q.Verify.Options(logf)
+	p, cp, err := checks(q.Verify, q.Canary)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +225,7 @@ func servePromote(ctx context.Context, q gitops.Promote, getenv func(string) str
 	}
 	rep, err := deploy.Promote(ctx, deploy.PromoteOptions{From: q.From, To: q.To, Git: gitOptions(q.Config, getenv), Argo: *ao,
 		FromApp: cmp.Or(q.FromApp, "wanderlust-"+q.From), ToApp: ao.App, Rollback: q.Rollback, Notify: n, Probe: p,
+		CanarySteps: q.CanarySteps, CanaryProbe: cp,
 		Webhook: getenv(gitops.EnvWebhookURL), Evidence: g, Registry: registryAuth(q.Config, getenv)})
 	return &gitops.Result{Report: rep}, err
 }
@@ -235,4 +256,23 @@ func serveSync(ctx context.Context, q gitops.Sync, getenv func(string) string) (
 	return &gitops.Result{Output: fmt.Sprintf("%s: Synced and Healthy at %s (refresh %s, operation %s, synced %s, healthy %s)",
 		r.App, r.SyncedRevision, r.Refresh.Round(time.Millisecond), r.OperationStart.Round(time.Millisecond),
 		r.Synced.Round(time.Millisecond), r.Healthy.Round(time.Millisecond))}, nil
+}
+
+// serveCanary continues (promote-canary) or undoes (abort-canary) an environment's paused canary.
+func serveCanary(ctx context.Context, q gitops.ContinueCanary, getenv func(string) string) (*gitops.Result, error) {
+	ao, err := argoOptions(q.Config, cmp.Or(q.App, "wanderlust-"+q.Env), q.TimeoutSeconds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	n, err := notifyOptions(q.Config, getenv)
+	if err != nil {
+		return nil, err
+	}
+	p, cp, err := checks(q.Verify, q.Canary)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := deploy.Continue(ctx, deploy.CanaryOptions{Env: q.Env, Git: gitOptions(q.Config, getenv), Argo: *ao, Abort: q.Abort,
+		Probe: p, CanaryProbe: cp, Notify: n, Webhook: getenv(gitops.EnvWebhookURL)})
+	return &gitops.Result{Report: rep}, err
 }

@@ -45,6 +45,7 @@ const (
 	KubernetesVersion = "v1.34.8"
 	KwokVersion       = "v0.8.0"
 	ArgoCDVersion     = "v2.14.21"
+	RolloutsVersion   = "v1.10.1" // Argo Rollouts (hack/e2e/rollouts builds its controller)
 )
 
 // The sandbox's images, pinned by version tag and fully qualified.
@@ -60,6 +61,9 @@ const (
 	RedisImage = "docker.io/library/redis:7.2.11-alpine"
 	// MailpitImage catches the mail: SMTP on SMTPPort, web UI and JSON API on MailHTTPPort.
 	MailpitImage = "docker.io/axllent/mailpit:v1.33.1"
+	// RolloutsImage is the Argo Rollouts controller (it drives the canary and blue-green Rollouts of
+	// the overlays that use kubernetes/components).
+	RolloutsImage = "quay.io/argoproj/argo-rollouts:" + RolloutsVersion
 	// RegistryImage is the CNCF distribution registry (plain HTTP inside the engine).
 	RegistryImage = "docker.io/library/registry:3.0.0"
 )
@@ -71,6 +75,12 @@ const (
 	RepoServerHost, RepoServerPort = "argocd-repo-server", 8081
 	ControllerHost, ControllerPort = "argocd-application-controller", 8082 // its metrics
 	BootstrapHost                  = "bootstrap"                           // answers on HealthPort once done
+	RolloutsHost, RolloutsPort     = "argo-rollouts", 8080                 // its healthz
+	RolloutsMetricsPort            = 8090
+	// RolloutsUser is the user Argo Rollouts' image runs as (its Dockerfile's USER); the controller
+	// finds the cluster at RolloutsKubeconfig.
+	RolloutsUser       = "999"
+	RolloutsKubeconfig = "/etc/argo-rollouts/kubeconfig"
 	// ArgoCDUser is the user Argo CD's image runs as (its Dockerfile's ARGOCD_USER_ID).
 	ArgoCDUser = "999"
 	// ArgoCDKubeconfig is where the Argo CD containers find the cluster (KUBECONFIG).
@@ -114,6 +124,14 @@ func (a ArgoCD) Args(component string) []string {
 		return args
 	}
 	panic("layout: no Argo CD component " + component)
+}
+
+// RolloutsArgs are the Argo Rollouts controller's arguments outside Kubernetes, the same in the
+// sandbox's container and in the host harness: the cluster from the kubeconfig at kubeconfig, one
+// instance (no leader election), its health and metrics on the given ports.
+func RolloutsArgs(kubeconfig string, healthz, metrics int) []string {
+	return []string{"--kubeconfig", kubeconfig, "--leader-elect=false", "--healthzPort", fmt.Sprint(healthz),
+		"--metricsPort", fmt.Sprint(metrics), "--loglevel", "warn"}
 }
 
 // ArgoCDEnv is the environment every Argo CD component needs outside a pod: the cluster from the

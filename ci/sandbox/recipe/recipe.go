@@ -134,9 +134,23 @@ func component(ctr *dagger.Container, name string, port, metrics int) *dagger.Se
 		AsService(dagger.ContainerAsServiceOpts{Args: append([]string{"/usr/local/bin/" + name}, a.Args(name)...), UseEntrypoint: true})
 }
 
+// Rollouts is the Argo Rollouts controller from its image as its Dockerfile runs it (user 999, the
+// controller as entrypoint), with the cluster's kubeconfig; bound to the cluster and its bootstrap
+// (which installs its CRDs first). Dagger waits for its health port.
+func Rollouts(c *dagger.Client, kube, boot *dagger.Service) *dagger.Service {
+	return c.Container().From(layout.RolloutsImage).
+		WithNewFile(layout.RolloutsKubeconfig, layout.Kubeconfig(fmt.Sprintf("http://%s:%d", layout.KubeHost, layout.KubePort), ""),
+			dagger.ContainerWithNewFileOpts{Owner: layout.RolloutsUser}).
+		WithUser(layout.RolloutsUser).
+		WithServiceBinding(layout.KubeHost, kube).WithServiceBinding(layout.BootstrapHost, boot).
+		WithExposedPort(layout.RolloutsPort).
+		AsService(dagger.ContainerAsServiceOpts{Args: layout.RolloutsArgs(layout.RolloutsKubeconfig, layout.RolloutsPort, layout.RolloutsMetricsPort), UseEntrypoint: true})
+}
+
 // ArgoCD is Argo CD's API server (API and UI on ArgoCDPort, admin's password the login), bound to
-// the repo-server, the application controller, redis, the cluster and its bootstrap, so that binding
-// it starts them all, in order: the cluster, its bootstrap, then Argo CD.
+// the repo-server, the application controller, the Argo Rollouts controller, redis, the cluster and
+// its bootstrap, so that binding it starts them all, in order: the cluster, its bootstrap, then Argo
+// CD and Argo Rollouts.
 func (s Sandbox) ArgoCD(c *dagger.Client, git *dagger.Service) *dagger.Service {
 	kube := Kube(c)
 	redis := Redis(c)
@@ -148,7 +162,8 @@ func (s Sandbox) ArgoCD(c *dagger.Client, git *dagger.Service) *dagger.Service {
 			WithServiceBinding(layout.RedisHost, redis).WithServiceBinding(layout.RepoServerHost, repo)
 	}
 	controller := component(withStack(argo(c)), "argocd-application-controller", layout.ControllerPort, layout.ControllerPort)
-	return component(withStack(argo(c)).WithServiceBinding(layout.ControllerHost, controller), "argocd-server", layout.ArgoCDPort, metricsPort)
+	return component(withStack(argo(c)).WithServiceBinding(layout.ControllerHost, controller).
+		WithServiceBinding(layout.RolloutsHost, Rollouts(c, kube, boot)), "argocd-server", layout.ArgoCDPort, metricsPort)
 }
 
 // Runner is the container in which the GitOps program runs the pipeline's deploy or promote against

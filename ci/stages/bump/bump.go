@@ -109,10 +109,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return p, nil
 	}
-	gopts := o.Git
-	if top, _, _ := strings.Cut(mopts.Path, "/"); len(gopts.Prefetch) == 0 {
-		gopts.Prefetch = []string{top} // an overlay's bases live under the same top directory
-	}
+	gopts := o.Git.PrefetchFor(mopts.Path)
 	gr, err := git.Commit(ctx, gopts, change)
 	if err != nil {
 		return nil, fmt.Errorf("bump %s: %w", target, err)

@@ -59,14 +59,25 @@ type Options struct {
 	// make the losers hammer the server; after a failure to reach the remote, Backoff doubled per
 	// attempt. Both are capped by MaxBackoff. Defaults 50ms and 8s.
 	Backoff, MaxBackoff time.Duration
-	// Prefetch lists the directories the edit reads (e.g. "kubernetes"). From a server that serves
-	// partial clones, only their blobs are fetched up front, in one request; other blobs the edit
-	// reads are fetched when read. Empty: blobs are fetched when read.
+	// Prefetch lists the directories the edit (or, for Open, the reader of the head) reads (e.g.
+	// "kubernetes"). From a server that serves partial clones, only their blobs are fetched up
+	// front, one request per directory; other blobs are fetched when read. Empty: blobs are fetched
+	// when read.
 	Prefetch []string
 	// DryRun computes the commit and its diff but pushes nothing.
 	DryRun bool
 	// Log receives one line per step (clone, conflict, retry, push); nil discards them.
 	Log func(string)
+}
+
+// PrefetchFor returns o fetching the top directory of dir (e.g. kubernetes for
+// kubernetes/overlays/dev) whole when o names no Prefetch directory: an overlay's bases live under
+// it, so editing or rendering the overlay then reads no object one request at a time.
+func (o Options) PrefetchFor(dir string) Options {
+	if top, _, _ := strings.Cut(strings.TrimPrefix(dir, "/"), "/"); len(o.Prefetch) == 0 && top != "" {
+		o.Prefetch = []string{top}
+	}
+	return o
 }
 
 // Signature names a commit's author.

@@ -43,6 +43,17 @@ func Open(ctx context.Context, opts Options) (*Reader, error) {
 	if err := r.fetchHead(ctx, 1); err != nil {
 		return nil, r.wrap(err)
 	}
+	if len(opts.Prefetch) > 0 && !r.head.IsZero() {
+		// The head's Prefetch directories whole, in one request each, rather than object by object
+		// as they are read.
+		c, err := object.GetCommit(r.st, r.head)
+		if err == nil {
+			err = r.prefetch(ctx, c)
+		}
+		if err != nil {
+			return nil, r.wrap(err)
+		}
+	}
 	rd := &Reader{r: r, Head: r.head.String()}
 	for _, v := range r.caps.Get(capability.SymRef) {
 		if from, to, ok := strings.Cut(v, ":"); ok && from == "HEAD" {

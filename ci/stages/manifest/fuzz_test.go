@@ -333,6 +333,8 @@ func FuzzWorkloadEdit(f *testing.F) {
 		"kind: Pod\napiVersion: v1\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: &img ghcr.io/acme/api:1\n  - name: b\n    image: *img\n",
 		"apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: api\n            image: 'ghcr.io/acme/api:1.0.0@sha256:" + strings.Repeat("c", 64) + "'\n",
 		deployment + "---\n" + strings.NewReplacer("name: api", "name: api2", "app: api", "app: api2").Replace(deployment),
+		// An Argo Rollout with its own template, beside the Deployment.
+		deployment + "---\n" + strings.NewReplacer("apiVersion: apps/v1", "apiVersion: argoproj.io/v1alpha1", "kind: Deployment", "kind: Rollout").Replace(deployment),
 	}
 	for i, s := range seeds {
 		for j, tag := range []string{"2.0.0", "y", "1e3", "latest"} {

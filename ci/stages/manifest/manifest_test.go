@@ -320,3 +320,49 @@ func TestQuotingOfNumericLookingTags(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// An Argo Rollout with its own pod template is edited like a Deployment, and kustomize renders the
+// edit exactly (its images transformer reaches a Rollout's spec.template too).
+func TestRolloutTemplateIsEdited(t *testing.T) {
+	rollout := `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: api
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: api}
+  strategy:
+    canary:
+      steps: [{setWeight: 20}, {pause: {}}]
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+        - name: api
+          image: ghcr.io/acme/api:1.0.0
+`
+	fsys := fstest.MapFS{"k/kustomization.yaml": {Data: []byte("resources: [r.yaml]\n")}, "k/r.yaml": {Data: []byte(rollout)}}
+	res, err := Apply(fsys, Options{Path: "k/r.yaml", Updates: []Update{{Name: "ghcr.io/acme/api", Tag: "2.0.0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(res.Files["k/r.yaml"]), strings.Replace(rollout, "api:1.0.0", "api:2.0.0", 1); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// Through the kustomization's images: entries, as bump edits an overlay.
+	fsys["k/kustomization.yaml"] = &fstest.MapFile{Data: []byte("resources: [r.yaml]\nimages:\n- name: ghcr.io/acme/api\n  newTag: 1.0.0\n")}
+	res, err = Apply(fsys, Options{Path: "k", Updates: []Update{{Name: "ghcr.io/acme/api", Tag: "3.0.0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := fstest.MapFS{"k/r.yaml": fsys["k/r.yaml"], "k/kustomization.yaml": {Data: res.Files["k/kustomization.yaml"]}}
+	docs, err := renderTree(after, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := images(t, docs); imgs["Rollout/api containers[0]"] != "ghcr.io/acme/api:3.0.0" {
+		t.Errorf("kustomize renders %v", imgs)
+	}
+}

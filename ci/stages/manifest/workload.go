@@ -15,6 +15,7 @@ import (
 var podSpecPaths = map[string][]string{
 	"Pod":         {"spec"},
 	"Deployment":  {"spec", "template", "spec"},
+	"Rollout":     {"spec", "template", "spec"}, // Argo Rollouts (one with a workloadRef has no template: its Deployment is edited)
 	"StatefulSet": {"spec", "template", "spec"},
 	"DaemonSet":   {"spec", "template", "spec"},
 	"ReplicaSet":  {"spec", "template", "spec"},

@@ -103,6 +103,9 @@ type Env struct {
 	Succeeded      int `json:"succeeded"`
 	ChangeFailures int `json:"changeFailures"`
 	RolledBack     int `json:"rolledBack"`
+	// CaughtByCanary are the change failures aborted at a canary or blue-green step, before they
+	// reached everyone (counted in ChangeFailures too, and shown apart).
+	CaughtByCanary int `json:"caughtByCanary"`
 	Superseded     int `json:"superseded"`
 	// Runs that made no deployment commit (counted in the pipeline success rate).
 	Runs                int           `json:"runsWithoutDeployment"`
@@ -208,6 +211,9 @@ func compute(env string, ds []Deployment, all []Deployment, o Options) Env {
 		case failed:
 			e.ChangeFailures++
 			w.Failed++
+			if r.CanaryAborted {
+				e.CaughtByCanary++
+			}
 		case r.Result == "succeeded":
 			e.Succeeded++
 			w.Succeeded++
@@ -369,7 +375,7 @@ func Markdown(envs []Env, o Options) string {
 		fmt.Fprintf(&b, "### %s\n\n| metric | value | DORA band |\n|---|---|---|\n", e.Env)
 		fmt.Fprintf(&b, "| deployment frequency | %.2f per day, %.1f per week (%d deployments) | %s |\n", e.PerDay, e.PerWeek, e.Deployments, e.Bands.DeploymentFrequency)
 		fmt.Fprintf(&b, "| lead time for changes | median %s, p90 %s (%d) | %s |\n", human(e.LeadTimeMedian), human(e.LeadTimeP90), e.LeadTimes, dash(e.Bands.LeadTime))
-		fmt.Fprintf(&b, "| change failure rate | %.1f%% (%d of %d) | %s |\n", 100*e.ChangeFailureRate, e.ChangeFailures, e.ChangeFailures+e.Succeeded, dash(e.Bands.ChangeFailureRate))
+		fmt.Fprintf(&b, "| change failure rate | %.1f%% (%d of %d%s) | %s |\n", 100*e.ChangeFailureRate, e.ChangeFailures, e.ChangeFailures+e.Succeeded, caught(e.CaughtByCanary), dash(e.Bands.ChangeFailureRate))
 		fmt.Fprintf(&b, "| time to restore | median %s (%d) | %s |\n", human(e.TimeToRestoreMedian), e.Restores, dash(e.Bands.TimeToRestore))
 		fmt.Fprintf(&b, "| pipeline success rate | %.1f%% | |\n\n", 100*e.PipelineSuccessRate)
 		if e.Unrecorded > 0 {
@@ -463,4 +469,12 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("metrics: %q: want a duration like 30d, 12h, 2w, or an RFC 3339 time", s)
+}
+
+// caught says how many change failures a canary caught before full exposure ("" for none).
+func caught(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d caught by the canary before full exposure", n)
 }

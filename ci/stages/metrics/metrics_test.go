@@ -46,7 +46,7 @@ func history() []scripted {
 		{subject: "Roll back backend 3", rollback: true, when: at(3, 9, 11)},
 		{subject: "deploy(staging): backend 2", env: "staging", when: at(4, 9, 0), note: &record.Deployment{Result: "succeeded", SourceCommitTime: ptr(at(2, 10, 0)), Healthy: ptr(at(4, 9, 3))}},
 		{subject: "deploy(prod): backend 4", env: "prod", when: at(5, 15, 0), note: &record.Deployment{Result: "succeeded", SourceCommitTime: ptr(at(4, 15, 0)), Healthy: ptr(at(5, 15, 20))}},
-		{subject: "deploy(prod): backend 5", env: "prod", when: at(8, 11, 0), note: &record.Deployment{Result: "failed", ChangeFailed: true,
+		{subject: "deploy(prod): backend 5", env: "prod", when: at(8, 11, 0), note: &record.Deployment{Result: "failed", ChangeFailed: true, CanaryAborted: true,
 			SourceCommitTime: ptr(at(8, 10, 0)), FailedAt: ptr(at(8, 11, 20))}},
 		{subject: "deploy(prod): backend 6", env: "prod", when: at(9, 10, 0), note: &record.Deployment{Result: "succeeded", SourceCommitTime: ptr(at(9, 8, 0)), Healthy: ptr(at(9, 10, 30))}},
 		{subject: "deploy(prod): backend 7", env: "prod", when: at(10, 10, 0), note: &record.Deployment{Result: "superseded"}},
@@ -130,11 +130,11 @@ func TestMetricsOfAScriptedHistory(t *testing.T) {
 	//   restores: 3 rolled back 09:10 → 09:25 = 15m; 5 failed 11:20 day 8 → next Healthy, 6 at 10:30
 	//   day 9 = 23h10m; median (rank 1 of 2) = 15m: elite.
 	//   pipeline success: 4 of 6 (superseded 7 and unrecorded 8 are neither) = 66.7%.
-	want := Env{Env: "prod", Deployments: 8, Unrecorded: 1, Succeeded: 4, ChangeFailures: 2, RolledBack: 1, Superseded: 1, LeadTimes: 4, Restores: 2,
+	want := Env{Env: "prod", Deployments: 8, Unrecorded: 1, Succeeded: 4, ChangeFailures: 2, CaughtByCanary: 1, RolledBack: 1, Superseded: 1, LeadTimes: 4, Restores: 2,
 		LeadTimeMedian: 130 * time.Minute, LeadTimeP90: 1460 * time.Minute, TimeToRestoreMedian: 15 * time.Minute,
 		Bands: Bands{DeploymentFrequency: High, LeadTime: Elite, ChangeFailureRate: Low, TimeToRestore: Elite}}
 	if e.Deployments != want.Deployments || e.Unrecorded != want.Unrecorded || e.Succeeded != want.Succeeded || e.ChangeFailures != want.ChangeFailures ||
-		e.RolledBack != want.RolledBack || e.Superseded != want.Superseded || e.LeadTimes != want.LeadTimes || e.Restores != want.Restores ||
+		e.RolledBack != want.RolledBack || e.CaughtByCanary != want.CaughtByCanary || e.Superseded != want.Superseded || e.LeadTimes != want.LeadTimes || e.Restores != want.Restores ||
 		e.LeadTimeMedian != want.LeadTimeMedian || e.LeadTimeP90 != want.LeadTimeP90 || e.TimeToRestoreMedian != want.TimeToRestoreMedian || e.Bands != want.Bands {
 		t.Errorf("got  %+v\nwant %+v", e, want)
 	}
@@ -150,7 +150,7 @@ func TestMetricsOfAScriptedHistory(t *testing.T) {
 		t.Errorf("weeks %+v", e.Weeks)
 	}
 	md := Markdown(envs, o)
-	for _, s := range []string{"### prod", "0.57 per day", "median 2.2h, p90 1.0d", "33.3% (2 of 6)", "| low |", "66.7%", "1 deployments were made before deployment records"} {
+	for _, s := range []string{"### prod", "0.57 per day", "median 2.2h, p90 1.0d", "33.3% (2 of 6; 1 caught by the canary before full exposure)", "| low |", "66.7%", "1 deployments were made before deployment records"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
 		}

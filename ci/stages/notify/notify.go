@@ -57,6 +57,8 @@ func Subject(r *report.Run) string {
 		return fmt.Sprintf("Wanderlust deployment%s failed, not because of this change - 'FAILURE'", env)
 	case report.Superseded:
 		return fmt.Sprintf("Wanderlust deployment%s superseded by a newer commit - 'SUPERSEDED'", env)
+	case report.Paused:
+		return fmt.Sprintf("Wanderlust canary%s paused for promotion - 'PAUSED'", env)
 	case report.MailTest:
 		return "Wanderlust pipeline: test message - the SMTP settings work"
 	case report.AlreadyDeployed:

@@ -51,8 +51,11 @@ type Deployment struct {
 	// Verification is the post-deploy checks' summary, by URL.
 	Verification map[string]string `json:"verification,omitempty"`
 	RolledBack   bool              `json:"rolledBack"`
-	Revert       string            `json:"revert,omitempty"`   // the rollback's commit
-	Restored     *time.Time        `json:"restored,omitempty"` // Healthy again after the rollback
+	// CanaryAborted: the change failed at a canary or blue-green step and was aborted before it
+	// reached everyone.
+	CanaryAborted bool       `json:"canaryAborted,omitempty"`
+	Revert        string     `json:"revert,omitempty"`   // the rollback's commit
+	Restored      *time.Time `json:"restored,omitempty"` // Healthy again after the rollback
 }
 
 // Trailers returns the trailers of a deployment commit, in order.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -122,7 +123,9 @@ func (rd Rendered) Lookup(r Resource) (string, bool) {
 	return s, ok
 }
 
-// Changed lists the objects that differ between two renderings (added, removed or modified).
+// Changed lists the objects that differ between two renderings (added, removed or modified), and
+// the Argo Rollouts that run the pods of a changed workload (spec.workloadRef): what they run
+// changed, though their own manifest did not.
 func Changed(before, after Rendered) []Resource {
 	var out []Resource
 	for r, s := range after {
@@ -132,6 +135,46 @@ func Changed(before, after Rendered) []Resource {
 	}
 	for r := range before {
 		if _, ok := after[r]; !ok {
+			out = append(out, r)
+		}
+	}
+	for _, ro := range after.Referencing(out) {
+		if !slices.Contains(out, ro) {
+			out = append(out, ro)
+		}
+	}
+	return out
+}
+
+// Referencing lists the Argo Rollouts of rd whose spec.workloadRef names one of objs (in the same
+// namespace).
+func (rd Rendered) Referencing(objs []Resource) []Resource {
+	var out []Resource
+	for r, s := range rd {
+		if r.Group != "argoproj.io" || r.Kind != "Rollout" {
+			continue
+		}
+		n, err := yaml.Parse(s)
+		if err != nil {
+			continue
+		}
+		field := func(name string) string {
+			v, err := n.Pipe(yaml.Lookup("spec", "workloadRef", name))
+			if err != nil || v == nil {
+				return ""
+			}
+			return yaml.GetValue(v)
+		}
+		kind, name, apiVersion := field("kind"), field("name"), field("apiVersion")
+		if kind == "" || name == "" {
+			continue
+		}
+		group, _, grouped := strings.Cut(apiVersion, "/")
+		if !grouped {
+			group = "" // the core group
+		}
+		target := Resource{Group: group, Kind: kind, Namespace: r.Namespace, Name: name}
+		if slices.ContainsFunc(objs, func(o Resource) bool { return o == target }) {
 			out = append(out, r)
 		}
 	}

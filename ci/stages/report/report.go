@@ -32,6 +32,9 @@ const (
 	AlreadyDeployed = "already deployed"
 	// DryRun: nothing was pushed; the report says what would have been.
 	DryRun = "dry run"
+	// Paused: the canary stopped at its first pause on purpose (--canary-steps manual); the reason
+	// says where; promote-canary or abort-canary carries on.
+	Paused = "paused"
 	// MailTest: a test message of the mail settings, no run.
 	MailTest = "mail test"
 	// NotOurs: the deployment failed, but not because of our change (another commit's object
@@ -57,6 +60,9 @@ type DORA struct {
 	Failed             bool          `json:"changeFailed"`
 	RolledBack         bool          `json:"rolledBack"`
 	TimeToRestore      time.Duration `json:"timeToRestoreNs,omitempty"` // failure detected → Healthy again
+	// CanaryAborted: the change failed at a canary or blue-green step and was aborted before it
+	// reached everyone (a change failure caught before full exposure).
+	CanaryAborted bool `json:"canaryAborted,omitempty"`
 }
 
 // Run is the report of one run.
@@ -199,7 +205,7 @@ func (r *Run) Text() string {
 // Markdown renders the report for $GITHUB_STEP_SUMMARY.
 func (r *Run) Markdown() string {
 	var b strings.Builder
-	icon := map[string]string{Failed: "❌", NotOurs: "❌", Superseded: "⏭️", DryRun: "📝"}[r.Result]
+	icon := map[string]string{Failed: "❌", NotOurs: "❌", Superseded: "⏭️", DryRun: "📝", Paused: "⏸️"}[r.Result]
 	if icon == "" {
 		icon = "✅"
 	}
@@ -266,6 +272,9 @@ func (r *Run) doraText(sep, nl string) string {
 	}
 	lines = append(lines, "deployment duration"+sep+d.DeploymentDuration.Round(time.Millisecond).String(),
 		fmt.Sprintf("change failed%s%v", sep, d.Failed), fmt.Sprintf("rolled back%s%v", sep, d.RolledBack))
+	if d.CanaryAborted {
+		lines = append(lines, "caught by the canary (aborted before full exposure)"+sep+"true")
+	}
 	if d.TimeToRestore > 0 {
 		lines = append(lines, "time to restore"+sep+d.TimeToRestore.Round(time.Millisecond).String())
 	}

@@ -93,6 +93,19 @@ func (h *Harness) Close() {
 	_ = os.RemoveAll(h.Dir)
 }
 
+// RolloutsManifests finds the manifests/ directory of the argo-rollouts module that
+// hack/e2e/rollouts builds the harness's controller from (hack/e2e/build.sh downloads it).
+func RolloutsManifests() (string, error) {
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-rollouts")
+	cmd.Dir = filepath.Join(filepath.Dir(self), "..", "..", "..", "hack", "e2e", "rollouts")
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		return "", fmt.Errorf("locate the argo-rollouts module (run hack/e2e/build.sh): %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "manifests"), nil
+}
+
 // ArgoManifests finds the manifests/ directory of the argo-cd module that the GitOps program
 // (ci/cmd/gitops, the Go module that requires it) builds with.
 func ArgoManifests() (string, error) {

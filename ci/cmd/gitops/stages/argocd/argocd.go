@@ -6,6 +6,7 @@
 package argocd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -80,6 +81,16 @@ type Options struct {
 	// Verify, when set, runs once our values are Synced and Healthy (post-deploy verification): its
 	// error fails the deployment, as a failure of our change (unless nothing was pushed, NoSync).
 	Verify func(ctx context.Context) error
+	// Refreshed: a hard refresh of the application was done since the revision was pushed (Refresh);
+	// the wait starts without one.
+	Refreshed bool
+	// ManualSync: the preflight found no auto-sync. The sync we request names the revision, and the
+	// controller refreshes after it: no hard refresh is asked for first (unless auto-sync turns out
+	// to be on, or nothing is to be synced, NoSync).
+	ManualSync bool
+	// Rollouts, when set, drives our Argo Rollouts through their pauses (see RolloutOptions). Nil:
+	// a Rollout at a pause is waited on like any state that is not Healthy.
+	Rollouts *RolloutOptions
 	// Log receives one line per state change; nil discards them.
 	Log func(string)
 }
@@ -90,6 +101,8 @@ const (
 	Deployed = "deployed"
 	// Superseded: a newer commit replaced our values before they ran; neither success nor failure.
 	Superseded = "superseded"
+	// Paused: our Rollouts wait at a pause on purpose (RolloutOptions.Manual); Reason says where.
+	Paused = "paused"
 )
 
 // Result describes a deployment that is Synced and Healthy at the revision.
@@ -112,6 +125,10 @@ type Result struct {
 	OurOperation bool
 	// Durations since the start: refresh done, our operation seen, synced at the revision, healthy.
 	Refresh, OperationStart, Synced, Healthy time.Duration
+	// Steps are the pauses of our Rollouts, as decided.
+	Steps []Step
+	// Rollouts are our Rollouts as they stood at the end.
+	Rollouts []RolloutState
 }
 
 // Error is a failed or timed-out wait; it names the application, the revision, the last phase and
@@ -124,6 +141,11 @@ type Error struct {
 	// Attributable: our change caused the failure (our operation failed, or resources it changed
 	// went Degraded). Only such failures are rolled back.
 	Attributable bool
+	// Aborted: our Rollouts were aborted at a canary or blue-green step (by our checks, or by Argo
+	// Rollouts itself): the change failed before it reached everyone.
+	Aborted bool
+	// Rollouts are our Rollouts as they stood.
+	Rollouts []RolloutState
 }
 
 func (e *Error) Error() string {
@@ -179,7 +201,7 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	defer conn.Close()
 
-	s := &session{o: o, apps: apps, start: start, ctx: ctx, matches: map[string]Match{}, span: span}
+	s := &session{o: o, apps: apps, start: start, ctx: ctx, matches: map[string]Match{}, span: span, decided: map[string]bool{}}
 	source := -1
 	if o.MultiSource {
 		source = o.Source
@@ -195,9 +217,14 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	res = &Result{App: o.App, Revision: o.Revision}
 
-	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll.
-	rctx, refresh := telemetry.Start(ctx, "argocd.refresh")
-	app, err := apps.Get(rctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns(), Refresh: ptr(string(v1alpha1.RefreshTypeHard))})
+	// 1. Hard refresh: the controller compares against the new commit now, not at its next poll
+	// (unless the caller had it done already, while it prepared the wait).
+	hard := !o.Refreshed && (!o.ManualSync || o.NoSync)
+	rctx, refresh := telemetry.Start(ctx, "argocd.refresh", attribute.Bool("argocd.hard", hard))
+	app, err := s.get(rctx, hard)
+	if err == nil && !hard && !o.Refreshed && app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil {
+		app, err = s.get(rctx, true) // auto-sync after all: the controller must see the commit now
+	}
 	telemetry.End(refresh, err)
 	if err != nil {
 		return nil, s.rpcError("get", err)
@@ -230,15 +257,23 @@ func Sync(ctx context.Context, o Options) (res *Result, err error) {
 	setStale := s.nudger(nctx)
 	last := app
 	for out := s.judge.observe(app, o.Now()); ; {
+		out, err = s.drive(ctx, last, out, res)
+		if err != nil {
+			return nil, err
+		}
 		switch out.verdict {
 		case done:
 			return s.result(res, last, Deployed, ""), nil
+		case pausedAt:
+			return s.result(res, last, Paused, out.reason), nil
 		case superseded:
 			return s.result(res, last, Superseded, out.reason), nil
 		case failed:
-			return nil, s.fail(last, out.reason, false, out.attributable)
+			err := s.fail(last, out.reason, false, out.attributable)
+			err.(*Error).Aborted = out.aborted
+			return nil, err
 		}
-		setStale(s.judge.staleSince)
+		setStale(cmp.Or(s.judge.staleSince, s.rolloutsStale))
 		next, err := s.next(ctx, last)
 		if err != nil {
 			if caller.Err() != nil {
@@ -271,9 +306,7 @@ func (o Options) defaults() Options {
 		o.Now = time.Now
 	}
 	if o.RunID == "" {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		o.RunID = "wanderlust-" + hex.EncodeToString(b)
+		o.RunID = "wanderlust-" + randomSuffix()
 	}
 	return o
 }
@@ -288,6 +321,37 @@ func (o Options) validate() error {
 		return errors.New("argocd: an application name is required")
 	case len(o.Revision) < 7:
 		return fmt.Errorf("argocd: revision %q is not a commit SHA", o.Revision)
+	}
+	return nil
+}
+
+// get reads the application, with a hard refresh when hard.
+func (s *session) get(ctx context.Context, hard bool) (*v1alpha1.Application, error) {
+	q := &applicationpkg.ApplicationQuery{Name: &s.o.App, AppNamespace: s.ns()}
+	if hard {
+		q.Refresh = ptr(string(v1alpha1.RefreshTypeHard))
+	}
+	return s.apps.Get(ctx, q)
+}
+
+// Refresh asks Argo CD for a hard refresh of the application (compare against the branch now, not at
+// the next poll) and returns when it is done; a caller that prepares the wait meanwhile then sets
+// Options.Refreshed.
+func Refresh(ctx context.Context, o Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	conn, apps, err := connect(o)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	s := &session{o: o}
+	ctx, span := telemetry.Start(ctx, "argocd.refresh", telemetry.Attr("argocd.app", o.App))
+	_, err = apps.Get(ctx, &applicationpkg.ApplicationQuery{Name: &o.App, AppNamespace: s.ns(), Refresh: ptr(string(v1alpha1.RefreshTypeHard))})
+	telemetry.End(span, err)
+	if err != nil {
+		return s.rpcError("refresh", err)
 	}
 	return nil
 }
@@ -361,6 +425,14 @@ type session struct {
 
 	mu      sync.Mutex
 	matches map[string]Match
+
+	// decided are the pauses of our Rollouts already decided (pauseKey); steps counts them.
+	decided map[string]bool
+	steps   int
+	// rolloutsStale is when our values first ran while our Rollouts had not yet taken them up: the
+	// wait then asks for refreshes, as for stale health.
+	rolloutsStale time.Time
+	rollouts      []RolloutState
 }
 
 func (s *session) ns() *string {
@@ -647,7 +719,7 @@ func (s *session) rpcError(what string, err error) error {
 
 func (s *session) fail(app *v1alpha1.Application, reason string, timeout, attributable bool) error {
 	e := &Error{App: s.o.App, Revision: s.o.Revision, Reason: reason, Timeout: timeout, Attributable: attributable,
-		Sync: string(app.Status.Sync.Status), Health: string(app.Status.Health.Status), Phase: "none", Unhealthy: unhealthy(app)}
+		Sync: string(app.Status.Sync.Status), Health: string(app.Status.Health.Status), Phase: "none", Unhealthy: unhealthy(app), Rollouts: s.rollouts}
 	if op := app.Status.OperationState; op != nil {
 		e.Phase = string(op.Phase)
 	}
@@ -674,6 +746,11 @@ func (s *session) result(res *Result, app *v1alpha1.Application, outcome, reason
 	res.Healthy = time.Since(s.start)
 	if res.OperationStart == 0 {
 		res.OperationStart = res.Synced
+	}
+	res.Rollouts = s.rollouts
+	if outcome == Paused {
+		s.logf("%s is Synced at %s and paused on purpose: %s", s.o.App, short(res.SyncedRevision), reason)
+		return res
 	}
 	s.logf("%s is Synced and Healthy at %s after %s", s.o.App, short(res.SyncedRevision), res.Healthy.Round(time.Millisecond))
 	return res
@@ -714,6 +791,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// randomSuffix is 12 random hex digits.
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // AppStatus is an application's current state.
 type AppStatus struct {

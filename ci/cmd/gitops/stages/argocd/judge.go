@@ -24,6 +24,10 @@ const (
 	done
 	failed
 	superseded
+	// suspended: our values run and the application is Suspended (a Rollout at a pause, maybe ours).
+	suspended
+	// pausedAt: our Rollouts stopped at a pause on purpose (manual steps).
+	pausedAt
 )
 
 // Match is how a revision that Argo CD shows relates to the change we wait for. The wait decides
@@ -49,6 +53,10 @@ type outcome struct {
 	// attributable: the failure is our change's (our operation failed, or resources our operation
 	// changed went Degraded). Only such failures are rolled back.
 	attributable bool
+	// aborted: our Rollouts were aborted (by our checks, or by Argo Rollouts itself).
+	aborted bool
+	// stale: waiting only because the health was not re-evaluated since our values synced.
+	stale bool
 }
 
 // judge decides, from one observed state, whether the application runs our values and is healthy.
@@ -183,7 +191,7 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 		if j.staleSince.IsZero() {
 			j.staleSince = now
 		}
-		return outcome{}
+		return outcome{stale: true}
 	}
 	j.staleSince = time.Time{}
 	// Our change is the cause only when Argo CD runs exactly our commit and its operation changed
@@ -200,6 +208,9 @@ func (j *judge) observe(app *v1alpha1.Application, now time.Time) outcome {
 	switch app.Status.Health.Status {
 	case "Healthy":
 		return outcome{verdict: done}
+	case "Suspended":
+		j.degradedSince = time.Time{}
+		return outcome{verdict: suspended}
 	case "Missing":
 		return blame("health Missing after the sync succeeded")
 	case "Degraded":

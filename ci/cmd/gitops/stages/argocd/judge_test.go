@@ -216,3 +216,35 @@ func TestUnhealthyListsResources(t *testing.T) {
 		}
 	}
 }
+
+// A paused Rollout makes the application Suspended (Argo CD v2.14 maps the Rollout's Paused phase
+// to it): neither done nor a failure — a pause to decide, once our values are synced and the health
+// was re-evaluated since; before that, or at someone else's revision, the wait goes on. A Suspended
+// application never ends a wait as done (argo-cd#25054: the operation alone says nothing).
+func TestASuspendedApplicationIsAPauseNotDoneNorFailed(t *testing.T) {
+	j, now := newJudge(), time.Now()
+	if v, _ := see(j, app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusSuspended, 10, 11), now); v != suspended {
+		t.Fatalf("verdict %v at our values, Suspended, want suspended", v)
+	}
+	if v, _ := see(newJudge(), app(synccommon.OperationSucceeded, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusSuspended, 10, 10), now); v != waiting {
+		t.Errorf("verdict %v on stale Suspended health, want waiting", v)
+	}
+	if v, _ := see(newJudge(), app(synccommon.OperationSucceeded, older, v1alpha1.SyncStatusCodeSynced, older, health.HealthStatusSuspended, 10, 11), now); v != waiting {
+		t.Errorf("verdict %v Suspended at an older revision, want waiting", v)
+	}
+	if v, _ := see(newJudge(), app(synccommon.OperationRunning, ours, v1alpha1.SyncStatusCodeSynced, ours, health.HealthStatusSuspended, 0, 11), now); v != waiting {
+		t.Errorf("verdict %v Suspended while our operation runs, want waiting", v)
+	}
+}
+
+// The steps the report lists say where each Rollout stood.
+func TestStepNamesTheRolloutsWeightAndChecks(t *testing.T) {
+	s := Step{N: 2, Rollouts: []RolloutState{{Name: "backend", Strategy: "canary", Step: 3, Steps: 4, Weight: 50}, {Name: "frontend", Strategy: "blueGreen"}},
+		Check: "passed", Action: "resumed", Took: 1500 * time.Millisecond}
+	if got, want := s.String(), "step 2: backend step 3/4 at 50 %, frontend preview (blue-green): checks passed, resumed after 1.5s"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := stepName(2, s.Rollouts); !strings.Contains(got, "canary step 3/4, 50 %") {
+		t.Errorf("stepName %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type Target struct {
 	RepoURL, Path, Branch string
 	// DefaultBranch is the remote's HEAD branch (what targetRevision "HEAD" or "" resolves to).
 	DefaultBranch string
+	// Rollouts: what we deploy runs Argo Rollouts, which the wait resumes and aborts (the token must be
+	// allowed those actions). The application's live Argo Rollouts count too.
+	Rollouts bool
 }
 
 // App is what the preflight learned of the application.
@@ -73,7 +77,7 @@ func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &session{o: o}
+	s := &session{o: o, apps: apps}
 	if app.DeletionTimestamp != nil {
 		return nil, fmt.Errorf("argocd: application %s is being deleted", o.App)
 	}
@@ -95,6 +99,18 @@ func Preflight(ctx context.Context, o Options, t Target) (info *App, err error) 
 	}
 	if can.Value != "yes" {
 		return nil, fmt.Errorf("argocd: permission denied: the token may get %s but not sync it (RBAC: applications, sync, %s); grant it in argocd-rbac-cm or the project's roles", o.App, sub)
+	}
+
+	// Rollouts are resumed and aborted through resource actions: may this token run them? Argo CD's
+	// can-i knows no resource action (v2.14 answers InvalidArgument), so each is asked of
+	// RunResourceAction on an object that is not the application's: the server checks RBAC first
+	// (PermissionDenied), then answers that no such object exists — nothing is run.
+	if t.Rollouts || slices.ContainsFunc(app.Status.Resources, isRollout) {
+		for _, action := range RolloutActions {
+			if err := s.mayRun(ctx, action); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	// Does it deploy what we push?

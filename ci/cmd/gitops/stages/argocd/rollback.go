@@ -91,7 +91,14 @@ func SyncOrRollback(ctx context.Context, o Options, rollback Rollback) (*Outcome
 	o.Revision, o.Match, o.NoSync = undone.Revision, undone.Match, undone.NoSync
 	o.Blame = nil // the rollback is not rolled back: its failures are only reported
 	o.RunID += "-rollback"
-	o.Verify = nil // the restored version is waited for until Healthy; its checks are the next deploy's
+	o.Verify = nil      // the restored version is waited for until Healthy; its checks are the next deploy's
+	o.Refreshed = false // the rollback's commit is new: Argo CD is asked to compare against it now
+	if o.Rollouts != nil {
+		// Back to the stable version: a pause on the way is resumed without checks.
+		ro := *o.Rollouts
+		ro.Check, ro.Manual = nil, false
+		o.Rollouts = &ro
+	}
 	restored, serr := Sync(context.WithoutCancel(ctx), o)
 	out.RollbackDuration = time.Since(start)
 	telemetry.End(span, serr)

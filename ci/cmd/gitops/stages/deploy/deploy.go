@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/record"
 	"wanderlust.dev/pipeline/ci/stages/registry"
+	"wanderlust.dev/pipeline/ci/stages/render"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
 
@@ -48,6 +50,13 @@ type Options struct {
 	// Probe, when set, verifies that the application answers once it is Healthy at our values; a
 	// failed check fails the deployment (and rolls it back).
 	Probe *probe.Options
+	// CanarySteps says how the pauses of Argo Rollouts are passed: CanaryAuto (default: the checks
+	// at each pause decide, resume or abort) or CanaryManual (stop at the first pause: the result is
+	// paused; promote-canary or abort-canary carries on).
+	CanarySteps string
+	// CanaryProbe checks the release under test at each pause (the canary's or the preview's
+	// Service, --verify-canary-url); nil: Probe's checks.
+	CanaryProbe *probe.Options
 	// Notify, when set, emails the report whatever the result (not in a dry run).
 	Notify *notify.Options
 	// Webhook, when set, is an incoming-webhook URL (a secret) that gets the run's summary.
@@ -73,7 +82,7 @@ func Check(ctx context.Context, o *Options) error {
 	if err := validate(o); err != nil {
 		return err
 	}
-	g := o.Bump.Git
+	g := o.Bump.Git.PrefetchFor(o.Bump.Dir())        // the overlay is rendered: its tree in one request
 	g.MaxAttempts = min(cmp.Or(g.MaxAttempts, 3), 3) // a check: fail fast on a remote that is down
 	rd, err := git.Open(ctx, g)
 	if err != nil {
@@ -92,14 +101,29 @@ func Check(ctx context.Context, o *Options) error {
 				"add a kustomization.yaml listing the manifests as resources (kustomize create --autodetect), or use bump and sync", o.Bump.Dir(), err)
 		}
 		app, err := argocd.Preflight(ctx, *o.Argo, argocd.Target{RepoURL: cmp.Or(o.Argo.RepoURL, o.Bump.Git.URL), Path: o.Bump.Dir(),
-			Branch: branchOf(o.Bump.Git), DefaultBranch: rd.DefaultBranch})
+			Branch: branchOf(o.Bump.Git), DefaultBranch: rd.DefaultBranch, Rollouts: rendersRollouts(tree, o.Bump.Dir())})
 		if err != nil {
 			return fmt.Errorf("deploy: preflight: %w", err)
 		}
-		o.Argo.MultiSource, o.Argo.Source = app.MultiSource, app.Source
+		o.Argo.MultiSource, o.Argo.Source, o.Argo.ManualSync = app.MultiSource, app.Source, !app.AutoSync
 	}
 	o.Checked = true
 	return nil
+}
+
+// rendersRollouts reports whether the overlay renders Argo Rollouts (which the wait resumes and
+// aborts: the preflight then checks the token may).
+func rendersRollouts(tree fs.FS, dir string) bool {
+	r, err := render.Render(tree, dir)
+	if err != nil {
+		return false
+	}
+	for res := range r {
+		if res.Group == "argoproj.io" && res.Kind == "Rollout" {
+			return true
+		}
+	}
+	return false
 }
 
 // validate checks the inputs on their face, without any network call.
@@ -131,6 +155,25 @@ func validate(o *Options) error {
 	if o.Notify != nil {
 		if err := o.Notify.Validate(); err != nil {
 			return fmt.Errorf("deploy: %w", err)
+		}
+	}
+	return checkCanary(o.CanarySteps, o.CanaryProbe)
+}
+
+// The ways of passing a canary's pauses (Options.CanarySteps).
+const (
+	CanaryAuto   = gitops.CanaryAuto
+	CanaryManual = gitops.CanaryManual
+)
+
+// checkCanary validates the canary settings on their face.
+func checkCanary(steps string, p *probe.Options) error {
+	if err := (gitops.Canary{CanarySteps: steps}).Check(); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("deploy: canary checks: %w", err)
 		}
 	}
 	return nil
@@ -323,17 +366,27 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 	ao.Revision, ao.RunID = res.SHA, o.RunID
 	ctx, end := r.Start(ctx, "sync")
 	out := map[string]string{"app": ao.App, "revision": res.SHA}
-	in, err := intentOf(ctx, bo, res)
+	// An auto-sync application's hard refresh runs while the wait is prepared (the renderings of our
+	// commit and its parent); a manual sync names our revision and needs none.
+	refreshed := make(chan error, 1)
+	if ao.ManualSync && res.Changed {
+		refreshed <- errors.New("no refresh: the sync names the revision")
+	} else {
+		go func() { refreshed <- argocd.Refresh(ctx, ao) }()
+	}
+	in, rd, err := intentOf(ctx, bo, res)
 	if err != nil {
 		end(out, err)
 		return err
 	}
 	out["values"] = in.Summary()
 	ao.Match = matcher(bo.Git, in)
+	ao.Rollouts = rolloutsFor(o.CanarySteps, cmp.Or(o.CanaryProbe, o.Probe), ao.Rollouts, r)
 	if res.Changed {
-		judgeByContent(ctx, &ao, bo.Git, in)
+		judgeByContent(ctx, &ao, bo.Git, in, rd)
 		out["timeout"] = ao.Timeout.String()
 	}
+	ao.Refreshed = <-refreshed == nil
 	var undo argocd.Rollback
 	switch {
 	case !res.Changed:
@@ -370,6 +423,11 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 			out["operation"] = "ours (run " + ao.RunID + ")"
 		}
 		switch {
+		case d.Outcome == argocd.Paused:
+			out["paused"] = d.Reason
+			end(out, nil)
+			r.Outcome(report.Paused, fmt.Sprintf("%s paused on purpose (--canary-steps manual) at %s: continue with promote-canary, or undo with abort-canary", ao.App, d.Reason))
+			return nil
 		case d.Outcome == argocd.Superseded && !res.Changed:
 			// What we found in git was replaced while we checked it: nothing of ours ran.
 			out["superseded"] = d.Reason
@@ -399,6 +457,8 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 		// Only a failure of the deployed change counts as a change failure (DORA); a timeout, an
 		// outage or someone else's failure does not.
 		r.DORA.Failed = errors.As(err, &we) && we.Attributable
+		r.DORA.CanaryAborted = r.DORA.Failed && we.Aborted
+		rec.CanaryAborted = r.DORA.CanaryAborted
 		if we != nil && strings.HasPrefix(we.Reason, argocd.NotOurs) {
 			r.Outcome(report.NotOurs, err.Error())
 		}
@@ -431,21 +491,38 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 
 // judgeByContent completes the wait for a change we pushed: sync the branch head only while it
 // holds our values, blame a failure on our change only when objects it changed fail as it set
-// them, and (no --timeout given) wait as long as Kubernetes would before it gives up on the
-// rollout: the largest progressDeadlineSeconds of the workloads our commit changes, plus the
-// degraded grace and a minute for the sync itself.
-func judgeByContent(ctx context.Context, ao *argocd.Options, g git.Options, in *intent.Intent) {
-	bl := in.Blamer(func(ctx context.Context) (*git.Reader, error) { return git.Open(ctx, g) })
+// them, drive the Argo Rollouts that run what it changed (when ao.Rollouts is set), and (no
+// --timeout given) wait as long as Kubernetes would before it gives up on the rollout: the largest
+// progressDeadlineSeconds of the workloads our commit changes, plus the degraded grace and a
+// minute for the sync itself.
+func judgeByContent(ctx context.Context, ao *argocd.Options, g git.Options, in *intent.Intent, rd *git.Reader) {
+	bl := in.Blamer(func(ctx context.Context) (*git.Reader, error) {
+		if r := rd; r != nil {
+			rd = nil // the reader the caller had, once; then the repository afresh
+			return r, nil
+		}
+		return git.Open(ctx, g)
+	})
 	ao.Blame = bl.Judge
 	ao.Head = headOf(g)
+	changed, rendered, err := bl.Changed(ctx)
+	if err != nil {
+		changed = nil
+	}
+	if ao.Rollouts != nil {
+		ao.Rollouts.Names = nil
+		for _, c := range changed {
+			if c.Group == "argoproj.io" && c.Kind == "Rollout" {
+				ao.Rollouts.Names = append(ao.Rollouts.Names, c.Name)
+			}
+		}
+	}
 	if ao.Timeout > 0 {
 		return
 	}
 	ao.Timeout = DefaultTimeout
-	if changed, rendered, err := bl.Changed(ctx); err == nil {
-		if pds := rendered.ProgressDeadline(changed); pds > 0 {
-			ao.Timeout = time.Duration(pds)*time.Second + cmp.Or(ao.DegradedGrace, 30*time.Second) + time.Minute
-		}
+	if pds := rendered.ProgressDeadline(changed); err == nil && pds > 0 {
+		ao.Timeout = time.Duration(pds)*time.Second + cmp.Or(ao.DegradedGrace, 30*time.Second) + time.Minute
 	}
 }
 
@@ -499,7 +576,7 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 		return nil, fmt.Errorf("sync: preflight: %w", err)
 	}
 	ao := o.Argo
-	ao.MultiSource, ao.Source = app.MultiSource, app.Source
+	ao.MultiSource, ao.Source, ao.ManualSync = app.MultiSource, app.Source, !app.AutoSync
 	if o.Probe != nil {
 		p := *o.Probe
 		ao.Verify = func(ctx context.Context) error {
@@ -520,7 +597,9 @@ func Sync(ctx context.Context, o SyncOptions) (*argocd.Outcome, error) {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
 		ao.Match = matcher(o.Git, in)
-		judgeByContent(ctx, &ao, o.Git, in)
+		// Argo Rollouts' pauses are passed by the same checks (none: resumed at once).
+		ao.Rollouts = rolloutsFor(CanaryAuto, o.Probe, nil, report.New("sync", ""))
+		judgeByContent(ctx, &ao, o.Git, in, rd)
 		if o.AllowOlder {
 			// Exactly this revision, judged by its own operation: newer commits neither stand in
 			// for it nor supersede it.
@@ -550,20 +629,22 @@ func probeOutput(res *probe.Result) map[string]string {
 }
 
 // intentOf is what the bump means to run: the entries its commit set, or (nothing pushed) the
-// entries its updates select at the head.
-func intentOf(ctx context.Context, bo bump.Options, res *bump.Result) (*intent.Intent, error) {
-	rd, err := git.Open(ctx, bo.Git)
+// entries its updates select at the head; and the reader it read them with.
+func intentOf(ctx context.Context, bo bump.Options, res *bump.Result) (*intent.Intent, *git.Reader, error) {
+	rd, err := git.Open(ctx, bo.Git.PrefetchFor(bo.Dir()))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if res.Changed {
-		return intent.Of(ctx, rd, res.SHA, bo.Dir())
+		in, err := intent.Of(ctx, rd, res.SHA, bo.Dir())
+		return in, rd, err
 	}
 	tree, err := rd.Tree(ctx, res.SHA)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return intent.Current(tree, bo.Dir(), bo.Updates)
+	in, err := intent.Current(tree, bo.Dir(), bo.Updates)
+	return in, rd, err
 }
 
 // rollbackFor undoes the intent's entries field by field and waits for the rollback's own values.
@@ -671,8 +752,11 @@ type PromoteOptions struct {
 	Notify         *notify.Options
 	Webhook        string
 	Message        string
-	// Probe verifies the target application once it is Healthy (as deploy's).
-	Probe *probe.Options
+	// Probe verifies the target application once it is Healthy (as deploy's); CanarySteps and
+	// CanaryProbe pass the pauses of its Argo Rollouts (as deploy's).
+	Probe       *probe.Options
+	CanarySteps string
+	CanaryProbe *probe.Options
 	// Evidence is the gate on the promoted images (nil: none); Registry logs in to read it.
 	Evidence *Evidence
 	Registry registry.Auth
@@ -751,6 +835,6 @@ func promote(ctx context.Context, o PromoteOptions, r *report.Run) error {
 	return deployAndRecord(ctx, Options{
 		Updates: updates, SkipVerify: "promoting the references that run in " + o.From, SourceCommitTime: commitTime,
 		Bump: bump.Options{Git: o.Git, Env: o.To, Message: o.Message, SourceCommit: source},
-		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: gate, Registry: o.Registry,
+		Argo: &ao, Rollback: o.Rollback, Probe: o.Probe, Evidence: gate, Registry: o.Registry, CanarySteps: o.CanarySteps, CanaryProbe: o.CanaryProbe,
 	}, r)
 }

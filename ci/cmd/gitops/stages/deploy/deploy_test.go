@@ -53,7 +53,7 @@ type world struct {
 // setup seeds repository repo with overlays dev and staging (deployed by the auto-synced apps
 // <repo>-dev and <repo>-staging, both Healthy on return) and the extra overlays, each deploying
 // into namespace <repo>-<overlay>, with no application yet.
-func setup(t *testing.T, repo string, extra ...string) *world {
+func setup(t testing.TB, repo string, extra ...string) *world {
 	t.Helper()
 	h := argocdharness.Shared(t)
 	srv, err := gitserver.Start(filepath.Join(t.TempDir(), "git"), "argocd", gitToken)
@@ -99,7 +99,7 @@ func setup(t *testing.T, repo string, extra ...string) *world {
 }
 
 // push puts an image into the registry and returns its reference.
-func (w *world) push(t *testing.T, image, tag string) string {
+func (w *world) push(t testing.TB, image, tag string) string {
 	t.Helper()
 	ref := w.registry + "/" + image + ":" + tag
 	img, _ := random.Image(256, 1)
@@ -110,7 +110,7 @@ func (w *world) push(t *testing.T, image, tag string) string {
 	return ref
 }
 
-func (w *world) argo(t *testing.T, app string) argocd.Options {
+func (w *world) argo(t testing.TB, app string) argocd.Options {
 	return argocd.Options{Server: w.h.Server, Token: w.h.Token, PlainText: true, App: app,
 		Timeout: 2 * time.Minute, DegradedGrace: 3 * time.Second, Log: func(s string) { t.Log(s) }}
 }

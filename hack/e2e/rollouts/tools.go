@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the Argo Rollouts controller that hack/e2e/build.sh builds.
+package tools
+
+import _ "github.com/argoproj/argo-rollouts/cmd/rollouts-controller"
