@@ -82,6 +82,7 @@ func TestOverlaysRender(t *testing.T) {
 			ns := "wanderlust-" + env
 			kinds := map[string]int{}
 			images := map[string]string{}
+			deployments, rollouts := map[string]string{}, map[string]string{} // replicas by name (Rollouts: by the Deployment they run)
 			for _, r := range m.Resources() {
 				n := &r.RNode
 				kinds[r.GetKind()]++
@@ -96,6 +97,15 @@ func TestOverlaysRender(t *testing.T) {
 				}
 				if r.GetNamespace() != ns {
 					t.Errorf("%s/%s in namespace %q, want %q", r.GetKind(), r.GetName(), r.GetNamespace(), ns)
+				}
+				if r.GetKind() == "Rollout" {
+					// An Argo Rollout runs the pods of the Deployment it references, at the
+					// environment's count; that Deployment runs none itself.
+					rollouts[str(n, "spec", "workloadRef", "name")] = str(n, "spec", "replicas")
+					if str(n, "spec", "workloadRef", "kind") != "Deployment" || str(n, "spec", "progressDeadlineAbort") != "true" {
+						t.Errorf("Rollout %s: no workloadRef to a Deployment, or no abort at its progress deadline", r.GetName())
+					}
+					continue
 				}
 				if r.GetKind() != "Deployment" && r.GetKind() != "StatefulSet" {
 					continue
@@ -118,14 +128,32 @@ func TestOverlaysRender(t *testing.T) {
 						t.Errorf("%s: privilege escalation allowed", r.GetName())
 					}
 				}
-				if r.GetKind() == "Deployment" && str(n, "spec", "replicas") != itoa(replicas) {
-					t.Errorf("%s: replicas %s, want %d", r.GetName(), str(n, "spec", "replicas"), replicas)
+				if r.GetKind() == "Deployment" {
+					deployments[r.GetName()] = str(n, "spec", "replicas")
 				}
 				if r.GetKind() == "StatefulSet" && str(n, "spec", "volumeClaimTemplates") == "" {
 					t.Errorf("%s: no storage of its own", r.GetName())
 				}
 			}
-			if kinds["Deployment"] != 2 || kinds["StatefulSet"] != 2 || kinds["Service"] != 4 || kinds["Namespace"] != 1 {
+			for name, got := range deployments {
+				pods := got
+				if ro, ok := rollouts[name]; ok {
+					if got != "0" {
+						t.Errorf("%s: the Deployment runs %s replicas beside the Rollout that runs its pods", name, got)
+					}
+					pods = ro
+				}
+				if pods != itoa(replicas) {
+					t.Errorf("%s: %s replicas, want %d", name, pods, replicas)
+				}
+			}
+			// prod rolls out by canary (kubernetes/components/canary): a Rollout and a canary Service
+			// for the backend and the frontend; the other environments as plain Deployments.
+			wantRollouts, wantServices := 0, 4
+			if env == "prod" {
+				wantRollouts, wantServices = 2, 6
+			}
+			if kinds["Deployment"] != 2 || kinds["StatefulSet"] != 2 || kinds["Service"] != wantServices || kinds["Namespace"] != 1 || kinds["Rollout"] != wantRollouts {
 				t.Errorf("kinds = %v", kinds)
 			}
 			for name, want := range map[string]string{

@@ -38,7 +38,7 @@ type Deployment struct {
 	Commit           string     `json:"commit"`
 	Run              string     `json:"run"`
 	Env              string     `json:"env"`
-	Result           string     `json:"result"` // succeeded, failed, superseded, already deployed
+	Result           string     `json:"result"` // succeeded, failed, superseded, already deployed, paused
 	Reason           string     `json:"reason,omitempty"`
 	ChangeFailed     bool       `json:"changeFailed"` // a failure of the deployed change (DORA)
 	SourceCommit     string     `json:"sourceCommit,omitempty"`
@@ -105,6 +105,23 @@ func ReadRuns(notes map[string][]byte) []Deployment {
 		}
 	}
 	return out
+}
+
+// Read returns the note of a deployment's commit (nil when it has none).
+func Read(ctx context.Context, g git.Options, commit string) (*Deployment, error) {
+	notes, err := git.ReadNotes(ctx, g, git.NotesRef)
+	if err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	b, ok := notes[commit]
+	if !ok {
+		return nil, nil
+	}
+	var d Deployment
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("record: the note on %s: %w", git.Short(commit), err)
+	}
+	return &d, nil
 }
 
 // Write attaches (or replaces) the deployment's note, with the compare-and-swap and retry rules of

@@ -15,6 +15,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/manifest"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/probe"
+	"wanderlust.dev/pipeline/ci/stages/record"
 	"wanderlust.dev/pipeline/ci/stages/report"
 )
 
@@ -97,12 +98,22 @@ var ErrNotPaused = errors.New("nothing is paused")
 // previous version returns no error; its report's result is failed (the change's failure).
 func Continue(ctx context.Context, o CanaryOptions) (*report.Run, error) {
 	r := report.New(fmt.Sprintf("Wanderlust %s %s", verb(o.Abort), o.Env), o.Env)
-	err := continueCanary(ctx, o, r)
+	rec := &record.Deployment{}
+	err := continueCanary(ctx, o, r, rec)
+	if rec.Commit != "" {
+		// The paused deployment's record now says how it ended: metrics count it with its outcome.
+		r.Finish(err)
+		rec.Result, rec.Reason = r.Result, r.Reason
+		sctx, end := r.Start(context.WithoutCancel(ctx), "record")
+		end(map[string]string{"note": git.NotesRef + " on " + git.Short(rec.Commit)}, record.Write(sctx, o.Git, *rec))
+	}
 	Finish(ctx, Options{Notify: o.Notify, Webhook: o.Webhook, Bump: bump.Options{Git: o.Git, Env: o.Env}}, r, err)
 	return r, err
 }
 
-func continueCanary(ctx context.Context, o CanaryOptions, r *report.Run) error {
+// continueCanary carries the canary on, and fills rec (from the paused deployment's record) with
+// how it ended once it acted on it.
+func continueCanary(ctx context.Context, o CanaryOptions, r *report.Run, rec *record.Deployment) error {
 	if err := checkCanary("", o.CanaryProbe); err != nil {
 		return err
 	}
@@ -171,8 +182,18 @@ func continueCanary(ctx context.Context, o CanaryOptions, r *report.Run) error {
 		ao.Blame = nil
 		ao.Rollouts.Check = func(context.Context, argocd.Step) error { return errors.New("abort-canary: aborted by hand") }
 	}
+	if d, err := record.Read(ctx, o.Git, change); err == nil && d != nil {
+		*rec = *d
+	} else {
+		*rec = record.Deployment{Run: ao.RunID, Env: o.Env, Started: r.Started}
+	}
+	rec.Commit = change
 	sctx, end = r.Start(ctx, "sync")
 	outcome, err := argocd.SyncOrRollback(sctx, ao, rollbackFor(o.Git, in))
+	if err == nil {
+		now := time.Now()
+		rec.Healthy = &now
+	}
 	out = map[string]string{"app": ao.App, "revision": change, "values": in.Summary()}
 	if outcome != nil && outcome.Deployed != nil {
 		out["synced"], out["health"], out["outcome"] = outcome.Deployed.SyncedRevision, outcome.Deployed.Health, outcome.Deployed.Outcome
@@ -182,13 +203,21 @@ func continueCanary(ctx context.Context, o CanaryOptions, r *report.Run) error {
 		var we *argocd.Error
 		r.DORA.Failed = errors.As(err, &we) && we.Attributable
 		r.DORA.CanaryAborted = r.DORA.Failed && we.Aborted
+		failedAt := time.Now()
+		if outcome != nil {
+			failedAt = failedAt.Add(-outcome.RollbackDuration)
+		}
+		rec.FailedAt, rec.ChangeFailed, rec.CanaryAborted = &failedAt, r.DORA.Failed, r.DORA.CanaryAborted
 		if outcome != nil && outcome.RolledBack {
 			r.DORA.RolledBack = true
+			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
 			rb := map[string]string{"revert": outcome.RollbackRevision}
 			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
 			if outcome.Restored != nil {
 				rb["health"], st.Status = outcome.Restored.Health, report.Succeeded
 				r.DORA.TimeToRestore = outcome.RollbackDuration
+				restored := time.Now()
+				rec.Restored = &restored
 			}
 			r.Stages = append(r.Stages, st)
 		}

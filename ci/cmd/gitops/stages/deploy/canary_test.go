@@ -20,6 +20,7 @@ import (
 	"wanderlust.dev/pipeline/ci/stages/probe"
 	"wanderlust.dev/pipeline/ci/stages/report"
 	"wanderlust.dev/pipeline/ci/testsupport/argocdharness"
+	"wanderlust.dev/pipeline/ci/testsupport/gitserver"
 )
 
 // progressive seeds repo with the given Rollouts overlays (see argocdharness.SeedRepo), each
@@ -267,7 +268,20 @@ func TestManualStepsContinuedByPromoteCanary(t *testing.T) {
 		}
 		return rep
 	}
+	paused, _ := w.git.Head("cman", "main")
 	deploy("2.0.0")
+	note := func(sha string) string {
+		t.Helper()
+		n, err := gitserver.Output(w.git.GitDir("cman"), "notes", "--ref=deployments", "show", sha)
+		if err != nil {
+			t.Fatalf("no deployment record on %s: %v", sha, err)
+		}
+		return n
+	}
+	change, _ := w.git.Head("cman", "main")
+	if change == paused || !strings.Contains(note(change), `"result": "paused"`) {
+		t.Fatalf("the paused deployment's record: %s", note(change))
+	}
 	rep, err := Continue(context.Background(), canary)
 	if err != nil {
 		t.Fatalf("promote-canary: %v\n%s", err, rep.Text())
@@ -281,13 +295,21 @@ func TestManualStepsContinuedByPromoteCanary(t *testing.T) {
 		t.Errorf("not fully promoted: %+v", ro.Status)
 	}
 
+	// The record of the deployment now says how it ended, for metrics.
+	if n := note(change); !strings.Contains(n, `"result": "succeeded"`) || !strings.Contains(n, `"healthy"`) {
+		t.Errorf("the promoted deployment's record: %s", n)
+	}
 	promoted, _ := w.git.Show("cman", "main", "kubernetes/overlays/canary/kustomization.yaml")
 	deploy("3.0.0")
+	change, _ = w.git.Head("cman", "main")
 	abort := canary
 	abort.Abort = true
 	rep, err = Continue(context.Background(), abort)
 	if err != nil || rep.Result != report.Failed || !rep.DORA.CanaryAborted || !rep.DORA.RolledBack || !strings.Contains(rep.Reason, "aborted by hand") {
 		t.Fatalf("abort-canary: %v\n%s", err, rep.Text())
+	}
+	if n := note(change); !strings.Contains(n, `"result": "failed"`) || !strings.Contains(n, `"canaryAborted": true`) || !strings.Contains(n, `"rolledBack": true`) {
+		t.Errorf("the aborted deployment's record: %s", n)
 	}
 	if after, _ := w.git.Show("cman", "main", "kubernetes/overlays/canary/kustomization.yaml"); after != promoted {
 		t.Errorf("git not restored to the promoted version:\n%s", after)
