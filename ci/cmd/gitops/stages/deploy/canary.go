@@ -200,27 +200,7 @@ func continueCanary(ctx context.Context, o CanaryOptions, r *report.Run, rec *re
 	}
 	end(out, err)
 	if err != nil {
-		var we *argocd.Error
-		r.DORA.Failed = errors.As(err, &we) && we.Attributable
-		r.DORA.CanaryAborted = r.DORA.Failed && we.Aborted
-		failedAt := time.Now()
-		if outcome != nil {
-			failedAt = failedAt.Add(-outcome.RollbackDuration)
-		}
-		rec.FailedAt, rec.ChangeFailed, rec.CanaryAborted = &failedAt, r.DORA.Failed, r.DORA.CanaryAborted
-		if outcome != nil && outcome.RolledBack {
-			r.DORA.RolledBack = true
-			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
-			rb := map[string]string{"revert": outcome.RollbackRevision}
-			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
-			if outcome.Restored != nil {
-				rb["health"], st.Status = outcome.Restored.Health, report.Succeeded
-				r.DORA.TimeToRestore = outcome.RollbackDuration
-				restored := time.Now()
-				rec.Restored = &restored
-			}
-			r.Stages = append(r.Stages, st)
-		}
+		recordFailure(err, outcome, r, rec)
 		if o.Abort && r.DORA.CanaryAborted && outcome != nil && outcome.Restored != nil {
 			// What was asked is done: the change is aborted and undone, the previous version Healthy.
 			// The run is the change's failure, caught before full exposure; the call succeeds.

@@ -453,40 +453,45 @@ func syncAndWait(ctx context.Context, o Options, bo bump.Options, res *bump.Resu
 	}
 	end(out, err)
 	if err != nil {
-		var we *argocd.Error
-		// Only a failure of the deployed change counts as a change failure (DORA); a timeout, an
-		// outage or someone else's failure does not.
-		r.DORA.Failed = errors.As(err, &we) && we.Attributable
-		r.DORA.CanaryAborted = r.DORA.Failed && we.Aborted
-		rec.CanaryAborted = r.DORA.CanaryAborted
-		if we != nil && strings.HasPrefix(we.Reason, argocd.NotOurs) {
-			r.Outcome(report.NotOurs, err.Error())
-		}
-		rec.ChangeFailed = r.DORA.Failed
-		failedAt := time.Now()
-		if outcome != nil {
-			failedAt = failedAt.Add(-outcome.RollbackDuration)
-		}
-		rec.FailedAt = &failedAt
-		if outcome != nil && outcome.RolledBack {
-			rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
-			r.DORA.RolledBack = true
-			rb := map[string]string{"revert": outcome.RollbackRevision}
-			st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
-			switch {
-			case outcome.RollbackSuperseded != "":
-				rb["superseded"], st.Status = outcome.RollbackSuperseded, report.Superseded
-			case outcome.Restored != nil:
-				restored := time.Now()
-				rec.Restored = &restored
-				rb["health"] = outcome.Restored.Health
-				r.DORA.TimeToRestore = outcome.RollbackDuration
-				st.Status = report.Succeeded
-			}
-			r.Stages = append(r.Stages, st)
-		}
+		recordFailure(err, outcome, r, rec)
 	}
 	return err
+}
+
+// recordFailure puts a failed wait into the report and the deployment's record: whether it is a
+// change failure (only a failure of the deployed change counts, for DORA; a timeout, an outage or
+// someone else's failure does not), caught by a canary, not ours, and the rollback and its end.
+func recordFailure(err error, outcome *argocd.Outcome, r *report.Run, rec *record.Deployment) {
+	var we *argocd.Error
+	r.DORA.Failed = errors.As(err, &we) && we.Attributable
+	r.DORA.CanaryAborted = r.DORA.Failed && we.Aborted
+	if we != nil && strings.HasPrefix(we.Reason, argocd.NotOurs) {
+		r.Outcome(report.NotOurs, err.Error())
+	}
+	rec.ChangeFailed, rec.CanaryAborted = r.DORA.Failed, r.DORA.CanaryAborted
+	failedAt := time.Now()
+	if outcome != nil {
+		failedAt = failedAt.Add(-outcome.RollbackDuration)
+	}
+	rec.FailedAt = &failedAt
+	if outcome == nil || !outcome.RolledBack {
+		return
+	}
+	rec.RolledBack, rec.Revert = true, outcome.RollbackRevision
+	r.DORA.RolledBack = true
+	rb := map[string]string{"revert": outcome.RollbackRevision}
+	st := report.Stage{Name: "rollback", Status: report.Failed, Start: time.Now().Add(-outcome.RollbackDuration), Duration: outcome.RollbackDuration, Output: rb}
+	switch {
+	case outcome.RollbackSuperseded != "":
+		rb["superseded"], st.Status = outcome.RollbackSuperseded, report.Superseded
+	case outcome.Restored != nil:
+		restored := time.Now()
+		rec.Restored = &restored
+		rb["health"] = outcome.Restored.Health
+		r.DORA.TimeToRestore = outcome.RollbackDuration
+		st.Status = report.Succeeded
+	}
+	r.Stages = append(r.Stages, st)
 }
 
 // judgeByContent completes the wait for a change we pushed: sync the branch head only while it
