@@ -34,6 +34,7 @@ test: lint e2e-tools
 e2e-tools:
 	hack/e2e/build.sh
 	hack/e2e/cosign.sh
+	hack/e2e/sigstore.sh
 
 bench: stub e2e-tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/

@@ -31,13 +31,25 @@ type Attached struct {
 	Signature, Attestations string
 	// Envelopes are the digests (sha256 of the DSSE envelope) of the attestations, by predicate type.
 	Envelopes map[string]string
-	KeyID     string
+	// KeyID names the signer: the key's ID, or the certificate's identity (keyless).
+	KeyID string
+}
+
+// Attacher signs an image's digest and statements and stores them next to it: with a key
+// (*Signer), or keyless (the GitOps program, with the CI's OIDC identity).
+type Attacher interface {
+	Attach(ctx context.Context, image string, statements []Statement, r Remote) (*Attached, error)
+}
+
+// Attach is Attach with this key.
+func (s *Signer) Attach(ctx context.Context, image string, statements []Statement, r Remote) (*Attached, error) {
+	return Attach(ctx, image, s, statements, r)
 }
 
 // Attach signs the image digest and each statement with s and stores them in cosign's tags next to
 // the image. The image must exist at that digest. Signing again what is already stored adds nothing.
 func Attach(ctx context.Context, image string, s *Signer, statements []Statement, r Remote) (*Attached, error) {
-	d, err := r.existing(ctx, image)
+	d, err := r.Existing(ctx, image)
 	if err != nil {
 		return nil, err
 	}

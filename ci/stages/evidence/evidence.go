@@ -44,8 +44,8 @@ type Remote struct {
 	Auth registry.Auth
 }
 
-// existing parses a digest-pinned reference and checks that the registry has the image.
-func (r Remote) existing(ctx context.Context, image string) (name.Digest, error) {
+// Existing parses a digest-pinned reference and checks that the registry has the image.
+func (r Remote) Existing(ctx context.Context, image string) (name.Digest, error) {
 	d, err := ParseDigest(image, r.Auth.NameOptions()...)
 	if err != nil {
 		return name.Digest{}, err

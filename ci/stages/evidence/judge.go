@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,7 +31,7 @@ type Problem struct {
 // Report is the verdict on an image's evidence.
 type Report struct {
 	Image    string
-	Signer   string // key ID when signed
+	Signer   string // who signed it (key or certificate identity), when signed
 	Pieces   map[string]string
 	Problems []Problem
 }
@@ -62,8 +63,9 @@ func (r *Report) Summary() string {
 	return strings.Join(lines, "\n")
 }
 
-// Judge decides whether the found evidence satisfies the policy. It reads nothing.
-func Judge(f *Found, keyID string, p Policy) *Report {
+// Judge decides whether the found evidence satisfies the policy; signer names what the signatures
+// had to verify with ("key SHA256:…", or a certificate identity and issuer). It reads nothing.
+func Judge(f *Found, signer string, p Policy) *Report {
 	r := &Report{Image: f.Image, Pieces: map[string]string{}}
 	rejected := func(piece string) string {
 		var why []string
@@ -79,16 +81,16 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 		return " (found but rejected: " + strings.Join(why, "; ") + ")"
 	}
 	if f.Signed {
-		r.Signer = keyID
-		r.Pieces["signature"] = "signed by " + keyID
+		r.Signer = cmp.Or(f.SignedBy, signer)
+		r.Pieces["signature"] = "signed by " + r.Signer
 	} else if f.Signatures == 0 {
 		r.Problems = append(r.Problems, Problem{"signature", "none stored (unsigned image)"})
 	} else {
-		r.Problems = append(r.Problems, Problem{"signature", fmt.Sprintf("%d stored, none valid for key %s%s", f.Signatures, keyID, rejected("signature"))})
+		r.Problems = append(r.Problems, Problem{"signature", fmt.Sprintf("%d stored, none valid for %s%s", f.Signatures, signer, rejected("signature"))})
 	}
 
 	if a := f.Attestations[CycloneDX]; a == nil {
-		r.Problems = append(r.Problems, Problem{"sbom", "no CycloneDX attestation signed by " + keyID + rejected(CycloneDX)})
+		r.Problems = append(r.Problems, Problem{"sbom", "no CycloneDX attestation signed by " + signer + rejected(CycloneDX)})
 	} else if bom, err := decodeBOM(a.Predicate); err != nil {
 		r.Problems = append(r.Problems, Problem{"sbom", err.Error()})
 	} else {
@@ -100,7 +102,7 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 	}
 
 	if a := f.Attestations[SLSAProvenance]; a == nil {
-		r.Problems = append(r.Problems, Problem{"provenance", "no SLSA v1 provenance signed by " + keyID + rejected(SLSAProvenance)})
+		r.Problems = append(r.Problems, Problem{"provenance", "no SLSA v1 provenance signed by " + signer + rejected(SLSAProvenance)})
 	} else if repo, commit, builder, err := provenanceSource(a.Predicate); err != nil {
 		r.Problems = append(r.Problems, Problem{"provenance", err.Error()})
 	} else {
@@ -114,7 +116,7 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 	}
 
 	if a := f.Attestations[ScanVerdict]; a == nil {
-		r.Problems = append(r.Problems, Problem{"scan-verdict", "no scan verdict signed by " + keyID + rejected(ScanVerdict)})
+		r.Problems = append(r.Problems, Problem{"scan-verdict", "no scan verdict signed by " + signer + rejected(ScanVerdict)})
 	} else {
 		var v Verdict
 		if err := json.Unmarshal(a.Predicate, &v); err != nil {
@@ -132,13 +134,22 @@ func Judge(f *Found, keyID string, p Policy) *Report {
 	return r
 }
 
+// Checker finds an image's evidence that verifies: by public key (*Verifier), or by certificate
+// identity (keyless, in the GitOps program).
+type Checker interface {
+	// Collect reads the image's stored evidence and keeps what verifies and is about its digest.
+	Collect(ctx context.Context, image string, r Remote) (*Found, error)
+	// Signer names what the signatures must verify with, for reports and errors.
+	Signer() string
+}
+
 // Verify collects and judges an image's evidence.
-func Verify(ctx context.Context, image string, v *Verifier, p Policy, r Remote) (*Report, error) {
-	f, err := Collect(ctx, image, v, r)
+func Verify(ctx context.Context, image string, c Checker, p Policy, r Remote) (*Report, error) {
+	f, err := c.Collect(ctx, image, r)
 	if err != nil {
 		return nil, err
 	}
-	return Judge(f, v.KeyID, p), nil
+	return Judge(f, c.Signer(), p), nil
 }
 
 func target(failOn string) string {

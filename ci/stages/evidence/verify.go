@@ -19,9 +19,12 @@ import (
 // Found is the verified evidence of one image: only what its signature checks out for is here.
 type Found struct {
 	Image string // repo@sha256:…
-	// Signed says a signature of the digest by the key was found; Signatures counts all stored.
+	// Signed says a valid signature of the digest was found; Signatures counts all stored.
 	Signed     bool
 	Signatures int
+	// SignedBy names the signer found, when the checker knows more than what it required (the
+	// certificate's identity and issuer).
+	SignedBy string
 	// Attestations are the verified statements about this digest, the newest of each predicate type.
 	Attestations map[string]*Attestation
 	// Rejected says why stored pieces were not accepted (another key, another digest…).
@@ -38,7 +41,16 @@ type Attestation struct {
 // Collect reads the image's signatures and attestations from the registry and keeps those that the
 // key verifies and that are about this digest. A missing tag is no error: nothing was found.
 func Collect(ctx context.Context, image string, v *Verifier, r Remote) (*Found, error) {
-	d, err := r.existing(ctx, image)
+	return v.Collect(ctx, image, r)
+}
+
+// Signer is "key <key ID>".
+func (v *Verifier) Signer() string { return "key " + v.KeyID }
+
+// Collect reads the image's signatures and attestations from cosign's tags and keeps those that
+// the key verifies and that are about this digest. A missing tag is no error: nothing was found.
+func (v *Verifier) Collect(ctx context.Context, image string, r Remote) (*Found, error) {
+	d, err := r.Existing(ctx, image)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +150,18 @@ func (v *Verifier) checkAttestation(l layer, d name.Digest) (*Attestation, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pt, err)
 	}
+	a, err := CheckStatement(p, pt, d)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(l.content)
+	a.Envelope = "sha256:" + hex.EncodeToString(sum[:])
+	return a, nil
+}
+
+// CheckStatement reads a verified in-toto statement (pt: the predicate type it was stored under,
+// for errors) and checks that it is about the image d. Envelope is left for the caller.
+func CheckStatement(p []byte, pt string, d name.Digest) (*Attestation, error) {
 	var st statementJSON
 	if err := json.Unmarshal(p, &st); err != nil {
 		return nil, fmt.Errorf("%s: not an in-toto statement: %w", pt, err)
@@ -155,6 +179,5 @@ func (v *Verifier) checkAttestation(l layer, d name.Digest) (*Attestation, error
 	if !about {
 		return nil, fmt.Errorf("%s: the statement is about another image", st.PredicateType)
 	}
-	sum := sha256.Sum256(l.content)
-	return &Attestation{PredicateType: st.PredicateType, Envelope: "sha256:" + hex.EncodeToString(sum[:]), Predicate: st.Predicate}, nil
+	return &Attestation{PredicateType: st.PredicateType, Predicate: st.Predicate}, nil
 }

@@ -18,8 +18,8 @@ import (
 
 // EvidenceOptions say how to prove the published images.
 type EvidenceOptions struct {
-	// Signer signs the digests and the attestations.
-	Signer *evidence.Signer
+	// Signer signs and stores the digests and the attestations (a key, or keyless).
+	Signer evidence.Attacher
 	// Build is the provenance shared by the images (source, builder, parameters); Component,
 	// Version and BaseImages are set per image.
 	Build evidence.Build
@@ -105,7 +105,7 @@ func Prove(ctx context.Context, c *dagger.Client, images map[string]*dagger.Cont
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.Name, err)
 			}
-			att, err := evidence.Attach(ctx, p.Ref, o.Signer, []evidence.Statement{bom, prov, ver}, evidence.Remote{Auth: o.Registry})
+			att, err := o.Signer.Attach(ctx, p.Ref, []evidence.Statement{bom, prov, ver}, evidence.Remote{Auth: o.Registry})
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.Name, err)
 			}

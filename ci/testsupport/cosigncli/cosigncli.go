@@ -11,27 +11,35 @@ import (
 	"testing"
 )
 
-// Version is the cosign release the tests verify with.
+// Version is the cosign release the tests verify key-signed evidence with (classic .sig/.att tags).
 const Version = "v2.6.5"
+
+// V3 is the cosign release of the keyless tests: Sigstore bundles in OCI referrers, its default
+// (hack/e2e/sigstore.sh builds it).
+const V3 = "v3.1.3"
 
 // Path returns the cosign binary; without it the test is skipped, or fails when WANDERLUST_E2E is
 // set (as in make test).
 func Path(t testing.TB) string {
 	t.Helper()
-	p := os.Getenv("WANDERLUST_COSIGN")
+	return pathOf(t, Version, os.Getenv("WANDERLUST_COSIGN"))
+}
+
+func pathOf(t testing.TB, version, p string) string {
+	t.Helper()
 	if p == "" {
 		cache := os.Getenv("XDG_CACHE_HOME")
 		if cache == "" {
 			home, _ := os.UserHomeDir()
 			cache = filepath.Join(home, ".cache")
 		}
-		p = filepath.Join(cache, "wanderlust", "cosign", Version, "cosign")
+		p = filepath.Join(cache, "wanderlust", "cosign", version, "cosign")
 	}
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("WANDERLUST_E2E") != "" {
-			t.Fatalf("cosign %s is missing at %s: run hack/e2e/cosign.sh", Version, p)
+			t.Fatalf("cosign %s is missing at %s: run make e2e-tools", version, p)
 		}
-		t.Skipf("cosign %s is missing at %s (hack/e2e/cosign.sh builds it)", Version, p)
+		t.Skipf("cosign %s is missing at %s (make e2e-tools builds it)", version, p)
 	}
 	return p
 }
@@ -46,6 +54,12 @@ type CLI struct {
 func New(t testing.TB) *CLI {
 	t.Helper()
 	return &CLI{Bin: Path(t), Home: t.TempDir()}
+}
+
+// NewV3 returns a CLI of cosign V3.
+func NewV3(t testing.TB) *CLI {
+	t.Helper()
+	return &CLI{Bin: pathOf(t, V3, ""), Home: t.TempDir()}
 }
 
 // Run runs cosign in dir and returns its combined output.

@@ -1,0 +1,162 @@
+// Package keyless signs images and their attestations without a key to keep — an ephemeral key, a
+// short-lived Fulcio certificate naming the CI job's OIDC identity, each signature logged in a Rekor
+// v2 log and timestamped by a timestamp authority — and checks them by that identity.
+//
+// Storage: each signature is a Sigstore bundle (v0.3) holding a DSSE envelope of an in-toto
+// statement, stored as an OCI 1.1 referrer of the image — what cosign v3 writes and reads by default
+// (cosign v2.6: --new-bundle-format). The image's own signature is cosign's statement of predicate
+// type https://sigstore.dev/cosign/sign/v1 about the digest; the SBOM, provenance and scan verdict
+// are their own statements. Registries without the referrers API get the fallback tag
+// sha256-<hex> (go-containerregistry keeps it, as cosign does). Not cosign's classic .sig/.att
+// tags: a Rekor v2 entry is proved by a checkpoint and an inclusion proof, and its time by a signed
+// RFC 3161 timestamp, which only the bundle has room for.
+//
+// It uses sigstore-go (signing, verification, the trusted root over TUF), which is why it lives in
+// the GitOps program and not in the Dagger module's Go graph.
+package keyless
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
+)
+
+// The public Sigstore instances, the defaults.
+const (
+	PublicFulcio = "https://fulcio.sigstore.dev"
+	PublicRekor  = "https://log2025-1.rekor.sigstore.dev"
+	PublicTSA    = "https://timestamp.sigstore.dev/api/v1/timestamp"
+)
+
+// Media type and annotations of the stored bundles (cosign v3's).
+const (
+	BundleMediaType     = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	emptyMediaType      = "application/vnd.oci.empty.v1+json"
+	annotationPredicate = "dev.sigstore.bundle.predicateType"
+	annotationContent   = "dev.sigstore.bundle.content"
+	annotationCreated   = "org.opencontainers.image.created"
+	// CosignSign is the predicate type of cosign's image signature statement.
+	CosignSign        = "https://sigstore.dev/cosign/sign/v1"
+	intotoPayloadType = "application/vnd.in-toto+json"
+)
+
+// Services are the Sigstore instances signing uses (empty: the public ones).
+type Services struct {
+	FulcioURL, RekorURL, TSAURL string
+}
+
+// WithDefaults fills the empty URLs with the public instances.
+func (s Services) WithDefaults() Services {
+	if s.FulcioURL == "" {
+		s.FulcioURL = PublicFulcio
+	}
+	if s.RekorURL == "" {
+		s.RekorURL = PublicRekor
+	}
+	if s.TSAURL == "" {
+		s.TSAURL = PublicTSA
+	}
+	return s
+}
+
+// Validate checks the URLs: http(s), a host, no credentials.
+func (s Services) Validate() error {
+	for _, u := range []struct{ flag, v string }{{"--fulcio-url", s.FulcioURL}, {"--rekor-url", s.RekorURL}, {"--tsa-url", s.TSAURL}} {
+		if err := checkURL(u.flag, u.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkURL(flag, v string) error {
+	if v == "" {
+		return nil
+	}
+	p, err := url.Parse(v)
+	switch {
+	case err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "":
+		return fmt.Errorf("keyless: %s %q: want an http(s) URL", flag, v)
+	case p.User != nil:
+		return fmt.Errorf("keyless: %s carries credentials (not shown): want a plain URL", flag)
+	}
+	return nil
+}
+
+// Identity is who must have signed: the certificate's subject (SAN) and its OIDC issuer, each exact
+// or a regular expression, as cosign's --certificate-identity[-regexp] and
+// --certificate-oidc-issuer[-regexp].
+type Identity struct {
+	Subject, SubjectRegexp, Issuer, IssuerRegexp string
+}
+
+// Validate requires one subject and one issuer rule and compiles the expressions.
+func (i Identity) Validate() error {
+	if (i.Subject == "") == (i.SubjectRegexp == "") {
+		return errors.New("keyless: give exactly one of --verify-identity and --verify-identity-regexp (e.g. https://github.com/OWNER/REPO/.github/workflows/deploy.yml@refs/heads/main)")
+	}
+	if (i.Issuer == "") == (i.IssuerRegexp == "") {
+		return errors.New("keyless: give exactly one of --verify-issuer and --verify-issuer-regexp (GitHub Actions: https://token.actions.githubusercontent.com)")
+	}
+	for _, r := range []struct{ flag, v string }{{"--verify-identity-regexp", i.SubjectRegexp}, {"--verify-issuer-regexp", i.IssuerRegexp}} {
+		if _, err := regexp.Compile(r.v); err != nil {
+			return fmt.Errorf("keyless: %s: %w", r.flag, err)
+		}
+	}
+	return nil
+}
+
+// String is "identity <subject> issued by <issuer>", regular expressions between slashes.
+func (i Identity) String() string {
+	pick := func(exact, re string) string {
+		if re != "" {
+			return "/" + re + "/"
+		}
+		return exact
+	}
+	return "identity " + pick(i.Subject, i.SubjectRegexp) + " issued by " + pick(i.Issuer, i.IssuerRegexp)
+}
+
+// TrustedRoot reads a trusted_root.json; without one, Sigstore's public root, fetched over TUF and
+// verified from the root sigstore-go embeds (cached under cacheDir; empty: sigstore-go's default).
+func TrustedRoot(trustedRootJSON []byte, cacheDir string) (root.TrustedMaterial, error) {
+	if len(trustedRootJSON) > 0 {
+		tr, err := root.NewTrustedRootFromJSON(trustedRootJSON)
+		if err != nil {
+			return nil, fmt.Errorf("keyless: --trusted-root: %w", err)
+		}
+		return tr, nil
+	}
+	o := tuf.DefaultOptions()
+	if cacheDir != "" {
+		o = o.WithCachePath(cacheDir)
+	}
+	tr, err := root.FetchTrustedRootWithOptions(o)
+	if err != nil {
+		return nil, fmt.Errorf("keyless: Sigstore's public trusted root (TUF): %w", err)
+	}
+	return tr, nil
+}
+
+// ValidTrustedRoot checks a trusted_root.json without fetching anything.
+func ValidTrustedRoot(trustedRootJSON []byte) error {
+	if len(trustedRootJSON) == 0 {
+		return nil
+	}
+	if !json.Valid(trustedRootJSON) {
+		return errors.New("keyless: --trusted-root is not JSON")
+	}
+	_, err := TrustedRoot(trustedRootJSON, "")
+	return err
+}
+
+// subjectOf names a certificate's identity as the reports do.
+func subjectOf(san, issuer string) string {
+	return strings.TrimSpace(san) + " (issuer " + issuer + ")"
+}
