@@ -50,12 +50,22 @@ func (m *Wanderlust) signer(ctx context.Context) (*evidence.Signer, error) {
 	return evidence.LoadSigner([]byte(key), []byte(pw))
 }
 
-// evidenceOptions are publish's evidence options, checked (key, source repository and commit)
-// before anything is built; nil without --signing-key.
+// evidenceOptions are publish's evidence options, checked (key or keyless token, source repository
+// and commit) before anything is built; nil without --signing-key or --keyless.
 func (m *Wanderlust) evidenceOptions(ctx context.Context, sourceCommit string, skipTests bool) (*publish.EvidenceOptions, error) {
-	s, err := m.signer(ctx)
-	if err != nil || s == nil {
-		return nil, err
+	var s evidence.Attacher
+	if m.Keyless {
+		ks, err := m.keylessSigner(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s = ks
+	} else {
+		ks, err := m.signer(ctx)
+		if err != nil || ks == nil {
+			return nil, err
+		}
+		s = ks
 	}
 	auth, err := m.registryAuth(ctx)
 	if err != nil {
@@ -123,7 +133,7 @@ func evidenceLines(proven []publish.Proven) []string {
 }
 
 // errNoKey: the gate has no key to verify with.
-var errNoKey = errors.New("the evidence gate needs --verify-key (cosign.pub) or --signing-key")
+var errNoKey = errors.New("the evidence gate needs --verify-key (cosign.pub) or --signing-key, or (keyless) --verify-identity and --verify-issuer")
 
 // gate is the evidence gate of deploy, promote and verify-evidence: nil when off. escape says how
 // the calling function goes on without it ("" when it cannot).
@@ -134,15 +144,22 @@ func (m *Wanderlust) gate(ctx context.Context, on bool, f evidenceFlags, escape 
 	if !on {
 		return nil, nil
 	}
+	if _, err := findings.ParseSeverity(f.failOn); err != nil {
+		return nil, fmt.Errorf("--evidence-fail-on: %w", err)
+	}
+	k, err := m.identityGate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if k != nil {
+		return &gitops.Evidence{Keyless: k, SourceRepo: m.SourceRepo, SourceCommit: f.sourceCommit, FailOn: f.failOn}, nil
+	}
 	pem, err := m.verifyKeyPEM(ctx)
 	if errors.Is(err, errNoKey) && escape != "" {
 		return nil, fmt.Errorf("%w; %s", err, escape)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if _, err := findings.ParseSeverity(f.failOn); err != nil {
-		return nil, fmt.Errorf("--evidence-fail-on: %w", err)
 	}
 	e := &gitops.Evidence{VerifyKeyPEM: string(pem), SourceRepo: m.SourceRepo, SourceCommit: f.sourceCommit, FailOn: f.failOn}
 	if _, err := e.Verifier(); err != nil {
@@ -185,6 +202,9 @@ func (m *Wanderlust) verifyEvidence(ctx context.Context, image, sourceCommit, fa
 			return "", rerr
 		}
 		image = imgs[0].Pinned()
+	}
+	if g.Keyless != nil {
+		return m.verifyByIdentity(ctx, image, *g)
 	}
 	v, err := g.Verifier()
 	if err != nil {

@@ -82,6 +82,30 @@ type Wanderlust struct {
 	// +private
 	VerifyKey *dagger.File
 	// +private
+	Keyless bool
+	// +private
+	OidcToken *dagger.Secret
+	// +private
+	OidcRequestURL *dagger.Secret
+	// +private
+	OidcRequestToken *dagger.Secret
+	// +private
+	FulcioURL string
+	// +private
+	RekorURL string
+	// +private
+	TsaURL string
+	// +private
+	TrustedRoot *dagger.File
+	// +private
+	VerifyIdentity string
+	// +private
+	VerifyIdentityRegexp string
+	// +private
+	VerifyIssuer string
+	// +private
+	VerifyIssuerRegexp string
+	// +private
 	SourceRepo string
 	// +private
 	TrivyDBRepository string
@@ -180,6 +204,47 @@ func New(
 	// verify-evidence checks signatures with; default: that of --signing-key.
 	// +optional
 	verifyKey *dagger.File,
+	// Sign keyless instead of with --signing-key: an ephemeral key, a short-lived Fulcio certificate
+	// naming this CI job's OIDC identity, each signature logged in Rekor v2 and timestamped; stored as
+	// Sigstore bundles in OCI referrers (what cosign v3 verifies by default).
+	// +optional
+	keyless bool,
+	// OIDC identity token for --keyless (audience sigstore).
+	// +optional
+	oidcToken *dagger.Secret,
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL, with --oidc-request-token: the token is asked for
+	// when signing (the job needs permissions: id-token: write).
+	// +optional
+	oidcRequestUrl *dagger.Secret,
+	// GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+	// +optional
+	oidcRequestToken *dagger.Secret,
+	// Fulcio of --keyless (default: https://fulcio.sigstore.dev).
+	// +optional
+	fulcioUrl string,
+	// Rekor v2 log of --keyless (default: https://log2025-1.rekor.sigstore.dev).
+	// +optional
+	rekorUrl string,
+	// Timestamp authority of --keyless (default: https://timestamp.sigstore.dev/api/v1/timestamp).
+	// +optional
+	tsaUrl string,
+	// trusted_root.json of the Sigstore that --keyless signs with and the gate verifies against
+	// (default: Sigstore's public root, fetched and verified over TUF).
+	// +optional
+	trustedRoot *dagger.File,
+	// Certificate identity the evidence gate requires (keyless), e.g.
+	// https://github.com/OWNER/REPO/.github/workflows/deploy.yml@refs/heads/main.
+	// +optional
+	verifyIdentity string,
+	// Regular expression for the certificate identity, instead of --verify-identity.
+	// +optional
+	verifyIdentityRegexp string,
+	// OIDC issuer the evidence gate requires (GitHub Actions: https://token.actions.githubusercontent.com).
+	// +optional
+	verifyIssuer string,
+	// Regular expression for the issuer, instead of --verify-issuer.
+	// +optional
+	verifyIssuerRegexp string,
 	// The application's repository URL, named in the provenance and required of it by the gate
 	// (e.g. https://github.com/wanderlust-app/wanderlust).
 	// +optional
@@ -207,6 +272,9 @@ func New(
 		SMTPHost: smtpHost, SMTPPort: smtpPort, SMTPTLS: smtpTls, SMTPUsername: smtpUsername, SMTPPassword: smtpPassword,
 		MailFrom: mailFrom, MailTo: mailTo, WebhookURL: webhookUrl,
 		SigningKey: signingKey, SigningPassword: signingPassword, VerifyKey: verifyKey, SourceRepo: sourceRepo, TrivyDBRepository: trivyDbRepository,
+		Keyless: keyless, OidcToken: oidcToken, OidcRequestURL: oidcRequestUrl, OidcRequestToken: oidcRequestToken,
+		FulcioURL: fulcioUrl, RekorURL: rekorUrl, TsaURL: tsaUrl, TrustedRoot: trustedRoot,
+		VerifyIdentity: verifyIdentity, VerifyIdentityRegexp: verifyIdentityRegexp, VerifyIssuer: verifyIssuer, VerifyIssuerRegexp: verifyIssuerRegexp,
 		RunnerImage: runnerImage, GoEnv: goEnv}
 }
 

@@ -361,7 +361,7 @@ type deployArgs struct {
 func callDeploy(a deployArgs) (string, error) {
 	m := New(a.source, a.registry, "", nil, a.repo, "main", "x-access-token", a.gitToken, a.argocdServer, nil, false, false, false, "", "",
 		a.smtpHost, a.smtpPort, cmp.Or(a.smtpTLS, "starttls"), "", nil, a.mailFrom, a.mailTo, nil,
-		a.signingKey, a.signingPassword, nil, a.sourceRepo, "", "", a.goEnv)
+		a.signingKey, a.signingPassword, nil, false, nil, nil, nil, "", "", "", nil, "", "", "", "", a.sourceRepo, "", "", a.goEnv)
 	return m.Deploy(context.Background(), a.env, a.version, a.backend, a.frontend, a.sourceCommit, a.sourceCommitTime, a.pinDigest,
 		"", a.noSync, true, 60, a.dryRun, a.skipScan, nil, false, nil, "2xx", "", "", "30s", "2s", false, cmp.Or(a.canarySteps, "auto"), a.verifyCanaryURL,
 		cmp.Or(a.reportFormat, "markdown"), a.requireEvidence, "HIGH", a.exitZero)
@@ -369,7 +369,7 @@ func callDeploy(a deployArgs) (string, error) {
 
 // gitopsModule is the module configured with a GitOps repository and its token.
 func gitopsModule(repo string, token *dagger.Secret) *Wanderlust {
-	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", "", nil)
+	return New(nil, "", "", nil, repo, "main", "x-access-token", token, "", nil, false, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, false, nil, nil, nil, "", "", "", nil, "", "", "", "", "", "", "", nil)
 }
 
 // A failed build is mailed with the run report, like a failed rollout; nothing is pushed.
@@ -558,7 +558,7 @@ func TestNotifySendsATestMessageAndAReport(t *testing.T) {
 	host, port, _ := net.SplitHostPort(mail.Addr)
 	p, _ := strconv.Atoi(port)
 	m := New(nil, "", "", nil, "", "main", "x-access-token", nil, "", nil, false, false, false, "", "",
-		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"}, nil, nil, nil, nil, "", "", "", nil)
+		host, p, "none", "ci", c.Secret("env://SMTP_PASSWORD"), "ci@wanderlust.test", []string{"team@wanderlust.test"}, nil, nil, nil, nil, false, nil, nil, nil, "", "", "", nil, "", "", "", "", "", "", "", nil)
 	// go-smtp refuses AUTH over a plain connection: the settings are wrong, and notify says so.
 	if _, err := m.Notify(context.Background(), nil); err == nil || strings.Contains(err.Error(), planted) {
 		t.Fatalf("plain-text auth: err = %v", err)
@@ -649,7 +649,7 @@ func TestScanGateDecidesFromTheExportedVerdict(t *testing.T) {
 	if _, err := scanGate([]byte("not json")); err == nil || !strings.Contains(err.Error(), "not a scan verdict") {
 		t.Errorf("garbage: %v", err)
 	}
-	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", "", nil); m.Registry != "ghcr.io/acme-corp" {
+	if m := New(nil, "ghcr.io/Acme-Corp", "", nil, "", "main", "", nil, "", nil, false, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, false, nil, nil, nil, "", "", "", nil, "", "", "", "", "", "", "", nil); m.Registry != "ghcr.io/acme-corp" {
 		t.Errorf("registry %q: OCI repository names are lower case", m.Registry)
 	}
 }
@@ -685,7 +685,7 @@ func TestPromoteAndAbortCanaryRunTheProgramsCanaryCommand(t *testing.T) {
 	})
 	c := useSession(t)
 	m := New(nil, "", "", nil, srv.RepoURL("gitops"), "main", "x-access-token", c.Secret("env://GIT_TOKEN"), "127.0.0.1:1", c.Secret("env://ARGOCD_TOKEN"),
-		true, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, "", "", "", nil)
+		true, false, false, "", "", "", 0, "starttls", "", nil, "", nil, nil, nil, nil, nil, false, nil, nil, nil, "", "", "", nil, "", "", "", "", "", "", "", nil)
 	ctx := context.Background()
 	if _, err := m.PromoteCanary(ctx, "Prod", "", 0, nil, nil, "2xx", "30s", "2s", "markdown", false); err == nil {
 		t.Error("an invalid environment was accepted")

@@ -51,6 +51,7 @@ type programExec struct {
 	Args    []string
 	Secrets []string // the secret variables' names
 	Env     []string // the plain variables, name=value
+	Files   []string // the paths of the files written into the container
 	Stdout  string
 	Stderr  string
 	Code    int
@@ -136,6 +137,9 @@ func (p *programRuns) run(pipeline string) *programExec {
 		n, v := argValue(c, "name"), argValue(c, "value")
 		x.Env = append(x.Env, n+"="+v)
 		env = append(env, n+"="+v)
+	}
+	for _, c := range daggerfake.Calls(pipeline, "withNewFile") {
+		x.Files = append(x.Files, argValue(c, "path"))
 	}
 	for k, v := range p.Engine {
 		env = append(env, k+"="+v)

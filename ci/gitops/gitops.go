@@ -28,6 +28,12 @@ const (
 	EnvRegistryPassword = "WANDERLUST_REGISTRY_PASSWORD"
 	EnvSMTPPassword     = "WANDERLUST_SMTP_PASSWORD"
 	EnvWebhookURL       = "WANDERLUST_WEBHOOK_URL"
+	// EnvOIDCToken is the OIDC identity token keyless signing trades for a certificate; or
+	// EnvOIDCRequestURL and EnvOIDCRequestToken, GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL and
+	// _TOKEN, with which the program asks for one when it signs.
+	EnvOIDCToken        = "WANDERLUST_OIDC_TOKEN"
+	EnvOIDCRequestURL   = "WANDERLUST_OIDC_REQUEST_URL"
+	EnvOIDCRequestToken = "WANDERLUST_OIDC_REQUEST_TOKEN"
 )
 
 // Commands of the program that take a request.
@@ -37,6 +43,10 @@ const (
 	CmdSync    = "sync"
 	// CmdCanary continues (promote-canary) or undoes (abort-canary) a canary left paused.
 	CmdCanary = "canary"
+	// CmdAttest signs an image's digest and statements keyless and stores them (publish, deploy).
+	CmdAttest = "attest"
+	// CmdVerifyEvidence checks an image's evidence by identity (verify-evidence, keyless).
+	CmdVerifyEvidence = "verify-evidence"
 )
 
 // Phases of a deploy: the module runs the preflight before it builds anything, then the run with the
@@ -125,18 +135,46 @@ func CheckServer(server string) error {
 	return nil
 }
 
-// Evidence is the gate on the images' evidence: the public key, and what the provenance and the
-// verdict must show; or AllowUnverified, the reason to skip it.
+// Evidence is the gate on the images' evidence: the public key or the keyless identity, and what
+// the provenance and the verdict must show; or AllowUnverified, the reason to skip it.
 type Evidence struct {
-	VerifyKeyPEM             string `json:",omitempty"`
-	SourceRepo, SourceCommit string `json:",omitempty"`
-	FailOn                   string `json:",omitempty"`
-	AllowUnverified          string `json:",omitempty"`
+	VerifyKeyPEM string `json:",omitempty"`
+	// Keyless, when set, checks certificates by identity instead of signatures by key.
+	Keyless                  *Keyless `json:",omitempty"`
+	SourceRepo, SourceCommit string   `json:",omitempty"`
+	FailOn                   string   `json:",omitempty"`
+	AllowUnverified          string   `json:",omitempty"`
 }
 
 // Policy is the evidence policy the gate applies.
 func (e Evidence) Policy() evidence.Policy {
 	return evidence.Policy{SourceRepo: e.SourceRepo, SourceCommit: e.SourceCommit, FailOn: e.FailOn}
+}
+
+// Keyless is keyless signing's Sigstore (Fulcio, Rekor v2, the timestamp authority; empty: the
+// public instances) and trusted root, and the identity the gate requires of certificates.
+type Keyless struct {
+	FulcioURL, RekorURL, TSAURL string `json:",omitempty"`
+	// TrustedRoot is a trusted_root.json (empty: Sigstore's public root, over TUF).
+	TrustedRoot string `json:",omitempty"`
+	// Identity or IdentityRegexp is the certificate's subject; Issuer or IssuerRegexp its OIDC issuer.
+	Identity, IdentityRegexp, Issuer, IssuerRegexp string `json:",omitempty"`
+}
+
+// Attest is keyless signing's request: one image and its statements, read from StatementsFile (an
+// SBOM outgrows a command-line argument).
+type Attest struct {
+	Config
+	Image          string
+	StatementsFile string
+	Keyless        Keyless
+}
+
+// VerifyEvidence is verify-evidence's request when the gate is keyless.
+type VerifyEvidence struct {
+	Config
+	Image    string
+	Evidence Evidence
 }
 
 // Verifier loads the public key.
@@ -249,6 +287,8 @@ type Result struct {
 	Error  string      `json:",omitempty"`
 	Report *report.Run `json:",omitempty"`
 	Output string      `json:",omitempty"`
+	// Attached is what attest stored.
+	Attached *evidence.Attached `json:",omitempty"`
 }
 
 // Args are the program's arguments for a request.

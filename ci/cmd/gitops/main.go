@@ -72,7 +72,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	gitUser := fs.String("git-user", sandbox.GitUser, "user of the git remote")
 	gitPassword, argoPassword := os.Getenv("SANDBOX_GIT_PASSWORD"), os.Getenv("SANDBOX_ARGOCD_PASSWORD")
 	switch cmd {
-	case gitops.CmdDeploy, gitops.CmdPromote, gitops.CmdSync, gitops.CmdCanary:
+	case gitops.CmdDeploy, gitops.CmdPromote, gitops.CmdSync, gitops.CmdCanary, gitops.CmdAttest, gitops.CmdVerifyEvidence:
 		request := fs.String("request", "", "the request, JSON (ci/gitops)")
 		if err := fs.Parse(args); err != nil {
 			return err

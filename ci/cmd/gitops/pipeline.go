@@ -9,12 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/argocd"
 	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/deploy"
+	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/keyless"
 	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/stages/bump"
+	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/git"
 	"wanderlust.dev/pipeline/ci/stages/notify"
 	"wanderlust.dev/pipeline/ci/stages/probe"
@@ -55,6 +61,18 @@ func serve(ctx context.Context, cmd, request string, getenv func(string) string,
 			return err
 		}
 		res, err = serveCanary(ctx, q, getenv)
+	case gitops.CmdAttest:
+		var q gitops.Attest
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = serveAttest(ctx, q, getenv)
+	case gitops.CmdVerifyEvidence:
+		var q gitops.VerifyEvidence
+		if err := gitops.ReadRequest(request, &q); err != nil {
+			return err
+		}
+		res, err = serveVerifyEvidence(ctx, q, getenv)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -117,11 +135,72 @@ func gate(e *gitops.Evidence) (*deploy.Evidence, error) {
 	case e.AllowUnverified != "":
 		return &deploy.Evidence{AllowUnverified: e.AllowUnverified}, nil
 	}
-	v, err := e.Verifier()
+	v, err := checker(*e)
 	if err != nil {
 		return nil, err
 	}
 	return &deploy.Evidence{Verifier: v, Policy: e.Policy()}, nil
+}
+
+// checker checks the evidence by key, or by identity when keyless (the trusted root is read, or
+// fetched over TUF, before anything else happens).
+func checker(e gitops.Evidence) (evidence.Checker, error) {
+	if e.Keyless == nil {
+		return e.Verifier()
+	}
+	k := e.Keyless
+	tr, err := keyless.TrustedRoot([]byte(k.TrustedRoot), filepath.Join(os.TempDir(), "wanderlust-tuf"))
+	if err != nil {
+		return nil, err
+	}
+	return keyless.NewChecker(tr, keyless.Identity{Subject: k.Identity, SubjectRegexp: k.IdentityRegexp, Issuer: k.Issuer, IssuerRegexp: k.IssuerRegexp})
+}
+
+// serveAttest signs one image's digest and statements keyless and stores them.
+func serveAttest(ctx context.Context, q gitops.Attest, getenv func(string) string) (*gitops.Result, error) {
+	raw, err := os.ReadFile(q.StatementsFile)
+	if err != nil {
+		return nil, fmt.Errorf("attest: statements: %w", err)
+	}
+	var statements []evidence.Statement
+	if err := json.Unmarshal(raw, &statements); err != nil {
+		return nil, fmt.Errorf("attest: statements: %w", err)
+	}
+	k := q.Keyless
+	var tr root.TrustedMaterial
+	if k.TrustedRoot != "" {
+		if tr, err = keyless.TrustedRoot([]byte(k.TrustedRoot), ""); err != nil {
+			return nil, err
+		}
+	}
+	s, err := keyless.NewSigner(keyless.SignOptions{Services: keyless.Services{FulcioURL: k.FulcioURL, RekorURL: k.RekorURL, TSAURL: k.TSAURL},
+		Token:       keyless.TokenSource{Token: getenv(gitops.EnvOIDCToken), RequestURL: getenv(gitops.EnvOIDCRequestURL), RequestToken: getenv(gitops.EnvOIDCRequestToken)},
+		TrustedRoot: tr})
+	if err != nil {
+		return nil, err
+	}
+	att, err := s.Attach(ctx, q.Image, statements, evidence.Remote{Auth: registryAuth(q.Config, getenv)})
+	if err != nil {
+		return nil, err
+	}
+	return &gitops.Result{Attached: att}, nil
+}
+
+// serveVerifyEvidence is verify-evidence by identity: the report's lines, and PASS or FAIL.
+func serveVerifyEvidence(ctx context.Context, q gitops.VerifyEvidence, getenv func(string) string) (*gitops.Result, error) {
+	c, err := checker(q.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := evidence.Verify(ctx, q.Image, c, q.Evidence.Policy(), evidence.Remote{Auth: registryAuth(q.Config, getenv)})
+	if err != nil {
+		return nil, err
+	}
+	out := rep.Image + "\n" + rep.Summary()
+	if err := rep.Err(); err != nil {
+		return &gitops.Result{Output: out + "\nFAIL"}, err
+	}
+	return &gitops.Result{Output: out + "\nPASS"}, nil
 }
 
 // deployOptions turns a deploy request into the stage's options.

@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,15 @@ type Stack struct {
 
 	oidcKey *ecdsa.PrivateKey
 	dir     string
+	mu      sync.Mutex
+	issued  []string
+}
+
+// Issued are the tokens the request endpoint handed out (tests look for them in outputs).
+func (s *Stack) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
 }
 
 // Identity is the certificate subject Fulcio gives a token of this workflow ref.
@@ -200,6 +210,9 @@ func (s *Stack) serveOIDC(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), 500)
 			return
 		}
+		s.mu.Lock()
+		s.issued = append(s.issued, tok)
+		s.mu.Unlock()
 		json.NewEncoder(w).Encode(map[string]string{"value": tok})
 	default:
 		http.NotFound(w, r)

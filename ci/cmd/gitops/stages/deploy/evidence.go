@@ -16,8 +16,8 @@ import (
 // Evidence is the gate on what an image proves (signature, SBOM, provenance, scan verdict) before
 // it is written to git.
 type Evidence struct {
-	// Verifier holds the public key the signatures must verify with.
-	Verifier *evidence.Verifier
+	// Verifier checks the signatures: by public key, or by certificate identity (keyless).
+	Verifier evidence.Checker
 	// Policy is what the provenance and the scan verdict must show.
 	Policy evidence.Policy
 	// AllowUnverified skips the gate, with this reason in the report (--allow-unverified).

@@ -177,7 +177,7 @@ func TestPromoteRefusesUnprovenImages(t *testing.T) {
 		t.Errorf("the promotion commit does not carry Source-Commit %s:\n%s", appCommit, msg)
 	}
 	text := rep.Text()
-	for _, want := range []string{"source commit " + appCommit, "signed by " + verifier.KeyID, "CycloneDX 1.7", appRepo + "@" + appCommit, "scan-verdict: sha256:"} {
+	for _, want := range []string{"source commit " + appCommit, "signed by key " + verifier.KeyID, "CycloneDX 1.7", appRepo + "@" + appCommit, "scan-verdict: sha256:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}

@@ -19,12 +19,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tuf"
+
+	"wanderlust.dev/pipeline/ci/stages/evidence"
 )
 
 // The public Sigstore instances, the defaults.
@@ -68,60 +68,15 @@ func (s Services) WithDefaults() Services {
 // Validate checks the URLs: http(s), a host, no credentials.
 func (s Services) Validate() error {
 	for _, u := range []struct{ flag, v string }{{"--fulcio-url", s.FulcioURL}, {"--rekor-url", s.RekorURL}, {"--tsa-url", s.TSAURL}} {
-		if err := checkURL(u.flag, u.v); err != nil {
+		if err := evidence.CheckServiceURL(u.flag, u.v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkURL(flag, v string) error {
-	if v == "" {
-		return nil
-	}
-	p, err := url.Parse(v)
-	switch {
-	case err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "":
-		return fmt.Errorf("keyless: %s %q: want an http(s) URL", flag, v)
-	case p.User != nil:
-		return fmt.Errorf("keyless: %s carries credentials (not shown): want a plain URL", flag)
-	}
-	return nil
-}
-
-// Identity is who must have signed: the certificate's subject (SAN) and its OIDC issuer, each exact
-// or a regular expression, as cosign's --certificate-identity[-regexp] and
-// --certificate-oidc-issuer[-regexp].
-type Identity struct {
-	Subject, SubjectRegexp, Issuer, IssuerRegexp string
-}
-
-// Validate requires one subject and one issuer rule and compiles the expressions.
-func (i Identity) Validate() error {
-	if (i.Subject == "") == (i.SubjectRegexp == "") {
-		return errors.New("keyless: give exactly one of --verify-identity and --verify-identity-regexp (e.g. https://github.com/OWNER/REPO/.github/workflows/deploy.yml@refs/heads/main)")
-	}
-	if (i.Issuer == "") == (i.IssuerRegexp == "") {
-		return errors.New("keyless: give exactly one of --verify-issuer and --verify-issuer-regexp (GitHub Actions: https://token.actions.githubusercontent.com)")
-	}
-	for _, r := range []struct{ flag, v string }{{"--verify-identity-regexp", i.SubjectRegexp}, {"--verify-issuer-regexp", i.IssuerRegexp}} {
-		if _, err := regexp.Compile(r.v); err != nil {
-			return fmt.Errorf("keyless: %s: %w", r.flag, err)
-		}
-	}
-	return nil
-}
-
-// String is "identity <subject> issued by <issuer>", regular expressions between slashes.
-func (i Identity) String() string {
-	pick := func(exact, re string) string {
-		if re != "" {
-			return "/" + re + "/"
-		}
-		return exact
-	}
-	return "identity " + pick(i.Subject, i.SubjectRegexp) + " issued by " + pick(i.Issuer, i.IssuerRegexp)
-}
+// Identity is who must have signed (evidence.Identity).
+type Identity = evidence.Identity
 
 // TrustedRoot reads a trusted_root.json; without one, Sigstore's public root, fetched over TUF and
 // verified from the root sigstore-go embeds (cached under cacheDir; empty: sigstore-go's default).

@@ -49,7 +49,7 @@ func NewChecker(tr root.TrustedMaterial, id Identity) (*Checker, error) {
 }
 
 // Signer names the required identity.
-func (c *Checker) Signer() string { return c.id.String() }
+func (c *Checker) Signer() string { return "identity " + c.id.Required() }
 
 // Collect reads the image's bundles and keeps those that verify, are about its digest and name
 // the identity; each rejected one says why (the identity found against the one required, the
@@ -126,7 +126,7 @@ func (c *Checker) open(raw []byte, alg string, digest []byte) ([]byte, string, e
 	cert := *res.Signature.Certificate
 	who := subjectOf(cert.SubjectAlternativeName, cert.Issuer)
 	if err := c.match.Verify(cert); err != nil {
-		return nil, "", fmt.Errorf("signed by %s, want %s", who, c.id.String()[len("identity "):])
+		return nil, "", fmt.Errorf("signed by %s, want %s", who, c.id.Required())
 	}
 	return pb.GetDsseEnvelope().GetPayload(), who, nil
 }
