@@ -40,6 +40,7 @@ bench: stub e2e-tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkArgoCD -benchtime 1x -timeout 30m ./stages/argocd/
 	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkCanary -benchtime 1x -timeout 30m ./stages/deploy/
+	cd ci/cmd/gitops && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkKeyless -benchtime 1x -timeout 10m ./stages/keyless/
 	cd ci && WANDERLUST_E2E=1 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m $(CI_MODFILE) ./sandbox/
 
 tidy:

@@ -14,7 +14,7 @@ import (
 )
 
 // secretFlags are flags whose value is a secret: they must be env:NAME references.
-var secretFlags = regexp.MustCompile(`--(token|git-token|registry-password|argocd-token|nvd-api-key|sonar-token|smtp-password|password)=(\S+)`)
+var secretFlags = regexp.MustCompile(`--(token|git-token|registry-password|argocd-token|nvd-api-key|sonar-token|smtp-password|password|oidc-token|oidc-request-url|oidc-request-token)=(\S+)`)
 
 func checkCommand(t *testing.T, where, cmd string) {
 	t.Helper()
@@ -182,18 +182,23 @@ func TestWorkflowPermissionsAreLeast(t *testing.T) {
 			pushes := registry && (strings.Contains(src, " deploy ") || strings.Contains(src, " publish ") || strings.Contains(src, " publish-runner "))
 			reads := registry && !pushes
 			uploads := strings.Contains(src, "upload-sarif")
+			keyless := strings.Contains(src, "--keyless")
 			for j := 0; j+1 < len(perms.YNode().Content); j += 2 {
 				scope, level := perms.YNode().Content[j].Value, perms.YNode().Content[j+1].Value
 				ok := scope == "contents" && level == "read" ||
 					scope == "packages" && level == "write" && pushes ||
 					scope == "packages" && level == "read" && reads ||
-					scope == "security-events" && level == "write" && uploads
+					scope == "security-events" && level == "write" && uploads ||
+					scope == "id-token" && level == "write" && keyless
 				if !ok {
 					t.Errorf("%s: job %s has %s: %s, which it does not need", file, name, scope, level)
 				}
 			}
 			if reads && lookup(job, "permissions", "packages") == nil {
 				t.Errorf("%s: job %s reads the registry without packages: read", file, name)
+			}
+			if keyless && lookup(job, "permissions", "id-token") == nil {
+				t.Errorf("%s: job %s signs keyless without id-token: write (no OIDC token to certify)", file, name)
 			}
 			if pushes && lookup(job, "permissions", "packages") == nil {
 				t.Errorf("%s: job %s pushes images without packages: write (GHCR answers 403)", file, name)
@@ -222,6 +227,29 @@ func mustString(t *testing.T, n *yaml.RNode) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// deploy.yml signs keyless and its gate, like promote.yml's, requires deploy.yml's own identity on
+// main: no key to commit (cosign.pub) or keep in secrets.
+func TestEvidenceIsKeylessByTheDeployWorkflowsIdentity(t *testing.T) {
+	identity := "--verify-identity=https://github.com/${{ github.repository }}/.github/workflows/deploy.yml@refs/heads/main --verify-issuer=https://token.actions.githubusercontent.com"
+	for _, f := range []string{"deploy.yml", "promote.yml"} {
+		b, err := os.ReadFile("../../.github/workflows/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		if !strings.Contains(src, identity) {
+			t.Errorf("%s does not verify by deploy.yml's identity on main", f)
+		}
+		if strings.Contains(src, "cosign.pub") || strings.Contains(src, "--verify-key") || strings.Contains(src, "COSIGN_") {
+			t.Errorf("%s still needs a cosign key", f)
+		}
+	}
+	b, _ := os.ReadFile("../../.github/workflows/deploy.yml")
+	if !strings.Contains(string(b), "--keyless --oidc-request-url=env:ACTIONS_ID_TOKEN_REQUEST_URL --oidc-request-token=env:ACTIONS_ID_TOKEN_REQUEST_TOKEN") {
+		t.Error("deploy.yml does not sign keyless with the job's token")
+	}
 }
 
 func TestPromoteWorkflow(t *testing.T) {

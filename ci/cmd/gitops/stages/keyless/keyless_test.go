@@ -20,7 +20,7 @@ import (
 )
 
 // pushImage pushes a random image and returns repo@digest.
-func pushImage(t *testing.T, host, repo string) string {
+func pushImage(t testing.TB, host, repo string) string {
 	t.Helper()
 	img, err := random.Image(512, 1)
 	if err != nil {
@@ -39,7 +39,7 @@ func pushImage(t *testing.T, host, repo string) string {
 
 // registryHost serves go-containerregistry's registry; referrers says whether it answers the OCI
 // 1.1 referrers API (without it, the fallback tag is used).
-func registryHost(t *testing.T, referrers bool) string {
+func registryHost(t testing.TB, referrers bool) string {
 	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.WithReferrersSupport(referrers), ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
