@@ -22,13 +22,14 @@ import (
 	"wanderlust.dev/pipeline/ci/gitops"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
+	"wanderlust.dev/pipeline/ci/testsupport/otlpcollector"
 )
 
 const appRepo, appCommit = "https://github.com/wanderlust-app/wanderlust", "0123456789abcdef0123456789abcdef01234567"
 
 // The program's attest signs an image keyless with the token it requests the way GitHub Actions
 // hands it out, and its verify-evidence passes it by the deploy workflow's identity and refuses it
-// by another; neither the token nor the request token is in any output.
+// by another; neither the token nor the request token is in any output or span.
 func TestAttestThenVerifyEvidenceByIdentity(t *testing.T) {
 	s := sigstorestack.Start(t)
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.WithReferrersSupport(false), ggcrregistry.Logger(log.New(io.Discard, "", 0))))
@@ -53,12 +54,16 @@ func TestAttestThenVerifyEvidenceByIdentity(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "statements.json")
 	os.WriteFile(file, sts, 0o600)
 
-	env := map[string]string{gitops.EnvOIDCRequestURL: s.RequestURL, gitops.EnvOIDCRequestToken: s.RequestToken}
+	spans := otlpcollector.Start()
+	defer spans.Close()
+	env := map[string]string{gitops.EnvOIDCRequestURL: s.RequestURL, gitops.EnvOIDCRequestToken: s.RequestToken,
+		"OTEL_EXPORTER_OTLP_ENDPOINT": spans.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+	ctx, flush := tracing(context.Background(), func(k string) string { return env[k] })
 	k := gitops.Keyless{FulcioURL: s.FulcioURL, RekorURL: s.RekorURL, TSAURL: s.TSAURL, TrustedRoot: string(s.TrustedRoot)}
 	run := func(cmd string, q any) (*gitops.Result, string, error) {
 		b, _ := json.Marshal(q)
 		var out bytes.Buffer
-		err := serve(context.Background(), cmd, string(b), func(k string) string { return env[k] }, &out)
+		err := serve(ctx, cmd, string(b), func(k string) string { return env[k] }, &out)
 		res, rerr := gitops.ReadResult(out.String())
 		if rerr != nil && err == nil {
 			t.Fatalf("%s: %v\n%s", cmd, rerr, out.String())
@@ -94,6 +99,15 @@ func TestAttestThenVerifyEvidenceByIdentity(t *testing.T) {
 	outputs += out
 
 	// Bad input changes nothing: no token, a bad identity expression.
+	flush()
+	var attested bool
+	for _, sp := range spans.Spans() {
+		outputs += "\n" + sp.Name + "\n" + sp.Text
+		attested = attested || sp.Name == "evidence.attest" && strings.Contains(sp.Text, subject)
+	}
+	if !attested {
+		t.Errorf("no evidence.attest span naming the identity: %+v", spans.Spans())
+	}
 	env = map[string]string{}
 	if _, _, err := run(gitops.CmdAttest, gitops.Attest{Image: image, StatementsFile: file, Keyless: k}); err == nil || !strings.Contains(err.Error(), "id-token: write") {
 		t.Fatalf("attest without a token: %v", err)
@@ -105,7 +119,8 @@ func TestAttestThenVerifyEvidenceByIdentity(t *testing.T) {
 	}
 	secrets := []string{s.RequestToken}
 	for _, tok := range s.Issued() {
-		secrets = append(secrets, tok, strings.Split(tok, ".")[2])
+		// Whole, its signature, and its first 100 characters (spans truncate long values).
+		secrets = append(secrets, tok, strings.Split(tok, ".")[2], tok[:100])
 	}
 	if len(secrets) < 3 {
 		t.Fatal("attest did not request its token")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -16,6 +17,9 @@ import (
 // Span is a received span: name, and trace, span and parent IDs in hex.
 type Span struct {
 	Name, Trace, ID, Parent string
+	// Text is every text the span carries: its attributes, status message and events, one per line
+	// (tests look for what must not be there).
+	Text string
 }
 
 // Collector receives trace exports on /v1/traces (protobuf).
@@ -56,7 +60,21 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 	for _, rs := range req.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				c.spans = append(c.spans, Span{Name: s.Name, Trace: hex.EncodeToString(s.TraceId), ID: hex.EncodeToString(s.SpanId), Parent: hex.EncodeToString(s.ParentSpanId)})
+				var text []string
+				for _, a := range s.Attributes {
+					text = append(text, a.Key+"="+a.Value.String())
+				}
+				for _, e := range s.Events {
+					text = append(text, e.Name)
+					for _, a := range e.Attributes {
+						text = append(text, a.Key+"="+a.Value.String())
+					}
+				}
+				if s.Status != nil {
+					text = append(text, s.Status.Message)
+				}
+				c.spans = append(c.spans, Span{Name: s.Name, Trace: hex.EncodeToString(s.TraceId), ID: hex.EncodeToString(s.SpanId),
+					Parent: hex.EncodeToString(s.ParentSpanId), Text: strings.Join(text, "\n")})
 			}
 		}
 	}

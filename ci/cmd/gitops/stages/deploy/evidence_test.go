@@ -23,7 +23,7 @@ const (
 
 // release is how an image's evidence is made (or tampered with) for the test.
 type release struct {
-	signer    *evidence.Signer
+	signer    evidence.Attacher
 	commit    string
 	findings  []findings.Finding
 	skipSBOM  bool
@@ -57,7 +57,7 @@ func (w *world) publish(t *testing.T, image, tag string, rel release) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := evidence.Attach(context.Background(), imgs[0].Pinned(), rel.signer, append(sts, prov, verdict), evidence.Remote{}); err != nil {
+		if _, err := rel.signer.Attach(context.Background(), imgs[0].Pinned(), append(sts, prov, verdict), evidence.Remote{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // SignOptions configure keyless signing.
@@ -107,7 +108,15 @@ func (s *Signer) Identity() string {
 
 // Attach signs the image's digest (cosign's sign statement) and each statement, logs each in Rekor
 // with a timestamp, and stores the bundles as referrers of the image. The image must exist.
-func (s *Signer) Attach(ctx context.Context, image string, statements []evidence.Statement, r evidence.Remote) (*evidence.Attached, error) {
+func (s *Signer) Attach(ctx context.Context, image string, statements []evidence.Statement, r evidence.Remote) (att *evidence.Attached, err error) {
+	ctx, span := telemetry.Start(ctx, "evidence.attest", telemetry.Attr("image", image), telemetry.Attr("mode", "keyless"),
+		telemetry.Attr("fulcio", s.o.FulcioURL), telemetry.Attr("rekor", s.o.RekorURL), telemetry.Attr("tsa", s.o.TSAURL))
+	defer func() {
+		if att != nil {
+			span.SetAttributes(telemetry.Attr("identity", att.KeyID))
+		}
+		telemetry.End(span, err)
+	}()
 	d, err := r.Existing(ctx, image)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"wanderlust.dev/pipeline/ci/stages/evidence"
+	"wanderlust.dev/pipeline/ci/stages/telemetry"
 )
 
 // Checker verifies an image's bundles by identity: the certificate chains to the trusted root's
@@ -54,7 +55,10 @@ func (c *Checker) Signer() string { return "identity " + c.id.Required() }
 // Collect reads the image's bundles and keeps those that verify, are about its digest and name
 // the identity; each rejected one says why (the identity found against the one required, the
 // log, the time, the signature).
-func (c *Checker) Collect(ctx context.Context, image string, r evidence.Remote) (*evidence.Found, error) {
+func (c *Checker) Collect(ctx context.Context, image string, r evidence.Remote) (f *evidence.Found, err error) {
+	ctx, span := telemetry.Start(ctx, "evidence.collect", telemetry.Attr("image", image), telemetry.Attr("mode", "keyless"),
+		telemetry.Attr("identity", c.id.Required()))
+	defer func() { telemetry.End(span, err) }()
 	d, err := r.Existing(ctx, image)
 	if err != nil {
 		return nil, err
@@ -68,7 +72,7 @@ func (c *Checker) Collect(ctx context.Context, image string, r evidence.Remote) 
 	if err != nil {
 		return nil, fmt.Errorf("evidence: %s: digest: %w", d, err)
 	}
-	f := &evidence.Found{Image: d.String(), Attestations: map[string]*evidence.Attestation{}}
+	f = &evidence.Found{Image: d.String(), Attestations: map[string]*evidence.Attestation{}}
 	for _, s := range bundles {
 		piece := "attestation: " + s.predicateType
 		if s.predicateType == CosignSign {
