@@ -26,7 +26,7 @@ const Bin = "/usr/local/bin/" + gitops.Program
 // (cmd/gitops) and what it imports from the module beside. TestPackagesAreWhatTheProgramImports
 // checks the list against `go list -deps`.
 var Packages = []string{
-	"cmd/gitops", "cmd/gitops/runner", "cmd/gitops/stages/argocd", "cmd/gitops/stages/deploy",
+	"cmd/gitops", "cmd/gitops/runner", "cmd/gitops/stages/argocd", "cmd/gitops/stages/deploy", "cmd/gitops/stages/keyless",
 	"gitops", "sandbox", "sandbox/layout",
 	"stages/bump", "stages/evidence", "stages/git", "stages/intent", "stages/manifest", "stages/notify",
 	"stages/probe", "stages/record", "stages/registry", "stages/render", "stages/report",
