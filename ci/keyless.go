@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"wanderlust.dev/pipeline/ci/gitops"
+	"wanderlust.dev/pipeline/ci/internal/dagger"
 	"wanderlust.dev/pipeline/ci/runner"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 )
@@ -74,8 +75,9 @@ func (p *programSigner) Attach(ctx context.Context, image string, statements []e
 	if err != nil {
 		return nil, err
 	}
-	secrets := p.m.secrets()
-	secrets[gitops.EnvOIDCToken], secrets[gitops.EnvOIDCRequestURL], secrets[gitops.EnvOIDCRequestToken] = p.m.OidcToken, p.m.OidcRequestURL, p.m.OidcRequestToken
+	// Only what signing needs: the registry's login and the token's source (not git's, Argo CD's…).
+	secrets := map[string]*dagger.Secret{gitops.EnvRegistryPassword: p.m.RegistryPassword,
+		gitops.EnvOIDCToken: p.m.OidcToken, gitops.EnvOIDCRequestURL: p.m.OidcRequestURL, gitops.EnvOIDCRequestToken: p.m.OidcRequestToken}
 	res, err := runner.Run(ctx, ctr.WithNewFile(statementsFile, string(b)), gitops.CmdAttest,
 		gitops.Attest{Config: p.m.config(), Image: image, StatementsFile: statementsFile, Keyless: p.k}, secrets)
 	if err != nil {
@@ -109,7 +111,13 @@ func (m *Wanderlust) identityGate(ctx context.Context) (*gitops.Keyless, error) 
 
 // verifyByIdentity is verify-evidence when the gate is keyless: the program checks.
 func (m *Wanderlust) verifyByIdentity(ctx context.Context, image string, e gitops.Evidence) (string, error) {
-	res, err := m.gitops(ctx, gitops.CmdVerifyEvidence, gitops.VerifyEvidence{Config: m.config(), Image: image, Evidence: e})
+	ctr, err := m.program()
+	if err != nil {
+		return "", err
+	}
+	// Only the registry's login: reading evidence needs no other credential.
+	res, err := runner.Run(ctx, ctr, gitops.CmdVerifyEvidence, gitops.VerifyEvidence{Config: m.config(), Image: image, Evidence: e},
+		map[string]*dagger.Secret{gitops.EnvRegistryPassword: m.RegistryPassword})
 	if err != nil {
 		return "", err
 	}

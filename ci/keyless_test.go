@@ -65,6 +65,7 @@ func TestKeylessRunsTheProgramsAttestAndVerifyEvidence(t *testing.T) {
 
 	// Signing: attest, one image, the statements as a file.
 	m := mk(true, url, tok, "https://fulcio.example.invalid", "", "", "")
+	m.GitToken, m.ArgocdToken = c.Secret("env://GIT_TOKEN"), c.Secret("env://ARGOCD_TOKEN")
 	o, err := m.evidenceOptions(ctx, commit, false)
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +78,7 @@ func TestKeylessRunsTheProgramsAttestAndVerifyEvidence(t *testing.T) {
 	}
 	// The gate by identity: verify-evidence.
 	g := mk(false, nil, nil, "", "", `^https://github\.com/wanderlust-app/wanderlust/\.github/workflows/deploy\.yml@`, "https://token.actions.githubusercontent.com")
+	g.GitToken = c.Secret("env://GIT_TOKEN")
 	if _, err := g.VerifyEvidence(ctx, image, commit, "HIGH"); err == nil {
 		t.Fatal("verify-evidence of an unreachable image passed")
 	}
@@ -92,6 +94,13 @@ func TestKeylessRunsTheProgramsAttestAndVerifyEvidence(t *testing.T) {
 	for _, s := range []string{gitops.EnvOIDCRequestURL, gitops.EnvOIDCRequestToken} {
 		if !slices.Contains(got[0].Secrets, s) {
 			t.Errorf("attest lacks the secret variable %s: %q", s, got[0].Secrets)
+		}
+	}
+	for _, x := range got {
+		for _, s := range []string{gitops.EnvGitToken, gitops.EnvArgoCDToken, gitops.EnvSMTPPassword, gitops.EnvWebhookURL} {
+			if slices.Contains(x.Secrets, s) {
+				t.Errorf("%s gets %s, which it does not need", x.Args[1], s)
+			}
 		}
 	}
 	if strings.Contains(strings.Join(got[0].Args, " ")+strings.Join(got[0].Env, " "), planted) || strings.Contains(strings.Join(got[0].Args, " "), "CycloneDX") {
