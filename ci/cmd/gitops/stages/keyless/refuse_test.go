@@ -182,10 +182,7 @@ func TestKeylessGateRefusesWhatItMustAndSaysWhy(t *testing.T) {
 	t.Run("certificate expired at signing time", func(t *testing.T) {
 		img := signed(t, SignOptions{Services: sv, Certificates: minted{s, t, subject, s.Issuer, time.Now().Add(-30 * time.Minute), time.Now().Add(-20 * time.Minute)}})
 		_, err := judge(t, img, Identity{Subject: subject, Issuer: s.Issuer})
-		want(t, err, img, "signature:", "does not verify")
-		if !strings.Contains(err.Error(), "expired") && !strings.Contains(err.Error(), "valid") {
-			t.Fatalf("the refusal does not say the certificate was not valid then: %v", err)
-		}
+		want(t, err, img, "signature:", "does not verify", "the certificate had expired when the signature was made")
 	})
 	t.Run("tampered attestation", func(t *testing.T) {
 		img := signed(t, SignOptions{Services: sv, Token: tokens})

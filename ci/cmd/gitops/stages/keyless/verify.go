@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -24,6 +25,7 @@ import (
 // signed entry timestamp), SCTs are checked when the root has CT logs, the statement is about the
 // image's digest, and the certificate names the required identity and issuer.
 type Checker struct {
+	tr       root.TrustedMaterial
 	id       Identity
 	match    verify.CertificateIdentity
 	verifier *verify.Verifier
@@ -46,7 +48,7 @@ func NewChecker(tr root.TrustedMaterial, id Identity) (*Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyless: verifier: %w", err)
 	}
-	return &Checker{id: id, match: match, verifier: v}, nil
+	return &Checker{tr: tr, id: id, match: match, verifier: v}, nil
 }
 
 // Signer names the required identity.
@@ -122,7 +124,7 @@ func (c *Checker) open(raw []byte, alg string, digest []byte) ([]byte, string, e
 	}
 	res, err := c.verifier.Verify(b, verify.NewPolicy(verify.WithArtifactDigest(alg, digest), verify.WithoutIdentitiesUnsafe()))
 	if err != nil {
-		return nil, "", fmt.Errorf("does not verify: %w", err)
+		return nil, "", fmt.Errorf("does not verify: %w%s", err, c.outsideValidity(b))
 	}
 	if res.Signature == nil || res.Signature.Certificate == nil {
 		return nil, "", errors.New("signed by a key, not a certificate")
@@ -133,4 +135,29 @@ func (c *Checker) open(raw []byte, alg string, digest []byte) ([]byte, string, e
 		return nil, "", fmt.Errorf("signed by %s, want %s", who, c.id.Required())
 	}
 	return pb.GetDsseEnvelope().GetPayload(), who, nil
+}
+
+// outsideValidity says, when a trusted timestamp of the signature falls outside the certificate's
+// validity, when each was (sigstore-go says only that the leaf did not verify).
+func (c *Checker) outsideValidity(b *bundle.Bundle) string {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return ""
+	}
+	cert := vc.Certificate()
+	stamps, _, err := verify.VerifySignedTimestamp(b, c.tr)
+	if err != nil {
+		return ""
+	}
+	for _, ts := range stamps {
+		switch {
+		case ts.Time.After(cert.NotAfter):
+			return fmt.Sprintf(" (the certificate had expired when the signature was made: valid %s to %s, signed at %s by the timestamp authority)",
+				cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), ts.Time.UTC().Format(time.RFC3339))
+		case ts.Time.Before(cert.NotBefore):
+			return fmt.Sprintf(" (the certificate was not yet valid when the signature was made: valid from %s, signed at %s by the timestamp authority)",
+				cert.NotBefore.UTC().Format(time.RFC3339), ts.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	return ""
 }
