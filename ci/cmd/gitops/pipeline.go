@@ -149,7 +149,7 @@ func checker(e gitops.Evidence) (evidence.Checker, error) {
 		return e.Verifier()
 	}
 	k := e.Keyless
-	tr, err := keyless.TrustedRoot([]byte(k.TrustedRoot), filepath.Join(os.TempDir(), "wanderlust-tuf"))
+	tr, err := keyless.TrustedRoot([]byte(k.TrustedRoot), keyless.PublicTUF(filepath.Join(os.TempDir(), "wanderlust-tuf")))
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func serveAttest(ctx context.Context, q gitops.Attest, getenv func(string) strin
 	k := q.Keyless
 	var tr root.TrustedMaterial
 	if k.TrustedRoot != "" {
-		if tr, err = keyless.TrustedRoot([]byte(k.TrustedRoot), ""); err != nil {
+		if tr, err = keyless.TrustedRoot([]byte(k.TrustedRoot), nil); err != nil {
 			return nil, err
 		}
 	}

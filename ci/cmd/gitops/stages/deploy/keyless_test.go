@@ -19,7 +19,7 @@ import (
 func TestPromoteByTheDeployWorkflowsIdentity(t *testing.T) {
 	w := setup(t, "kls")
 	s := sigstorestack.Start(t)
-	tr, err := keyless.TrustedRoot(s.TrustedRoot, "")
+	tr, err := keyless.TrustedRoot(s.TrustedRoot, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func BenchmarkKeyless(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := sigstorestack.Start(b)
-	tr, err := keyless.TrustedRoot(s.TrustedRoot, "")
+	tr, err := keyless.TrustedRoot(s.TrustedRoot, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -78,9 +78,10 @@ func (s Services) Validate() error {
 // Identity is who must have signed (evidence.Identity).
 type Identity = evidence.Identity
 
-// TrustedRoot reads a trusted_root.json; without one, Sigstore's public root, fetched over TUF and
-// verified from the root sigstore-go embeds (cached under cacheDir; empty: sigstore-go's default).
-func TrustedRoot(trustedRootJSON []byte, cacheDir string) (root.TrustedMaterial, error) {
+// TrustedRoot reads a trusted_root.json; without one, it fetches trusted_root.json over TUF with o,
+// each piece of TUF metadata verified from the root o names (nil: PublicTUF, Sigstore's public
+// repository, from the root sigstore-go embeds).
+func TrustedRoot(trustedRootJSON []byte, o *tuf.Options) (root.TrustedMaterial, error) {
 	if len(trustedRootJSON) > 0 {
 		tr, err := root.NewTrustedRootFromJSON(trustedRootJSON)
 		if err != nil {
@@ -88,15 +89,24 @@ func TrustedRoot(trustedRootJSON []byte, cacheDir string) (root.TrustedMaterial,
 		}
 		return tr, nil
 	}
+	if o == nil {
+		o = PublicTUF("")
+	}
+	tr, err := root.FetchTrustedRootWithOptions(o)
+	if err != nil {
+		return nil, fmt.Errorf("keyless: the trusted root over TUF (%s): %w", o.RepositoryBaseURL, err)
+	}
+	return tr, nil
+}
+
+// PublicTUF are the TUF options of Sigstore's public trusted root, cached under cacheDir (empty:
+// sigstore-go's default, under the home directory).
+func PublicTUF(cacheDir string) *tuf.Options {
 	o := tuf.DefaultOptions()
 	if cacheDir != "" {
 		o = o.WithCachePath(cacheDir)
 	}
-	tr, err := root.FetchTrustedRootWithOptions(o)
-	if err != nil {
-		return nil, fmt.Errorf("keyless: Sigstore's public trusted root (TUF): %w", err)
-	}
-	return tr, nil
+	return o
 }
 
 // ValidTrustedRoot checks a trusted_root.json without fetching anything.
@@ -107,7 +117,7 @@ func ValidTrustedRoot(trustedRootJSON []byte) error {
 	if !json.Valid(trustedRootJSON) {
 		return errors.New("keyless: --trusted-root is not JSON")
 	}
-	_, err := TrustedRoot(trustedRootJSON, "")
+	_, err := TrustedRoot(trustedRootJSON, nil)
 	return err
 }
 

@@ -64,7 +64,7 @@ func TestKeylessSignatureVerifiesWithCosignByIdentity(t *testing.T) {
 	for _, referrers := range []bool{true, false} {
 		host := registryHost(t, referrers)
 		image := pushImage(t, host, "wanderlust-backend")
-		tr, err := keyless.TrustedRoot(s.TrustedRoot, "")
+		tr, err := keyless.TrustedRoot(s.TrustedRoot, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,7 +58,7 @@ func (m minted) GetCertificate(_ context.Context, kp sign.Keypair, _ *sign.Certi
 
 func checker(t *testing.T, s *sigstorestack.Stack, id Identity) *Checker {
 	t.Helper()
-	tr, err := TrustedRoot(s.TrustedRoot, "")
+	tr, err := TrustedRoot(s.TrustedRoot, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
