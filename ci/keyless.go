@@ -21,10 +21,8 @@ const statementsFile = "/tmp/wanderlust-statements.json"
 // keylessSettings are --keyless's Sigstore and trusted root, checked (nothing fetched).
 func (m *Wanderlust) keylessSettings(ctx context.Context) (gitops.Keyless, error) {
 	k := gitops.Keyless{FulcioURL: m.FulcioURL, RekorURL: m.RekorURL, TSAURL: m.TsaURL}
-	for _, u := range []struct{ flag, v string }{{"--fulcio-url", k.FulcioURL}, {"--rekor-url", k.RekorURL}, {"--tsa-url", k.TSAURL}} {
-		if err := evidence.CheckServiceURL(u.flag, u.v); err != nil {
-			return k, err
-		}
+	if err := evidence.CheckServices(k.FulcioURL, k.RekorURL, k.TSAURL); err != nil {
+		return k, err
 	}
 	if m.TrustedRoot != nil {
 		tr, err := m.TrustedRoot.Contents(ctx)

@@ -42,6 +42,17 @@ func (i Identity) Required() string {
 	return pick(i.Subject, i.SubjectRegexp) + " issued by " + pick(i.Issuer, i.IssuerRegexp)
 }
 
+// CheckServices checks keyless signing's Fulcio, Rekor and timestamp authority URLs (empty: the
+// default) as CheckServiceURL does, naming the flag of a bad one.
+func CheckServices(fulcio, rekor, tsa string) error {
+	for _, u := range []struct{ flag, v string }{{"--fulcio-url", fulcio}, {"--rekor-url", rekor}, {"--tsa-url", tsa}} {
+		if err := CheckServiceURL(u.flag, u.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckServiceURL checks the URL of a Sigstore service (flag names it): http(s), a host, no
 // credentials (which are not shown). Empty is the default.
 func CheckServiceURL(flag, v string) error {

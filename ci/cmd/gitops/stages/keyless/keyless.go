@@ -16,8 +16,6 @@
 package keyless
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -67,12 +65,7 @@ func (s Services) WithDefaults() Services {
 
 // Validate checks the URLs: http(s), a host, no credentials.
 func (s Services) Validate() error {
-	for _, u := range []struct{ flag, v string }{{"--fulcio-url", s.FulcioURL}, {"--rekor-url", s.RekorURL}, {"--tsa-url", s.TSAURL}} {
-		if err := evidence.CheckServiceURL(u.flag, u.v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return evidence.CheckServices(s.FulcioURL, s.RekorURL, s.TSAURL)
 }
 
 // Identity is who must have signed (evidence.Identity).
@@ -107,18 +100,6 @@ func PublicTUF(cacheDir string) *tuf.Options {
 		o = o.WithCachePath(cacheDir)
 	}
 	return o
-}
-
-// ValidTrustedRoot checks a trusted_root.json without fetching anything.
-func ValidTrustedRoot(trustedRootJSON []byte) error {
-	if len(trustedRootJSON) == 0 {
-		return nil
-	}
-	if !json.Valid(trustedRootJSON) {
-		return errors.New("keyless: --trusted-root is not JSON")
-	}
-	_, err := TrustedRoot(trustedRootJSON, nil)
-	return err
 }
 
 // subjectOf names a certificate's identity as the reports do.
