@@ -38,41 +38,17 @@ func serve(ctx context.Context, cmd, request string, getenv func(string) string,
 	var err error
 	switch cmd {
 	case gitops.CmdDeploy:
-		var q gitops.Deploy
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = serveDeploy(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, serveDeploy)
 	case gitops.CmdPromote:
-		var q gitops.Promote
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = servePromote(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, servePromote)
 	case gitops.CmdSync:
-		var q gitops.Sync
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = serveSync(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, serveSync)
 	case gitops.CmdCanary:
-		var q gitops.ContinueCanary
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = serveCanary(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, serveCanary)
 	case gitops.CmdAttest:
-		var q gitops.Attest
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = serveAttest(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, serveAttest)
 	case gitops.CmdVerifyEvidence:
-		var q gitops.VerifyEvidence
-		if err := gitops.ReadRequest(request, &q); err != nil {
-			return err
-		}
-		res, err = serveVerifyEvidence(ctx, q, getenv)
+		res, err = handle(ctx, request, getenv, serveVerifyEvidence)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -93,6 +69,17 @@ func serve(ctx context.Context, cmd, request string, getenv func(string) string,
 		return errRunFailed
 	}
 	return nil
+}
+
+// handle decodes a request of type T (unknown fields refused) and serves it; a request that does
+// not decode has no result.
+func handle[T any](ctx context.Context, request string, getenv func(string) string,
+	serve func(context.Context, T, func(string) string) (*gitops.Result, error)) (*gitops.Result, error) {
+	var q T
+	if err := gitops.ReadRequest(request, &q); err != nil {
+		return nil, err
+	}
+	return serve(ctx, q, getenv)
 }
 
 // gitOptions are the GitOps repository's options, with the token from the environment.
