@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"wanderlust.dev/pipeline/ci/sandbox"
+	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
 )
 
 // Versions of the harness's components; the binaries' cache directory is named after them.
@@ -29,12 +30,7 @@ func BinDir() string {
 	if d := os.Getenv("WANDERLUST_E2E_BIN"); d != "" {
 		return d
 	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "wanderlust", "e2e", Versions, "bin")
+	return fixtures.ToolCache("e2e", Versions, "bin")
 }
 
 // NeverReady marks an image whose pods kwok never makes Ready (see sandbox.NeverReady).

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
 )
 
 // Version is the cosign release the tests verify key-signed evidence with (classic .sig/.att tags).
@@ -28,12 +30,7 @@ func Path(t testing.TB) string {
 func pathOf(t testing.TB, version, p string) string {
 	t.Helper()
 	if p == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		p = filepath.Join(cache, "wanderlust", "cosign", version, "cosign")
+		p = fixtures.ToolCache("cosign", version, "cosign")
 	}
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("WANDERLUST_E2E") != "" {

@@ -41,6 +41,8 @@ import (
 	"github.com/sigstore/rekor-tiles/v2/pkg/note"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
 )
 
 // Versions names the binaries' cache directory (hack/e2e/sigstore.sh).
@@ -48,12 +50,7 @@ const Versions = "fulcio-v1.8.8_rekor-tiles-v2.3.0_tsa-v2.1.3"
 
 // BinDir is where hack/e2e/sigstore.sh puts the servers.
 func BinDir() string {
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "wanderlust", "sigstore", Versions)
+	return fixtures.ToolCache("sigstore", Versions)
 }
 
 // Workflow is the job_workflow_ref of the tokens by default: the deploy workflow on main.

@@ -8,7 +8,6 @@ package keyless_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -23,15 +22,13 @@ import (
 	"wanderlust.dev/pipeline/ci/cmd/gitops/stages/keyless"
 	"wanderlust.dev/pipeline/ci/stages/evidence"
 	"wanderlust.dev/pipeline/ci/stages/scan/findings"
+	"wanderlust.dev/pipeline/ci/testsupport/fixtures"
 	"wanderlust.dev/pipeline/ci/testsupport/testkeys"
 )
 
 func BenchmarkKeyless(b *testing.B) {
 	const rounds, layerBytes, layers = 3, 16 << 20, 4
-	sbom, err := os.ReadFile("../../../../../../shared/fixtures/trivy/sbom.cdx.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	sbom := fixtures.Read(b, fixtures.Trivy(b), "sbom.cdx.json")
 	s := sigstorestack.Start(b)
 	tr, err := keyless.TrustedRoot(s.TrustedRoot, nil)
 	if err != nil {
