@@ -71,30 +71,106 @@ func build(t testing.TB) string {
 }
 
 // service starts one of the program's subcommands in the background until the test ends.
-func service(t testing.TB, bin string, logs io.Writer, args ...string) {
+func service(t testing.TB, bin string, logs io.Writer, args ...string) *proc {
 	t.Helper()
-	process(t, logs, []string{"SANDBOX_GIT_PASSWORD=" + gitPassword, "SANDBOX_ARGOCD_PASSWORD=" + argoPassword}, bin, append(args, "--host", "127.0.0.1")...)
+	return process(t, logs, []string{"SANDBOX_GIT_PASSWORD=" + gitPassword, "SANDBOX_ARGOCD_PASSWORD=" + argoPassword}, bin, append(args, "--host", "127.0.0.1")...)
 }
 
-// process starts a program in the background until the test ends.
-func process(t testing.TB, logs io.Writer, env []string, bin string, args ...string) {
+// proc is a program the test started: what it printed, and whether it has ended.
+type proc struct {
+	out  syncBuffer
+	done chan struct{}
+	err  error // once done is closed
+}
+
+// exited says how the program ended, or "" while it runs.
+func (p *proc) exited() string {
+	select {
+	case <-p.done:
+		return fmt.Sprintf("exited (%v): %s", p.err, strings.TrimSpace(p.out.String()))
+	default:
+		return ""
+	}
+}
+
+// process starts a program in the background until the test ends; its output goes to logs too.
+func process(t testing.TB, logs io.Writer, env []string, bin string, args ...string) *proc {
 	t.Helper()
+	p := &proc{done: make(chan struct{})}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Stdout = io.MultiWriter(logs, &p.out)
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
+			<-p.done
 		}
 	})
+	return p
+}
+
+// startGit starts the program's git service and waits until it serves the seeded repository. The
+// port is free when chosen but bound only after the service has seeded the repository, so another
+// listener may take it meanwhile: then the service ends ("address already in use") and a new port
+// is tried (ports gives each attempt's). Without this wait, Argo CD's repo-server could be sent to
+// whatever holds the port.
+func startGit(t testing.TB, bin string, logs io.Writer, root string, ports func() string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port := ports()
+		p := service(t, bin, logs, "git", "--port", port, "--root", root, "--kubernetes", "../../kubernetes")
+		repo := "http://127.0.0.1:" + port + "/" + sandbox.RepoName + ".git"
+		err := waitGit(repo, p, time.Minute)
+		if err == nil {
+			return repo
+		}
+		if attempt < 3 && strings.Contains(p.exited(), "address already in use") {
+			continue
+		}
+		t.Fatalf("the sandbox's git service on port %s: %v", port, err)
+	}
+}
+
+// waitGit waits until the git service p answers an authenticated ref advertisement of repo.
+func waitGit(repo string, p *proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if e := p.exited(); e != "" {
+			return fmt.Errorf("%s", e)
+		}
+		last := probeGit(repo)
+		if last == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not serving after %s: %s", timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// probeGit asks the git remote for its refs as Argo CD's repo-server does; "" when it answers
+// them, else what it answered instead (a listener that never answers, too, within 5 s).
+func probeGit(repo string) string {
+	req, _ := http.NewRequest(http.MethodGet, repo+"/info/refs?service=git-upload-pack", nil)
+	req.SetBasicAuth(sandbox.GitUser, gitPassword)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/x-git-upload-pack-advertisement" {
+		return fmt.Sprintf("%s, Content-Type %q", resp.Status, ct)
+	}
+	return ""
 }
 
 func waitHTTP(t testing.TB, url string, timeout time.Duration) {
@@ -204,12 +280,11 @@ func start(t testing.TB) *world {
 		st.Stop()
 	})
 
-	gitPort, smtpPort, mailPort, healthPort := freePort(t), freePort(t), freePort(t), freePort(t)
-	service(t, w.bin, logs, "git", "--port", gitPort, "--root", filepath.Join(dir, "git"), "--kubernetes", "../../kubernetes")
+	w.repo = startGit(t, w.bin, logs, filepath.Join(dir, "git"), func() string { return freePort(t) })
+	smtpPort, mailPort, healthPort := freePort(t), freePort(t), freePort(t)
 	reg := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	process(t, logs, nil, filepath.Join(bins, "mailpit"), "--smtp", "127.0.0.1:"+smtpPort, "--listen", "127.0.0.1:"+mailPort)
-	w.repo = "http://127.0.0.1:" + gitPort + "/" + sandbox.RepoName + ".git"
 
 	// The bootstrap, then Argo CD's components (as Dagger starts them: after their bindings).
 	service(t, w.bin, logs, "sandbox-bootstrap", "--kube", kube, "--apps", "../../kubernetes/argocd", "--repo-url", w.repo, "--health-port", healthPort)
@@ -228,7 +303,7 @@ func start(t testing.TB) *world {
 	}
 	w.argo = st.Server
 	w.argoURL = "http://" + w.argo
-	waitSynced(t, w.argoURL, 3*time.Minute)
+	waitSynced(t, w.argoURL, w.repo, 3*time.Minute)
 	w.ready = time.Since(begin)
 	w.mailAPI = "127.0.0.1:" + mailPort
 	regHost := strings.TrimPrefix(reg.URL, "http://")
@@ -245,8 +320,39 @@ func start(t testing.TB) *world {
 	return w
 }
 
-// waitSynced waits until Argo CD shows every application Synced and Healthy at the seed commit.
-func waitSynced(t testing.TB, server string, timeout time.Duration) {
+// A port taken by another listener between its choice and the git service's bind does not leave
+// the sandbox's applications pointed at that listener: the service is started again elsewhere, and
+// the repository it serves is the one returned.
+func TestGitServiceMovesOffAPortTakenMeanwhile(t *testing.T) {
+	if os.Getenv("WANDERLUST_E2E") == "" {
+		t.Skip("WANDERLUST_E2E=1 builds the GitOps program")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := fmt.Sprint(taken.Addr().(*net.TCPAddr).Port)
+	var tried []string
+	repo := startGit(t, build(t), io.Discard, t.TempDir(), func() string {
+		p := takenPort
+		if len(tried) > 0 {
+			p = freePort(t)
+		}
+		tried = append(tried, p)
+		return p
+	})
+	if len(tried) != 2 || strings.Contains(repo, ":"+takenPort+"/") {
+		t.Fatalf("ports tried %v, repository %s: want the taken port, then another", tried, repo)
+	}
+	if got := probeGit(repo); got != "" {
+		t.Fatalf("%s does not serve its refs: %s", repo, got)
+	}
+}
+
+// waitSynced waits until Argo CD shows every application Synced and Healthy at the seed commit;
+// if they are not, it says what the git remote (repo) answers.
+func waitSynced(t testing.TB, server, repo string, timeout time.Duration) {
 	t.Helper()
 	token, err := sandbox.Login(context.Background(), strings.TrimPrefix(server, "http://"), argoPassword)
 	if err != nil {
@@ -281,7 +387,11 @@ func waitSynced(t testing.TB, server string, timeout time.Duration) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("the applications are not Synced and Healthy after %s: %s", timeout, last)
+	git := probeGit(repo)
+	if git == "" {
+		git = "answers its refs"
+	}
+	t.Fatalf("the applications are not Synced and Healthy after %s: %s; the git remote %s: %s", timeout, last, repo, git)
 }
 
 // syncBuffer is a bytes.Buffer several processes write to.

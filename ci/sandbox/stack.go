@@ -109,7 +109,7 @@ func Start(c Config) (*Stack, error) {
 }
 
 func (h *Stack) start() error {
-	etcdPort, peerPort, apiPort, redisPort := freePort(), freePort(), freePort(), freePort()
+	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
 	if err := h.run("etcd", filepath.Join(h.bin, "etcd"), nil, "--name=e2e", "--data-dir="+filepath.Join(h.Dir, "etcd"),
 		"--listen-client-urls=http://127.0.0.1:"+etcdPort, "--advertise-client-urls=http://127.0.0.1:"+etcdPort,
 		"--listen-peer-urls=http://127.0.0.1:"+peerPort, "--initial-advertise-peer-urls=http://127.0.0.1:"+peerPort,
@@ -174,6 +174,9 @@ func (h *Stack) start() error {
 		return err
 	}
 
+	// Chosen just before redis binds it (not with the others, a minute before, while the
+	// API server starts): a port chosen early is free for anyone else to take meanwhile.
+	redisPort := freePort()
 	h.redisAddr = "127.0.0.1:" + redisPort
 	if err := h.run("redis", "redis-server", nil, "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
 		return err
