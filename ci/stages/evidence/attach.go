@@ -3,9 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,8 +76,7 @@ func Attach(ctx context.Context, image string, s *Signer, statements []Statement
 		if err != nil {
 			return nil, fmt.Errorf("evidence: %s: signing the %s attestation: %w", d, st.PredicateType, err)
 		}
-		sum := sha256.Sum256(env)
-		out.Envelopes[st.PredicateType] = "sha256:" + hex.EncodeToString(sum[:])
+		out.Envelopes[st.PredicateType] = EnvelopeID(env)
 		atts = append(atts, layer{mediaType: dsseMediaType, content: env,
 			annotations: map[string]string{signatureAnnotation: "", predicateAnnotation: st.PredicateType}})
 	}

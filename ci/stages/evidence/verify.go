@@ -154,9 +154,15 @@ func (v *Verifier) checkAttestation(l layer, d name.Digest) (*Attestation, error
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(l.content)
-	a.Envelope = "sha256:" + hex.EncodeToString(sum[:])
+	a.Envelope = EnvelopeID(l.content)
 	return a, nil
+}
+
+// EnvelopeID names a stored envelope (or bundle) in reports and results: the sha256 of its bytes,
+// what Attached.Envelopes and Attestation.Envelope hold, whichever way it was signed.
+func EnvelopeID(stored []byte) string {
+	sum := sha256.Sum256(stored)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // CheckStatement reads a verified in-toto statement (pt: the predicate type it was stored under,

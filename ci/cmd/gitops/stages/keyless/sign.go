@@ -2,9 +2,7 @@ package keyless
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,8 +164,7 @@ func (s *Signer) Attach(ctx context.Context, image string, statements []evidence
 			out.Signature = d.Context().Digest(dg).String()
 			continue
 		}
-		sum := sha256.Sum256(bundles[i])
-		out.Envelopes[st.PredicateType] = "sha256:" + hex.EncodeToString(sum[:])
+		out.Envelopes[st.PredicateType] = evidence.EnvelopeID(bundles[i])
 	}
 	out.Attestations = "referrers of " + d.String()
 	return out, nil

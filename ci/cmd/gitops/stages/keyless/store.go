@@ -1,9 +1,8 @@
 package keyless
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,12 +67,14 @@ func put(ctx context.Context, d name.Digest, bundle []byte, predicateType string
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(raw)
-	dg := "sha256:" + hex.EncodeToString(sum[:])
-	if err := remote.Put(d.Context().Digest(dg), rawManifest{raw, types.OCIManifestSchema1}, opts...); err != nil {
+	dg, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Put(d.Context().Digest(dg.String()), rawManifest{raw, types.OCIManifestSchema1}, opts...); err != nil {
 		return "", r.Auth.Scrub(err)
 	}
-	return dg, nil
+	return dg.String(), nil
 }
 
 // list reads the bundles among d's referrers (the API, or the fallback tag), oldest first.

@@ -2,7 +2,6 @@ package keyless
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -99,8 +98,7 @@ func (c *Checker) Collect(ctx context.Context, image string, r evidence.Remote) 
 			f.Signed, f.SignedBy = true, who
 			continue
 		}
-		sum := sha256.Sum256(s.bundle)
-		a.Envelope = "sha256:" + hex.EncodeToString(sum[:])
+		a.Envelope = evidence.EnvelopeID(s.bundle)
 		f.Attestations[a.PredicateType] = a // oldest first: the newest wins
 	}
 	return f, nil
