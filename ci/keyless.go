@@ -42,13 +42,8 @@ func (m *Wanderlust) keylessSigner(ctx context.Context) (*programSigner, error) 
 	if m.SigningKey != nil {
 		return nil, errors.New("--keyless and --signing-key: sign one way")
 	}
-	switch {
-	case m.OidcToken != nil:
-	case m.OidcRequestURL != nil && m.OidcRequestToken != nil:
-	case m.OidcRequestURL != nil || m.OidcRequestToken != nil:
-		return nil, errors.New("--oidc-request-url and --oidc-request-token go together (GitHub Actions: env:ACTIONS_ID_TOKEN_REQUEST_URL and env:ACTIONS_ID_TOKEN_REQUEST_TOKEN)")
-	default:
-		return nil, errors.New("--keyless needs an identity token: --oidc-token, or on GitHub Actions --oidc-request-url and --oidc-request-token (the job needs permissions: id-token: write)")
+	if err := evidence.CheckTokenSource(m.OidcToken != nil, m.OidcRequestURL != nil, m.OidcRequestToken != nil); err != nil {
+		return nil, err
 	}
 	k, err := m.keylessSettings(ctx)
 	if err != nil {

@@ -42,6 +42,19 @@ func (i Identity) Required() string {
 	return pick(i.Subject, i.SubjectRegexp) + " issued by " + pick(i.Issuer, i.IssuerRegexp)
 }
 
+// CheckTokenSource checks that keyless signing can have an identity token (nothing is asked for):
+// given (--oidc-token), or requested from GitHub Actions with --oidc-request-url and
+// --oidc-request-token together. The arguments say which are set; module and program check alike.
+func CheckTokenSource(token, requestURL, requestToken bool) error {
+	switch {
+	case token, requestURL && requestToken:
+		return nil
+	case requestURL || requestToken:
+		return errors.New("evidence: --oidc-request-url and --oidc-request-token go together (GitHub Actions: env:ACTIONS_ID_TOKEN_REQUEST_URL and env:ACTIONS_ID_TOKEN_REQUEST_TOKEN)")
+	}
+	return errors.New("evidence: --keyless needs an identity token: --oidc-token, or on GitHub Actions --oidc-request-url and --oidc-request-token (the job needs `permissions: id-token: write`)")
+}
+
 // CheckServices checks keyless signing's Fulcio, Rekor and timestamp authority URLs (empty: the
 // default) as CheckServiceURL does, naming the flag of a bad one.
 func CheckServices(fulcio, rekor, tsa string) error {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"wanderlust.dev/pipeline/ci/stages/evidence"
 )
 
 // Audience is the audience Fulcio accepts in identity tokens.
@@ -26,18 +28,13 @@ type TokenSource struct {
 
 // Check says whether a token can be had, without asking for it.
 func (s TokenSource) Check() error {
-	switch {
-	case s.Token != "":
-		return nil
-	case s.RequestURL != "" && s.RequestToken != "":
-		if u, err := url.Parse(s.RequestURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return errors.New("keyless: --oidc-request-url is not an http(s) URL (not shown)")
-		}
-		return nil
-	case s.RequestURL != "" || s.RequestToken != "":
-		return errors.New("keyless: --oidc-request-url and --oidc-request-token go together (GitHub Actions: ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN)")
+	if err := evidence.CheckTokenSource(s.Token != "", s.RequestURL != "", s.RequestToken != ""); err != nil || s.Token != "" {
+		return err
 	}
-	return errors.New("keyless: no identity token: give --oidc-token, or on GitHub Actions --oidc-request-url and --oidc-request-token (the job needs `permissions: id-token: write`)")
+	if u, err := url.Parse(s.RequestURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("keyless: --oidc-request-url is not an http(s) URL (not shown)")
+	}
+	return nil
 }
 
 // Get returns the token, requesting one for the audience "sigstore" when not given. Errors never
