@@ -91,7 +91,7 @@ func BenchmarkEvidence(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := evidence.Attach(ctx, ref, signer, []evidence.Statement{st1, st2, st3}, evidence.Remote{}); err != nil {
+			if _, err := signer.Attach(ctx, ref, []evidence.Statement{st1, st2, st3}, evidence.Remote{}); err != nil {
 				b.Fatal(err)
 			}
 		}

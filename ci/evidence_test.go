@@ -101,7 +101,7 @@ func TestPublishWithASigningKeyProvesEachImage(t *testing.T) {
 				t.Fatalf("cosign %v %s: %v\n%s", args, ref, err, o)
 			}
 		}
-		f, err := evidence.Collect(context.Background(), ref, ver, evidence.Remote{})
+		f, err := ver.Collect(context.Background(), ref, evidence.Remote{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,10 +111,10 @@ func TestSBOMAttestationRoundTripsAndValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := evidence.Attach(context.Background(), ref.String(), keys.Signer, []evidence.Statement{st}, evidence.Remote{}); err != nil {
+	if _, err := keys.Signer.Attach(context.Background(), ref.String(), []evidence.Statement{st}, evidence.Remote{}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := evidence.Collect(context.Background(), ref.String(), keys.Verifier, evidence.Remote{})
+	f, err := keys.Verifier.Collect(context.Background(), ref.String(), evidence.Remote{})
 	if err != nil {
 		t.Fatal(err)
 	}

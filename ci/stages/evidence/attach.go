@@ -39,14 +39,10 @@ type Attacher interface {
 	Attach(ctx context.Context, image string, statements []Statement, r Remote) (*Attached, error)
 }
 
-// Attach is Attach with this key.
+// Attach signs the image digest and each statement with the key and stores them in cosign's tags
+// next to the image. The image must exist at that digest. Signing again what is already stored adds
+// nothing.
 func (s *Signer) Attach(ctx context.Context, image string, statements []Statement, r Remote) (*Attached, error) {
-	return Attach(ctx, image, s, statements, r)
-}
-
-// Attach signs the image digest and each statement with s and stores them in cosign's tags next to
-// the image. The image must exist at that digest. Signing again what is already stored adds nothing.
-func Attach(ctx context.Context, image string, s *Signer, statements []Statement, r Remote) (*Attached, error) {
 	d, err := r.Existing(ctx, image)
 	if err != nil {
 		return nil, err

@@ -92,7 +92,7 @@ func TestCosignVerifiesOurSignatureAndAttestations(t *testing.T) {
 		t.Run(map[bool]string{false: "tags-only registry", true: "referrers registry"}[referrers], func(t *testing.T) {
 			host := startRegistry(t, referrers)
 			image := pushImage(t, host, "wanderlust-backend")
-			att, err := evidence.Attach(context.Background(), image, signer, statements(t, image, testCommit, nil), evidence.Remote{})
+			att, err := signer.Attach(context.Background(), image, statements(t, image, testCommit, nil), evidence.Remote{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +155,7 @@ func TestOurVerifierReadsWhatCosignSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := evidence.Collect(context.Background(), image, ver, evidence.Remote{})
+	f, err := ver.Collect(context.Background(), image, evidence.Remote{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,22 +45,22 @@ func TestTamperedEvidenceIsRefused(t *testing.T) {
 	}{
 		{"re-tagged unsigned image", func(string) {}, "signature:", "none stored", []string{"verify"}},
 		{"signature by another key", func(image string) {
-			if _, err := evidence.Attach(ctx, image, otherSigner, statements(t, image, testCommit, nil), evidence.Remote{}); err != nil {
+			if _, err := otherSigner.Attach(ctx, image, statements(t, image, testCommit, nil), evidence.Remote{}); err != nil {
 				t.Fatal(err)
 			}
 		}, "signature:", "none valid for key", []string{"verify"}},
 		{"provenance for another commit", func(image string) {
-			if _, err := evidence.Attach(ctx, image, signer, statements(t, image, strings.Repeat("f", 40), nil), evidence.Remote{}); err != nil {
+			if _, err := signer.Attach(ctx, image, statements(t, image, strings.Repeat("f", 40), nil), evidence.Remote{}); err != nil {
 				t.Fatal(err)
 			}
 		}, "provenance:", "built from commit ffff", nil},
 		{"failing scan verdict", func(image string) {
-			if _, err := evidence.Attach(ctx, image, signer, statements(t, image, testCommit, high), evidence.Remote{}); err != nil {
+			if _, err := signer.Attach(ctx, image, statements(t, image, testCommit, high), evidence.Remote{}); err != nil {
 				t.Fatal(err)
 			}
 		}, "scan-verdict:", "CVE-2099-0002", nil},
 		{"missing SBOM", func(image string) {
-			if _, err := evidence.Attach(ctx, image, signer, statements(t, image, testCommit, nil)[1:], evidence.Remote{}); err != nil {
+			if _, err := signer.Attach(ctx, image, statements(t, image, testCommit, nil)[1:], evidence.Remote{}); err != nil {
 				t.Fatal(err)
 			}
 		}, "sbom:", "no CycloneDX attestation", []string{"verify-attestation", "--type", "cyclonedx"}},

@@ -38,12 +38,6 @@ type Attestation struct {
 	Predicate     json.RawMessage // the statement's predicate
 }
 
-// Collect reads the image's signatures and attestations from the registry and keeps those that the
-// key verifies and that are about this digest. A missing tag is no error: nothing was found.
-func Collect(ctx context.Context, image string, v *Verifier, r Remote) (*Found, error) {
-	return v.Collect(ctx, image, r)
-}
-
 // Signer is "key <key ID>".
 func (v *Verifier) Signer() string { return "key " + v.KeyID }
 
