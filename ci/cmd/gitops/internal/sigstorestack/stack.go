@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,8 +119,10 @@ func Start(t testing.TB) *Stack {
 	write(t, s.dir, "fulcio.yaml", fulcioConfig(s.Issuer))
 	fport, fgrpc, fmetrics := freePort(t), freePort(t), freePort(t)
 	s.FulcioURL = fmt.Sprintf("http://127.0.0.1:%d", fport)
+	// Loopback only, and a legacy gRPC socket of its own (the default is one abstract socket name
+	// for every Fulcio on the machine).
 	start(t, s.dir, "fulcio", filepath.Join(bin, "fulcio"), "serve", "--host=127.0.0.1", fmt.Sprintf("--port=%d", fport),
-		fmt.Sprintf("--grpc-port=%d", fgrpc), fmt.Sprintf("--metrics-port=%d", fmetrics), "--ca=fileca",
+		"--grpc-host=127.0.0.1", fmt.Sprintf("--grpc-port=%d", fgrpc), "--legacy-unix-domain-socket=@wanderlust-fulcio-"+randHex(8), fmt.Sprintf("--metrics-port=%d", fmetrics), "--ca=fileca",
 		"--fileca-cert="+filepath.Join(s.dir, "ca.pem"), "--fileca-key="+filepath.Join(s.dir, "ca.key"), "--fileca-key-passwd=unused",
 		"--ct-log-url=", "--config-path="+filepath.Join(s.dir, "fulcio.yaml"))
 
@@ -137,7 +140,8 @@ func Start(t testing.TB) *Stack {
 		"--hostname=127.0.0.1", "--storage-dir="+filepath.Join(s.dir, "rekor-log"), "--signer-filepath="+filepath.Join(s.dir, "rekor.key"),
 		"--checkpoint-interval=100ms", "--batch-max-age=50ms")
 
-	// The timestamp authority, with its in-memory signer.
+	// The timestamp authority, with its in-memory signer; one at a time on the machine.
+	lockTSA(t)
 	tport := freePort(t)
 	tsaBase := fmt.Sprintf("http://127.0.0.1:%d", tport)
 	s.TSAURL = tsaBase + "/api/v1/timestamp"
@@ -345,6 +349,27 @@ func selfSignedCA(t testing.TB, cn string) (*x509.Certificate, crypto.Signer) {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return cert, key
+}
+
+// lockTSA holds, until the test ends, the lock that lets one local timestamp authority run at a
+// time on this machine: timestamp-server v2.1.3 serves its metrics on :2112, which no flag moves,
+// so a second stack (another test package run at the same time) would end at start ("bind:
+// address already in use"). Called before the server starts, so that its cleanup stops the server
+// before the lock is released.
+func lockTSA(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "wanderlust-sigstore-tsa.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing the file releases the lock
+	deadline := time.Now().Add(10 * time.Minute)
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("another local Sigstore has held %s for 10 minutes", f.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func start(t testing.TB, dir, name, bin string, args ...string) {
